@@ -1,0 +1,156 @@
+# deediff: build, test, benchmark and reproduce.
+#
+#   make            the deediff binary (CPU always; CUDA too when nvcc is found)
+#   make test       installs missing Debian packages, then runs the unit and
+#                   golden tests, the same tests under ASan+UBSan, and a
+#                   bounded fuzz run of the file parsers
+#   make bench      performance ratios (ours vs OpenBLAS sgemm and vs PyTorch)
+#   make fixtures   regenerates tests/fixtures with tests/reference/ (PyTorch)
+#   make gpu-check  on a CUDA machine: CUDA kernels vs the CPU reference
+#
+# Variables: BUILD (output folder, default build), CUDA=0 (skip CUDA even
+# when nvcc exists), SAN=1 (sanitizer build), CC, NVCC.
+
+BUILD ?= build
+CC ?= cc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+OPT ?= -O3 -march=native
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
+              -fopenmp -MMD -MP -I. -I/usr/include/x86_64-linux-gnu
+OPENBLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
+LDLIBS = -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -llapacke \
+         -lsqlite3 -lcjson -lpng -ljpeg -lzip -lz -lm -fopenmp
+
+ifeq ($(SAN),1)
+OPT = -O1 -g -fno-omit-frame-pointer
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+CFLAGS = $(CFLAGS_BASE) $(OPT) $(SANFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS += $(SANFLAGS)
+
+# ---- CUDA: found or skipped -------------------------------------------------
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA ?= 1
+ifeq ($(CUDA),1)
+ifneq ($(NVCC),)
+ifneq ($(SAN),1)
+HAVE_CUDA = 1
+endif
+endif
+endif
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80
+ifeq ($(HAVE_CUDA),1)
+CFLAGS += -DDEEDIFF_CUDA
+NVCCFLAGS = -O3 -std=c++17 $(CUDA_ARCH) -DDEEDIFF_CUDA -I. -Xcompiler -fPIC,-Wall
+CUDA_SRC = $(wildcard kernels/cuda/*.cu)
+CUDA_OBJ = $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstdc++
+endif
+
+# ---- sources ----------------------------------------------------------------
+LIB_SRC = $(wildcard kernels/*.c kernels/cpu/*.c model/*.c baselines/*.c) \
+          $(filter-out harness/main.c,$(wildcard harness/*.c))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
+TEST_SRC = $(wildcard tests/test_*.c tests/support/*.c)
+TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+# files whose loops need -ffast-math style vectorisation of libm calls; keep
+# the list short: fast-math assumes no NaN, so no NaN check may live there
+FAST_MATH_SRC = $(wildcard kernels/cpu/*_vecmath.c)
+$(FAST_MATH_SRC:%.c=$(BUILD)/obj/%.o): EXTRA_CFLAGS += -ffast-math
+
+all: $(BUILD)/deediff
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/libdeediff.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/deediff: $(BUILD)/obj/harness/main.o $(BUILD)/libdeediff.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/deediff-tests: $(TEST_OBJ) $(BUILD)/libdeediff.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+# ---- Debian packages ----------------------------------------------------------
+DEBIAN_PACKAGES = gcc make libopenblas-openmp-dev liblapacke-dev libsqlite3-dev \
+  libcjson-dev libpng-dev libjpeg-dev libzip-dev zlib1g-dev gnuplot-nox \
+  libcriterion-dev dataset-fashion-mnist clang libclang-rt-14-dev pkg-config
+PYTORCH_PACKAGES = python3-torch python3-numpy
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing" $$missing; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEBIAN_PACKAGES))
+
+deps-pytorch:
+	$(call apt_install,$(PYTORCH_PACKAGES))
+
+# ---- tests ----------------------------------------------------------------------
+FUZZ_TIME ?= 30
+FUZZ_SRC = kernels/errors.c kernels/tensor.c model/safetensors.c model/uvit_config.c
+
+test: deps
+	$(MAKE) --no-print-directory $(BUILD)/deediff $(BUILD)/deediff-tests
+	DEEDIFF=$(BUILD)/deediff $(BUILD)/deediff-tests -j2
+	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory fuzz
+
+test-asan:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 $(BUILD)/asan/deediff $(BUILD)/asan/deediff-tests
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  DEEDIFF=$(BUILD)/asan/deediff $(BUILD)/asan/deediff-tests -j2
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -I/usr/include/x86_64-linux-gnu \
+	  -fsanitize=fuzzer,address,undefined -o $@ $^ -lcjson -lm
+
+FUZZERS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$f; \
+	  echo "fuzz: $$f for $(FUZZ_TIME) s"; \
+	  $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 \
+	    $(BUILD)/fuzz/corpus-$$f tests/fuzz/seeds/$$f 2>$(BUILD)/fuzz/$$f.log \
+	    || { tail -40 $(BUILD)/fuzz/$$f.log; exit 1; }; \
+	  tail -1 $(BUILD)/fuzz/$$f.log; \
+	done
+
+fixtures: deps-pytorch
+	/usr/bin/python3 tests/reference/make_fixtures.py tests/fixtures
+
+# ---- benchmarks -------------------------------------------------------------------
+bench: deps deps-pytorch $(BUILD)/deediff
+	DEEDIFF=$(BUILD)/deediff /bin/sh harness/bench.sh
+
+# ---- GPU check (run on a CUDA machine) ------------------------------------------
+gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests
+	nvidia-smi -L || true
+	$(BUILD)/deediff-tests --filter 'cuda/*'
+	$(BUILD)/deediff bench-ops --backend cuda
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

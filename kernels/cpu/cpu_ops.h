@@ -1,0 +1,60 @@
+/*
+ * cpu_ops.h: the CPU fp32 reference backend's kernels (internal).
+ *
+ * Each function implements the op of the same name in kernels/ops.h, after
+ * kernels/ops.c has checked shapes; every tensor here is F32 except ids (I64).
+ * Parallel over rows with OpenMP; GEMMs through OpenBLAS (cblas_sgemm).
+ */
+#ifndef DEEDIFF_CPU_OPS_H
+#define DEEDIFF_CPU_OPS_H
+
+#include "../ops.h"
+
+void cpu_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b);
+void cpu_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                         Tensor dout, Tensor in, Tensor w);
+void cpu_layernorm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd,
+                           Tensor in, Tensor w, Tensor b, float eps);
+void cpu_layernorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                            Tensor dout, Tensor in, Tensor w, Tensor mean,
+                            Tensor rstd);
+void cpu_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv,
+                           int heads);
+void cpu_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
+                            Tensor qkv, Tensor probs, int heads);
+void cpu_gelu_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+void cpu_silu_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+void cpu_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
+void cpu_accumulate(Ctx *ctx, Tensor dst, Tensor src);
+void cpu_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row);
+void cpu_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout);
+void cpu_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
+void cpu_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout);
+void cpu_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at);
+void cpu_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at);
+void cpu_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at);
+void cpu_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at);
+void cpu_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                        Conv2dParams p);
+void cpu_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                         Tensor dout, Tensor in, Tensor w, Conv2dParams p);
+void cpu_patchify_forward(Ctx *ctx, Tensor tokens, Tensor img, int p,
+                          PatchLayout layout);
+void cpu_patchify_backward(Ctx *ctx, Tensor dimg, Tensor dtokens, int p,
+                           PatchLayout layout);
+void cpu_unpatchify_forward(Ctx *ctx, Tensor img, Tensor tokens, int p,
+                            PatchLayout layout);
+void cpu_unpatchify_backward(Ctx *ctx, Tensor dtokens, Tensor dimg, int p,
+                             PatchLayout layout);
+void cpu_timestep_embedding_forward(Ctx *ctx, Tensor out, Tensor t);
+void cpu_timestep_embedding_backward(Ctx *ctx, Tensor dt, Tensor dout,
+                                     Tensor t);
+void cpu_embedding_forward(Ctx *ctx, Tensor out, Tensor ids, Tensor table);
+void cpu_embedding_backward(Ctx *ctx, Tensor dtable, Tensor dout, Tensor ids);
+float cpu_mse_forward(Ctx *ctx, Tensor pred, Tensor target);
+void cpu_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target,
+                      float dloss);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * cpu_table.c: the CPU backend's memory functions and its op table.
+ */
+#include <string.h>
+
+#include "../errors.h"
+#include "../op_table.h"
+#include "cpu_ops.h"
+
+static void *cpu_alloc(Ctx *ctx, size_t n)
+{
+    (void)ctx;
+    /* 64-byte alignment for AVX loads and to keep rows off shared lines */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0)
+        FATAL("out of host memory allocating %zu bytes", n);
+    return p;
+}
+static void cpu_free(Ctx *ctx, void *p) { (void)ctx; free(p); }
+static void cpu_copy(Ctx *ctx, void *dst, const void *src, size_t n)
+{
+    (void)ctx;
+    if (n) memmove(dst, src, n);
+}
+static void cpu_zero(Ctx *ctx, void *p, size_t n) { (void)ctx; if (n) memset(p, 0, n); }
+static void cpu_sync(Ctx *ctx) { (void)ctx; }
+static void cpu_destroy(Ctx *ctx) { (void)ctx; }
+
+const OpTable cpu_op_table = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .destroy = cpu_destroy,
+    .linear_forward = cpu_linear_forward,
+    .linear_backward = cpu_linear_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .silu_forward = cpu_silu_forward,
+    .silu_backward = cpu_silu_backward,
+    .add_forward = cpu_add_forward,
+    .accumulate = cpu_accumulate,
+    .add_bcast_forward = cpu_add_bcast_forward,
+    .add_bcast_backward = cpu_add_bcast_backward,
+    .concat_forward = cpu_concat_forward,
+    .concat_backward = cpu_concat_backward,
+    .token_slice_forward = cpu_token_slice_forward,
+    .token_slice_backward = cpu_token_slice_backward,
+    .token_place_forward = cpu_token_place_forward,
+    .token_place_backward = cpu_token_place_backward,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward = cpu_conv2d_backward,
+    .patchify_forward = cpu_patchify_forward,
+    .patchify_backward = cpu_patchify_backward,
+    .unpatchify_forward = cpu_unpatchify_forward,
+    .unpatchify_backward = cpu_unpatchify_backward,
+    .timestep_embedding_forward = cpu_timestep_embedding_forward,
+    .timestep_embedding_backward = cpu_timestep_embedding_backward,
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .mse_forward = cpu_mse_forward,
+    .mse_backward = cpu_mse_backward,
+};

@@ -1,0 +1,68 @@
+/*
+ * op_table.h: what a backend implements (internal to kernels/).
+ *
+ * kernels/ops.c checks shapes and dtypes, then calls the context's table.
+ * A backend fills every entry it supports; a NULL entry makes the op abort
+ * with "op X is not implemented on backend Y". Signatures mirror ops.h.
+ */
+#ifndef DEEDIFF_OP_TABLE_H
+#define DEEDIFF_OP_TABLE_H
+
+#include "ops.h"
+
+struct OpTable {
+    const char *name;
+    /* memory */
+    void *(*alloc)(Ctx *, size_t);
+    void (*free)(Ctx *, void *);
+    void (*upload)(Ctx *, void *, const void *, size_t);
+    void (*download)(Ctx *, void *, const void *, size_t);
+    void (*copy)(Ctx *, void *, const void *, size_t);
+    void (*zero)(Ctx *, void *, size_t);
+    void (*sync)(Ctx *);
+    void (*destroy)(Ctx *);
+    /* ops */
+    void (*linear_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor);
+    void (*linear_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+    void (*layernorm_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float);
+    void (*layernorm_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+    void (*attention_forward)(Ctx *, Tensor, Tensor, Tensor, int);
+    void (*attention_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, int);
+    void (*gelu_forward)(Ctx *, Tensor, Tensor);
+    void (*gelu_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*silu_forward)(Ctx *, Tensor, Tensor);
+    void (*silu_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*add_forward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*accumulate)(Ctx *, Tensor, Tensor);
+    void (*add_bcast_forward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*add_bcast_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*concat_forward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*concat_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*token_slice_forward)(Ctx *, Tensor, Tensor, int);
+    void (*token_slice_backward)(Ctx *, Tensor, Tensor, int);
+    void (*token_place_forward)(Ctx *, Tensor, Tensor, int);
+    void (*token_place_backward)(Ctx *, Tensor, Tensor, int);
+    void (*conv2d_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
+    void (*conv2d_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
+    void (*patchify_forward)(Ctx *, Tensor, Tensor, int, PatchLayout);
+    void (*patchify_backward)(Ctx *, Tensor, Tensor, int, PatchLayout);
+    void (*unpatchify_forward)(Ctx *, Tensor, Tensor, int, PatchLayout);
+    void (*unpatchify_backward)(Ctx *, Tensor, Tensor, int, PatchLayout);
+    void (*timestep_embedding_forward)(Ctx *, Tensor, Tensor);
+    void (*timestep_embedding_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*embedding_forward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*embedding_backward)(Ctx *, Tensor, Tensor, Tensor);
+    float (*mse_forward)(Ctx *, Tensor, Tensor);
+    void (*mse_backward)(Ctx *, Tensor, Tensor, Tensor, float);
+};
+
+/* the backends' tables */
+extern const OpTable cpu_op_table;
+#ifdef DEEDIFF_CUDA
+extern const OpTable cuda_op_table;
+/* fills ctx for device `device` (kernels/cuda/cuda_context.cu) */
+int cuda_ctx_init(Ctx *ctx, int device);
+int cuda_device_count(void);
+#endif
+
+#endif

@@ -1,0 +1,409 @@
+/*
+ * ops.c: the front door of every op. Checks shapes once for all backends,
+ * then calls the context's backend table (kernels/op_table.h).
+ *
+ * A failed check is a programming error in the caller (model code builds
+ * every view), so it aborts with the op's name and the shapes involved.
+ */
+#include <string.h>
+
+#include "errors.h"
+#include "op_table.h"
+
+/* ---- checks ---------------------------------------------------------------- */
+
+#define SHAPE(t) tensor_shape_str((t), (char[96]){0}, 96)
+
+static void need(int cond, const char *op, const char *what, Tensor a, Tensor b)
+{
+    if (!cond) FATAL("%s: %s (shapes %s and %s)", op, what, SHAPE(a), SHAPE(b));
+}
+
+static void same_shape(const char *op, Tensor a, Tensor b)
+{
+    int ok = a.ndim == b.ndim;
+    for (int i = 0; ok && i < a.ndim; i++) ok = a.shape[i] == b.shape[i];
+    need(ok, op, "shapes differ", a, b);
+}
+
+/* an optional tensor: when present it must have b's shape */
+static void same_shape_opt(const char *op, Tensor a, Tensor b)
+{
+    if (tensor_present(a)) same_shape(op, a, b);
+}
+
+static void same_numel(const char *op, Tensor a, Tensor b)
+{
+    need(tensor_numel(a) == tensor_numel(b), op, "element counts differ", a, b);
+}
+
+static void need_ndim(const char *op, Tensor t, int nd)
+{
+    if (t.ndim != nd) FATAL("%s: expected a %d-d tensor, got %s", op, nd, SHAPE(t));
+}
+
+#define CALL(fn, ...)                                                          \
+    do {                                                                       \
+        if (!ctx->ops->fn)                                                     \
+            FATAL("op " #fn " is not implemented on backend %s", ctx->ops->name); \
+        ctx->ops->fn(__VA_ARGS__);                                             \
+    } while (0)
+
+/* ---- contexts and memory ------------------------------------------------- */
+
+void ctx_init_cpu(Ctx *ctx, int threads)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->backend = BACKEND_CPU;
+    ctx->ops = &cpu_op_table;
+    ctx->act_dtype = DT_F32;
+    ctx->threads = threads;
+}
+
+int ctx_cuda_available(void)
+{
+#ifdef DEEDIFF_CUDA
+    return cuda_device_count() > 0;
+#else
+    return 0;
+#endif
+}
+
+int ctx_init_cuda(Ctx *ctx, int device)
+{
+    memset(ctx, 0, sizeof *ctx);
+#ifdef DEEDIFF_CUDA
+    return cuda_ctx_init(ctx, device);
+#else
+    (void)device;
+    return err_set("--backend cuda: this deediff was built without CUDA (no nvcc found at build time)");
+#endif
+}
+
+void ctx_destroy(Ctx *ctx)
+{
+    if (ctx->scratch) ctx->ops->free(ctx, ctx->scratch);
+    if (ctx->ops && ctx->ops->destroy) ctx->ops->destroy(ctx);
+    memset(ctx, 0, sizeof *ctx);
+}
+
+void *ctx_alloc(Ctx *ctx, size_t bytes) { return ctx->ops->alloc(ctx, bytes); }
+void ctx_free(Ctx *ctx, void *p) { if (p) ctx->ops->free(ctx, p); }
+void ctx_upload(Ctx *ctx, void *dst, const void *src, size_t n) { ctx->ops->upload(ctx, dst, src, n); }
+void ctx_download(Ctx *ctx, void *dst, const void *src, size_t n) { ctx->ops->download(ctx, dst, src, n); }
+void ctx_copy(Ctx *ctx, void *dst, const void *src, size_t n) { ctx->ops->copy(ctx, dst, src, n); }
+void ctx_zero(Ctx *ctx, Tensor t) { if (tensor_present(t)) ctx->ops->zero(ctx, t.data, tensor_bytes(t)); }
+void ctx_sync(Ctx *ctx) { ctx->ops->sync(ctx); }
+
+void *ctx_scratch(Ctx *ctx, size_t bytes)
+{
+    if (bytes > ctx->scratch_bytes) {
+        if (ctx->scratch) ctx->ops->free(ctx, ctx->scratch);
+        ctx->scratch = ctx->ops->alloc(ctx, bytes);
+        ctx->scratch_bytes = bytes;
+    }
+    return ctx->scratch;
+}
+
+/* ---- linear ------------------------------------------------------------------ */
+
+void op_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b)
+{
+    const char *op = "linear_forward";
+    need_ndim(op, w, 2);
+    need(tensor_cols(in) == w.shape[1], op, "in's last dim != w's in-features", in, w);
+    need(tensor_cols(out) == w.shape[0] && tensor_rows(out) == tensor_rows(in), op,
+         "out is not [M, N]", out, in);
+    if (tensor_present(b)) need(tensor_numel(b) == w.shape[0], op, "bias size != N", b, w);
+    CALL(linear_forward, ctx, out, in, w, b);
+}
+
+void op_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                        Tensor in, Tensor w)
+{
+    const char *op = "linear_backward";
+    need(tensor_cols(in) == w.shape[1] && tensor_cols(dout) == w.shape[0] &&
+         tensor_rows(dout) == tensor_rows(in), op, "dout/in do not fit w", dout, in);
+    same_shape_opt(op, din, in);
+    same_shape_opt(op, dw, w);
+    if (tensor_present(db)) need(tensor_numel(db) == w.shape[0], op, "db size != N", db, w);
+    CALL(linear_backward, ctx, din, dw, db, dout, in, w);
+}
+
+/* ---- layernorm --------------------------------------------------------------- */
+
+void op_layernorm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd, Tensor in,
+                          Tensor w, Tensor b, float eps)
+{
+    const char *op = "layernorm_forward";
+    same_shape(op, out, in);
+    need(tensor_numel(w) == tensor_cols(in) && tensor_numel(b) == tensor_cols(in), op,
+         "w/b size != C", w, in);
+    need(tensor_numel(mean) == tensor_rows(in) && tensor_numel(rstd) == tensor_rows(in), op,
+         "mean/rstd size != M", mean, in);
+    CALL(layernorm_forward, ctx, out, mean, rstd, in, w, b, eps);
+}
+
+void op_layernorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                           Tensor in, Tensor w, Tensor mean, Tensor rstd)
+{
+    const char *op = "layernorm_backward";
+    same_shape(op, dout, in);
+    same_shape_opt(op, din, in);
+    same_shape_opt(op, dw, w);
+    same_shape_opt(op, db, w);
+    need(tensor_numel(mean) == tensor_rows(in) && tensor_numel(rstd) == tensor_rows(in), op,
+         "mean/rstd size != M", mean, in);
+    CALL(layernorm_backward, ctx, din, dw, db, dout, in, w, mean, rstd);
+}
+
+/* ---- attention ------------------------------------------------------------- */
+
+static void check_attention(const char *op, Tensor out, Tensor probs, Tensor qkv, int heads)
+{
+    need_ndim(op, qkv, 3);
+    need_ndim(op, out, 3);
+    int64_t B = qkv.shape[0], T = qkv.shape[1], A = out.shape[2];
+    need(out.shape[0] == B && out.shape[1] == T && qkv.shape[2] == 3 * A, op,
+         "qkv is not [B, T, 3A] for out [B, T, A]", qkv, out);
+    if (heads <= 0 || A % heads) FATAL("%s: %d heads do not divide width %lld", op, heads, (long long)A);
+    if (tensor_present(probs)) {
+        need_ndim(op, probs, 4);
+        need(probs.shape[0] == B && probs.shape[1] == heads && probs.shape[2] == T &&
+             probs.shape[3] == T, op, "probs is not [B, H, T, T]", probs, qkv);
+    }
+}
+
+void op_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int heads)
+{
+    check_attention("attention_forward", out, probs, qkv, heads);
+    CALL(attention_forward, ctx, out, probs, qkv, heads);
+}
+
+void op_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
+                           Tensor probs, int heads)
+{
+    const char *op = "attention_backward";
+    if (!tensor_present(probs)) FATAL("%s: needs the probs saved by the forward pass", op);
+    check_attention(op, dout, probs, qkv, heads);
+    same_shape(op, dprobs, probs);
+    same_shape_opt(op, dqkv, qkv);
+    CALL(attention_backward, ctx, dqkv, dprobs, dout, qkv, probs, heads);
+}
+
+/* ---- elementwise ------------------------------------------------------------ */
+
+void op_gelu_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    same_numel("gelu_forward", out, in);
+    CALL(gelu_forward, ctx, out, in);
+}
+void op_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    same_numel("gelu_backward", din, in);
+    same_numel("gelu_backward", dout, in);
+    CALL(gelu_backward, ctx, din, dout, in);
+}
+void op_silu_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    same_numel("silu_forward", out, in);
+    CALL(silu_forward, ctx, out, in);
+}
+void op_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    same_numel("silu_backward", din, in);
+    same_numel("silu_backward", dout, in);
+    CALL(silu_backward, ctx, din, dout, in);
+}
+void op_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
+{
+    same_numel("add_forward", out, a);
+    same_numel("add_forward", a, b);
+    CALL(add_forward, ctx, out, a, b);
+}
+void op_accumulate(Ctx *ctx, Tensor dst, Tensor src)
+{
+    if (!tensor_present(dst)) return;
+    same_numel("accumulate", dst, src);
+    CALL(accumulate, ctx, dst, src);
+}
+void op_add_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout)
+{
+    op_accumulate(ctx, da, dout);
+    op_accumulate(ctx, db, dout);
+}
+void op_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row)
+{
+    const char *op = "add_bcast_forward";
+    same_shape(op, out, in);
+    need(in.ndim >= 1 && tensor_numel(in) % tensor_numel(row) == 0 &&
+         tensor_cols(in) == tensor_cols(row), op, "row does not tile in", in, row);
+    CALL(add_bcast_forward, ctx, out, in, row);
+}
+void op_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout)
+{
+    const char *op = "add_bcast_backward";
+    same_shape_opt(op, din, dout);
+    if (tensor_present(drow))
+        need(tensor_numel(dout) % tensor_numel(drow) == 0, op, "row does not tile dout", dout, drow);
+    CALL(add_bcast_backward, ctx, din, drow, dout);
+}
+
+/* ---- concat -------------------------------------------------------------------- */
+
+void op_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
+{
+    const char *op = "concat_forward";
+    need(tensor_rows(a) == tensor_rows(b) && tensor_rows(out) == tensor_rows(a) &&
+         tensor_cols(out) == tensor_cols(a) + tensor_cols(b), op, "out is not [M, Ca+Cb]", out, a);
+    CALL(concat_forward, ctx, out, a, b);
+}
+void op_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout)
+{
+    const char *op = "concat_backward";
+    if (tensor_present(da) && tensor_present(db))
+        need(tensor_cols(dout) == tensor_cols(da) + tensor_cols(db), op, "dout is not [M, Ca+Cb]", dout, da);
+    CALL(concat_backward, ctx, da, db, dout);
+}
+
+/* ---- token slices ------------------------------------------------------------- */
+
+static void check_slice(const char *op, Tensor part, Tensor whole, int at)
+{
+    need_ndim(op, part, 3);
+    need_ndim(op, whole, 3);
+    need(part.shape[0] == whole.shape[0] && part.shape[2] == whole.shape[2] && at >= 0 &&
+         at + part.shape[1] <= whole.shape[1], op, "slice does not fit", part, whole);
+}
+void op_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at)
+{
+    check_slice("token_slice_forward", out, in, at);
+    CALL(token_slice_forward, ctx, out, in, at);
+}
+void op_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at)
+{
+    if (!tensor_present(din)) return;
+    check_slice("token_slice_backward", dout, din, at);
+    CALL(token_slice_backward, ctx, din, dout, at);
+}
+void op_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at)
+{
+    check_slice("token_place_forward", src, seq, at);
+    CALL(token_place_forward, ctx, seq, src, at);
+}
+void op_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at)
+{
+    if (!tensor_present(dsrc)) return;
+    check_slice("token_place_backward", dsrc, dseq, at);
+    CALL(token_place_backward, ctx, dsrc, dseq, at);
+}
+
+/* ---- conv2d --------------------------------------------------------------------- */
+
+static void check_conv(const char *op, Tensor out, Tensor in, Tensor w, Conv2dParams p)
+{
+    need_ndim(op, in, 4);
+    need_ndim(op, w, 4);
+    need_ndim(op, out, 4);
+    if (p.stride_h < 1 || p.stride_w < 1 || p.pad_h < 0 || p.pad_w < 0)
+        FATAL("%s: bad stride/padding", op);
+    int64_t Ho = (in.shape[2] + 2 * p.pad_h - w.shape[2]) / p.stride_h + 1;
+    int64_t Wo = (in.shape[3] + 2 * p.pad_w - w.shape[3]) / p.stride_w + 1;
+    need(in.shape[1] == w.shape[1], op, "in channels != w's", in, w);
+    need(out.shape[0] == in.shape[0] && out.shape[1] == w.shape[0] && out.shape[2] == Ho &&
+         out.shape[3] == Wo, op, "out is not [B, Co, Ho, Wo]", out, in);
+}
+void op_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b, Conv2dParams p)
+{
+    check_conv("conv2d_forward", out, in, w, p);
+    if (tensor_present(b)) need(tensor_numel(b) == w.shape[0], "conv2d_forward", "bias size != Co", b, w);
+    CALL(conv2d_forward, ctx, out, in, w, b, p);
+}
+void op_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout, Tensor in,
+                        Tensor w, Conv2dParams p)
+{
+    check_conv("conv2d_backward", dout, in, w, p);
+    same_shape_opt("conv2d_backward", din, in);
+    same_shape_opt("conv2d_backward", dw, w);
+    CALL(conv2d_backward, ctx, din, dw, db, dout, in, w, p);
+}
+
+/* ---- patches -------------------------------------------------------------------- */
+
+static void check_patches(const char *op, Tensor tokens, Tensor img, int p)
+{
+    need_ndim(op, img, 4);
+    need_ndim(op, tokens, 3);
+    int64_t B = img.shape[0], C = img.shape[1], H = img.shape[2], W = img.shape[3];
+    need(p > 0 && H % p == 0 && W % p == 0 && tokens.shape[0] == B &&
+         tokens.shape[1] == (H / p) * (W / p) && tokens.shape[2] == C * p * p, op,
+         "tokens is not [B, (H/p)(W/p), C p p]", tokens, img);
+}
+void op_patchify_forward(Ctx *ctx, Tensor tokens, Tensor img, int p, PatchLayout l)
+{
+    check_patches("patchify_forward", tokens, img, p);
+    CALL(patchify_forward, ctx, tokens, img, p, l);
+}
+void op_patchify_backward(Ctx *ctx, Tensor dimg, Tensor dtokens, int p, PatchLayout l)
+{
+    if (!tensor_present(dimg)) return;
+    check_patches("patchify_backward", dtokens, dimg, p);
+    CALL(patchify_backward, ctx, dimg, dtokens, p, l);
+}
+void op_unpatchify_forward(Ctx *ctx, Tensor img, Tensor tokens, int p, PatchLayout l)
+{
+    check_patches("unpatchify_forward", tokens, img, p);
+    CALL(unpatchify_forward, ctx, img, tokens, p, l);
+}
+void op_unpatchify_backward(Ctx *ctx, Tensor dtokens, Tensor dimg, int p, PatchLayout l)
+{
+    if (!tensor_present(dtokens)) return;
+    check_patches("unpatchify_backward", dtokens, dimg, p);
+    CALL(unpatchify_backward, ctx, dtokens, dimg, p, l);
+}
+
+/* ---- embeddings ------------------------------------------------------------------ */
+
+void op_timestep_embedding_forward(Ctx *ctx, Tensor out, Tensor t)
+{
+    need(tensor_rows(out) == tensor_numel(t), "timestep_embedding_forward", "out is not [B, D]", out, t);
+    CALL(timestep_embedding_forward, ctx, out, t);
+}
+void op_timestep_embedding_backward(Ctx *ctx, Tensor dt, Tensor dout, Tensor t)
+{
+    if (!tensor_present(dt)) return;
+    need(tensor_rows(dout) == tensor_numel(t), "timestep_embedding_backward", "dout is not [B, D]", dout, t);
+    same_numel("timestep_embedding_backward", dt, t);
+    CALL(timestep_embedding_backward, ctx, dt, dout, t);
+}
+void op_embedding_forward(Ctx *ctx, Tensor out, Tensor ids, Tensor table)
+{
+    const char *op = "embedding_forward";
+    need(ids.dtype == DT_I64, op, "ids must be I64", ids, table);
+    need_ndim(op, table, 2);
+    need(tensor_rows(out) == tensor_numel(ids) && tensor_cols(out) == table.shape[1], op,
+         "out is not [B, D]", out, table);
+    CALL(embedding_forward, ctx, out, ids, table);
+}
+void op_embedding_backward(Ctx *ctx, Tensor dtable, Tensor dout, Tensor ids)
+{
+    if (!tensor_present(dtable)) return;
+    need(ids.dtype == DT_I64 && tensor_rows(dout) == tensor_numel(ids) &&
+         tensor_cols(dout) == tensor_cols(dtable), "embedding_backward", "shapes do not fit", dout, dtable);
+    CALL(embedding_backward, ctx, dtable, dout, ids);
+}
+
+/* ---- loss -------------------------------------------------------------------------- */
+
+float op_mse_forward(Ctx *ctx, Tensor pred, Tensor target)
+{
+    same_numel("mse_forward", pred, target);
+    if (!ctx->ops->mse_forward) FATAL("op mse_forward is not implemented on backend %s", ctx->ops->name);
+    return ctx->ops->mse_forward(ctx, pred, target);
+}
+void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target, float dloss)
+{
+    same_numel("mse_backward", pred, target);
+    same_numel("mse_backward", dpred, pred);
+    CALL(mse_backward, ctx, dpred, pred, target, dloss);
+}

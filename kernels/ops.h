@@ -1,0 +1,168 @@
+/*
+ * ops.h: the one interface between model code and numeric kernels.
+ *
+ * Every op takes a context (which backend, its streams and library handles,
+ * scratch space) and tensor views. The CPU backend (kernels/cpu/) is the fp32
+ * reference; the CUDA backend (kernels/cuda/) keeps the same contract with
+ * BF16 activations and F32 accumulation. Model code calls only these
+ * functions, so it does not change when the backend does.
+ *
+ * Conventions (read these once, they hold for every op below):
+ *   - Shapes are row-major. "[M, K]" for a linear input means any tensor whose
+ *     last dimension is K; M is the product of the leading dimensions.
+ *   - A forward op overwrites its output.
+ *   - A backward op ACCUMULATES (+=) into every gradient it is given, so
+ *     residual branches and skip connections add up naturally. Callers zero
+ *     gradient buffers once per step. Any gradient may be tensor_none() when
+ *     it is not needed (e.g. the input gradient of the first layer).
+ *   - Rows are independent everywhere (no op mixes two images), so a batch
+ *     may shrink between ops (early exit drops rows).
+ *   - Shapes are checked in kernels/ops.c once for both backends; a mismatch
+ *     is a programming error and aborts with both shapes printed.
+ */
+#ifndef DEEDIFF_OPS_H
+#define DEEDIFF_OPS_H
+
+#include "tensor.h"
+
+typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
+
+typedef struct OpTable OpTable;
+
+typedef struct Ctx {
+    Backend backend;
+    const OpTable *ops;
+    DType act_dtype;      /* activation dtype: F32 on CPU, BF16 on CUDA */
+    void *backend_state;  /* CUDA: stream, cuBLAS(Lt) handles; CPU: NULL */
+    int threads;          /* CPU threads (OpenMP and OpenBLAS) */
+    void *scratch;        /* backend memory that an op may use in a call */
+    size_t scratch_bytes;
+} Ctx;
+
+/* ---- contexts and memory ------------------------------------------------ */
+
+/* a CPU context; threads <= 0 means all cores */
+void ctx_init_cpu(Ctx *ctx, int threads);
+/* a CUDA context on device `device`; returns -1 (err_msg set) when no CUDA
+   build or no usable GPU */
+int ctx_init_cuda(Ctx *ctx, int device);
+void ctx_destroy(Ctx *ctx);
+int ctx_cuda_available(void);
+
+/* backend memory (host on CPU, device on CUDA); aborts when out of memory */
+void *ctx_alloc(Ctx *ctx, size_t bytes);
+void ctx_free(Ctx *ctx, void *p);
+/* host <-> backend copies, and a copy within the backend */
+void ctx_upload(Ctx *ctx, void *dst, const void *src_host, size_t bytes);
+void ctx_download(Ctx *ctx, void *dst_host, const void *src, size_t bytes);
+void ctx_copy(Ctx *ctx, void *dst, const void *src, size_t bytes);
+void ctx_zero(Ctx *ctx, Tensor t);
+/* waits for all queued work (no-op on CPU) */
+void ctx_sync(Ctx *ctx);
+/* scratch of at least `bytes`, valid until the next call; grows only */
+void *ctx_scratch(Ctx *ctx, size_t bytes);
+
+/* ---- linear --------------------------------------------------------------
+ * out[M,N] = in[M,K] @ w[N,K]^T + b[N]    (PyTorch nn.Linear layout)
+ * b may be tensor_none().                                                   */
+void op_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b);
+void op_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                        Tensor dout, Tensor in, Tensor w);
+
+/* ---- LayerNorm over the last dimension ----------------------------------
+ * out[M,C] = (in - mean) * rstd * w[C] + b[C]; mean[M], rstd[M] (F32) are
+ * saved for the backward pass.                                             */
+void op_layernorm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd,
+                          Tensor in, Tensor w, Tensor b, float eps);
+void op_layernorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                           Tensor dout, Tensor in, Tensor w,
+                           Tensor mean, Tensor rstd);
+
+/* ---- multi-head self-attention core (no projections, no mask) -----------
+ * qkv[B,T,3A] holds q, k, v in that order along the last axis, each split
+ * into H heads of hd = A/H (U-ViT's "B L (K H D)" layout).
+ * out[B,T,A] = softmax(q k^T * hd^-0.5) v per head, heads concatenated.
+ * probs[B,H,T,T] receives the attention weights for the backward pass; it
+ * may be tensor_none() in inference.                                       */
+void op_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv,
+                          int heads);
+/* dprobs[B,H,T,T] is scratch owned by the caller                          */
+void op_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
+                           Tensor qkv, Tensor probs, int heads);
+
+/* ---- elementwise ---------------------------------------------------------
+ * GELU is the exact form x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).          */
+void op_gelu_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+/* SiLU: x * sigmoid(x) */
+void op_silu_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+/* out = a + b, all the same shape (out may alias a or b) */
+void op_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
+void op_add_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout);
+/* dst += src, same shape */
+void op_accumulate(Ctx *ctx, Tensor dst, Tensor src);
+/* out[B,T,D] = in[B,T,D] + row[T,D] for every b (positional embedding) */
+void op_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row);
+void op_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout);
+
+/* ---- concatenation along the last dimension -----------------------------
+ * out[M, Ca+Cb] = [a[M,Ca], b[M,Cb]]                                      */
+void op_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
+void op_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout);
+
+/* ---- token slices ----------------------------------------------------------
+ * slice: out[B,n,D] = in[B, at:at+n, D]
+ * place: seq[B, at:at+n, D] = src[B,n,D] (other rows of seq untouched)
+ * Used to build U-ViT's [label, time, patches] sequence and to drop the
+ * extra tokens before decoding.                                            */
+void op_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at);
+void op_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at);
+void op_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at);
+void op_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at);
+
+/* ---- 2-D convolution (cross-correlation, as PyTorch) --------------------
+ * out[B,Co,Ho,Wo] = conv(in[B,Ci,H,W], w[Co,Ci,kh,kw]) + b[Co]
+ * Ho = (H + 2 pad_h - kh) / stride_h + 1, likewise Wo. b may be none.     */
+typedef struct { int stride_h, stride_w, pad_h, pad_w; } Conv2dParams;
+void op_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                       Conv2dParams p);
+void op_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                        Tensor dout, Tensor in, Tensor w, Conv2dParams p);
+
+/* ---- patches ---------------------------------------------------------------
+ * An image [B,C,H,W] cut into N = (H/p)(W/p) patches, row-major over the
+ * patch grid, each flattened to P = C p p values in one of two orders:
+ *   PATCH_CHW: (C, p1, p2), the order of a patch-embedding conv's weight
+ *   PATCH_HWC: (p1, p2, C), U-ViT's unpatchify order
+ * patchify:   tokens[B,N,P] <- img[B,C,H,W]
+ * unpatchify: img[B,C,H,W]  <- tokens[B,N,P]                               */
+typedef enum { PATCH_CHW = 0, PATCH_HWC = 1 } PatchLayout;
+void op_patchify_forward(Ctx *ctx, Tensor tokens, Tensor img, int p,
+                         PatchLayout layout);
+void op_patchify_backward(Ctx *ctx, Tensor dimg, Tensor dtokens, int p,
+                          PatchLayout layout);
+void op_unpatchify_forward(Ctx *ctx, Tensor img, Tensor tokens, int p,
+                           PatchLayout layout);
+void op_unpatchify_backward(Ctx *ctx, Tensor dtokens, Tensor dimg, int p,
+                            PatchLayout layout);
+
+/* ---- embeddings ------------------------------------------------------------
+ * timestep: out[B,D] = [cos(t f), sin(t f)], f_j = exp(-ln(10000) j / (D/2)),
+ * j < D/2, zero last column when D is odd; t[B] F32 may be fractional.
+ * The backward gives dt (the derivative in t), for completeness and tests.  */
+void op_timestep_embedding_forward(Ctx *ctx, Tensor out, Tensor t);
+void op_timestep_embedding_backward(Ctx *ctx, Tensor dt, Tensor dout,
+                                    Tensor t);
+/* lookup: out[B,D] = table[ids[b]]; ids[B] I64 already range-checked       */
+void op_embedding_forward(Ctx *ctx, Tensor out, Tensor ids, Tensor table);
+void op_embedding_backward(Ctx *ctx, Tensor dtable, Tensor dout, Tensor ids);
+
+/* ---- loss --------------------------------------------------------------------
+ * mean squared error over all elements; backward adds
+ * dloss * 2 (pred - target) / n into dpred.                                */
+float op_mse_forward(Ctx *ctx, Tensor pred, Tensor target);
+void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target,
+                     float dloss);
+
+#endif

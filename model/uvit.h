@@ -1,0 +1,111 @@
+/*
+ * uvit.h: the U-ViT network (baofff/U-ViT, libs/uvit.py) on the op interface.
+ *
+ * Parameters live in one backend allocation with a name table that uses the
+ * official state-dict names, so a converted official checkpoint loads
+ * unchanged and ours load in PyTorch. Activations live in a UViTActs arena
+ * sized for a maximum batch up front: no allocation inside a step.
+ *
+ * The forward pass is also available block by block (embed, block i,
+ * decode), which is what early-exit methods drive; the hidden state after
+ * every block is kept and can be read with uvit_hidden().
+ */
+#ifndef DEEDIFF_UVIT_H
+#define DEEDIFF_UVIT_H
+
+#include <stdint.h>
+
+#include "../kernels/ops.h"
+#include "safetensors.h"
+#include "uvit_config.h"
+
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t shape[4];
+    size_t offset;  /* in floats from the start of the parameter buffer */
+    size_t numel;
+} ParamInfo;
+
+/* tensor views of one transformer block's parameters */
+typedef struct {
+    int mlp_hidden, heads, attn_dim;   /* attn_dim = heads * head_dim */
+    Tensor norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b;
+    Tensor norm2_w, norm2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    Tensor skip_w, skip_b;             /* out blocks only */
+} UViTBlockParams;
+
+typedef struct {
+    UViTConfig cfg;
+    int num_params;
+    ParamInfo *params;
+    size_t total;          /* floats in the parameter buffer */
+    float *weights;        /* backend memory, F32 */
+    float *grads;          /* backend memory, F32; NULL until uvit_enable_grads */
+    /* views into weights (w) and grads (g) */
+    struct UViTViews {
+        Tensor patch_w, patch_b, time0_w, time0_b, time2_w, time2_b;
+        Tensor label_emb, pos_embed, norm_w, norm_b, dec_w, dec_b, final_w, final_b;
+        UViTBlockParams blocks[UVIT_MAX_BLOCKS];
+    } w, g;
+} UViT;
+
+/* builds the name table and allocates the weights (zeroed) */
+void uvit_create(UViT *m, Ctx *ctx, const UViTConfig *cfg);
+void uvit_destroy(UViT *m, Ctx *ctx);
+/* allocates (and zeroes) the gradient buffer */
+void uvit_enable_grads(UViT *m, Ctx *ctx);
+void uvit_zero_grads(UViT *m, Ctx *ctx);
+/* U-ViT's initialisation: trunc_normal(std .02) linear weights and pos_embed,
+   zero biases, LayerNorm (1, 0), conv/embedding PyTorch defaults; seeded */
+void uvit_init_random(UViT *m, Ctx *ctx, uint64_t seed);
+int uvit_find_param(const UViT *m, const char *name);
+
+/* loads a checkpoint: config from __metadata__["config"], then every
+   parameter by name (F32/F16/BF16), checking shapes. -1 + err_msg() */
+int uvit_load(UViT *m, Ctx *ctx, const char *path);
+/* loads weights into an already created model from an open file */
+int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st);
+/* writes config + weights (atomically); extra metadata pairs may be NULL */
+int uvit_save(const UViT *m, Ctx *ctx, const char *path, int n_meta,
+              const char *const *meta_keys, const char *const *meta_values);
+
+/* ---- activations ------------------------------------------------------------ */
+
+typedef struct UViTActs UViTActs;
+
+/* an arena for batches of up to max_batch images; with training set, every
+   intermediate needed by uvit_backward is kept and gradient buffers exist */
+UViTActs *uvit_acts_create(Ctx *ctx, const UViT *m, int max_batch, int training);
+void uvit_acts_destroy(Ctx *ctx, UViTActs *a);
+
+/* full forward: x[B,C,H,W], t[B] (the value the network sees, e.g. t*999),
+   y[B] I64 or tensor_none() when unconditional -> out[B,C,H,W] */
+void uvit_forward(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t,
+                  Tensor y, Tensor out);
+/* the hidden state [B, T, D] after block i of the last forward */
+Tensor uvit_hidden(const UViTActs *a, int block);
+/* backward of the last forward for dL/dout[B,C,H,W]; accumulates into
+   m->grads (call uvit_zero_grads first) */
+void uvit_backward(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout);
+
+/* ---- block by block ----------------------------------------------------------
+ * uvit_forward is embed; block 0..num_blocks-1; decode(last hidden).
+ * Early-exit methods run the same pieces and may decode any hidden state
+ * with their own heads.                                                    */
+void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Tensor y);
+void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int block);
+void uvit_decode(Ctx *ctx, const UViT *m, UViTActs *a, Tensor out);
+
+/* ---- cost --------------------------------------------------------------------
+ * Multiply-adds per image per forward (convention: one multiply-add = 1 MAC;
+ * GEMMs, attention scores and mixing, convolutions; elementwise ops and
+ * norms are not counted). per_block[num_blocks] may be NULL.               */
+typedef struct {
+    double embed, decode, total;
+    double per_block[UVIT_MAX_BLOCKS];
+} UViTMacs;
+void uvit_macs(const UViTConfig *c, UViTMacs *out);
+size_t uvit_param_count(const UViTConfig *c);
+
+#endif
