@@ -145,8 +145,7 @@ bench: deps deps-pytorch $(BUILD)/deediff
 # ---- GPU check (run on a CUDA machine) ------------------------------------------
 gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests
 	nvidia-smi -L || true
-	$(BUILD)/deediff-tests --filter 'cuda/*'
-	$(BUILD)/deediff bench-ops --backend cuda
+	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose
 
 clean:
 	rm -rf $(BUILD)
