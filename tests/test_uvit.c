@@ -1,0 +1,179 @@
+/*
+ * test_uvit.c: U-ViT model checks that need no fixtures: parameter counts
+ * against the official code's, multiply-adds, whole-model gradients against
+ * finite differences, block-by-block equals the full forward, batch-row
+ * independence, and the checkpoint round trip.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kernels/errors.h"
+#include "../model/uvit.h"
+#include "support/gradcheck.h"
+
+static UViTConfig config(const char *json)
+{
+    UViTConfig c;
+    cr_assert_eq(uvit_config_parse(&c, json, "test"), 0, "%s", err_msg());
+    return c;
+}
+
+Test(uvit, official_parameter_counts)
+{
+    /* measured with the official U-ViT code (REFERENCE.md section 1) */
+    UViTConfig s2 = config("{\"img_size\":32,\"patch_size\":2,\"in_chans\":3,\"embed_dim\":512,"
+                           "\"depth\":12,\"num_heads\":8}");
+    cr_expect_eq((long)(uvit_param_count(&s2) / 10000), 4426L, "U-ViT-S/2: %zu", uvit_param_count(&s2));
+    UViTConfig l2 = config("{\"img_size\":32,\"patch_size\":2,\"in_chans\":4,\"embed_dim\":1024,"
+                           "\"depth\":20,\"num_heads\":16,\"num_classes\":1001}");
+    cr_expect_eq((long)(uvit_param_count(&l2) / 10000), 28676L, "U-ViT-L/2: %zu", uvit_param_count(&l2));
+    UViTMacs macs;
+    uvit_macs(&s2, &macs);
+    cr_expect(fabs(macs.total / 1e9 - 12.2) < 0.1, "U-ViT-S/2 MACs %.3f G", macs.total / 1e9);
+}
+
+/* a tiny model with every feature, random weights, and a batch of inputs */
+typedef struct {
+    Ctx ctx;
+    UViT m;
+    UViTActs *acts;
+    float x[3 * 2 * 8 * 8], t[3], out[3 * 2 * 8 * 8], r[3 * 2 * 8 * 8];
+    int64_t y[3];
+} Tiny;
+
+static void tiny_setup(Tiny *s, const char *json, int batch)
+{
+    ctx_init_cpu(&s->ctx, 1);
+    UViTConfig c = config(json);
+    uvit_create(&s->m, &s->ctx, &c);
+    /* random everything, biases and norms included, so no gradient is trivially 0 */
+    fill_uniform(s->m.weights, (int64_t)s->m.total, -0.3f, 0.3f, 7);
+    for (int i = 0; i < s->m.num_params; i++)
+        if (strstr(s->m.params[i].name, "norm") && strstr(s->m.params[i].name, ".weight"))
+            for (size_t k = 0; k < s->m.params[i].numel; k++) s->m.weights[s->m.params[i].offset + k] += 1;
+    uvit_enable_grads(&s->m, &s->ctx);
+    s->acts = uvit_acts_create(&s->ctx, &s->m, batch, 1);
+    fill_uniform(s->x, 3 * 2 * 8 * 8, -1, 1, 11);
+    fill_uniform(s->r, 3 * 2 * 8 * 8, -1, 1, 13);
+    s->t[0] = 3.5f, s->t[1] = 500.25f, s->t[2] = 998.0f;
+    s->y[0] = 0, s->y[1] = 2, s->y[2] = 0;
+}
+
+static void tiny_teardown(Tiny *s)
+{
+    uvit_acts_destroy(&s->ctx, s->acts);
+    uvit_destroy(&s->m, &s->ctx);
+    ctx_destroy(&s->ctx);
+}
+
+static void tiny_forward(void *user)
+{
+    Tiny *s = user;
+    const UViTConfig *c = &s->m.cfg;
+    int B = 3;
+    Tensor y = c->num_classes > 0 ? tensor1(s->y, DT_I64, B) : tensor_none();
+    uvit_forward(&s->ctx, &s->m, s->acts, tensor4(s->x, DT_F32, B, 2, 8, 8),
+                 tensor1(s->t, DT_F32, B), y, tensor4(s->out, DT_F32, B, 2, 8, 8));
+}
+
+static void check_all_gradients(const char *json)
+{
+    Tiny s;
+    tiny_setup(&s, json, 3);
+    tiny_forward(&s);
+    uvit_zero_grads(&s.m, &s.ctx);
+    uvit_backward(&s.ctx, &s.m, s.acts, tensor4(s.r, DT_F32, 3, 2, 8, 8));
+    GradCheck g = {s.out, 3 * 2 * 8 * 8, s.r, tiny_forward, &s};
+    for (int i = 0; i < s.m.num_params; i++) {
+        const ParamInfo *p = &s.m.params[i];
+        double err = gradcheck_max_error(&g, s.m.weights + p->offset, (int64_t)p->numel,
+                                         s.m.grads + p->offset, 1e-2f, 6);
+        cr_expect(err < 2e-2, "%s: gradient error %g", p->name, err);
+    }
+    tiny_teardown(&s);
+}
+
+Test(uvit, gradients_unconditional_conv_pruned)
+{
+    check_all_gradients("{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":12,"
+                        "\"depth\":2,\"num_heads\":3,\"mlp_ratio\":2,\"conv\":true,"
+                        "\"block_mlp_hidden\":[24,8,24],\"block_num_heads\":[3,1,2]}");
+}
+
+Test(uvit, gradients_conditional_mlp_time)
+{
+    check_all_gradients("{\"img_size\":8,\"patch_size\":4,\"in_chans\":2,\"embed_dim\":8,"
+                        "\"depth\":2,\"num_heads\":2,\"qkv_bias\":true,\"mlp_time_embed\":true,"
+                        "\"num_classes\":3,\"conv\":false}");
+}
+
+Test(uvit, rows_are_independent_and_blocks_compose)
+{
+    Tiny s;
+    tiny_setup(&s, "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":12,\"depth\":4,"
+                   "\"num_heads\":3,\"num_classes\":3}", 3);
+    tiny_forward(&s);
+    float full[3 * 128];
+    memcpy(full, s.out, sizeof full);
+    /* image 1 alone gives the same output as inside the batch */
+    Tensor y1 = tensor1(&s.y[1], DT_I64, 1);
+    float one[128];
+    uvit_forward(&s.ctx, &s.m, s.acts, tensor4(s.x + 128, DT_F32, 1, 2, 8, 8),
+                 tensor1(&s.t[1], DT_F32, 1), y1, tensor4(one, DT_F32, 1, 2, 8, 8));
+    cr_expect(rel_l2(one, full + 128, 128) < 1e-6);
+    /* embed + blocks + decode is the full forward */
+    uvit_embed(&s.ctx, &s.m, s.acts, tensor4(s.x, DT_F32, 3, 2, 8, 8), tensor1(s.t, DT_F32, 3),
+               tensor1(s.y, DT_I64, 3));
+    for (int i = 0; i < s.m.cfg.num_blocks; i++) uvit_block(&s.ctx, &s.m, s.acts, i);
+    uvit_decode(&s.ctx, &s.m, s.acts, tensor4(s.out, DT_F32, 3, 2, 8, 8));
+    cr_expect(rel_l2(s.out, full, 3 * 128) == 0);
+    Tensor h = uvit_hidden(s.acts, 2);
+    cr_expect(h.shape[0] == 3 && h.shape[1] == 16 + 2 && h.shape[2] == 12);
+    tiny_teardown(&s);
+}
+
+Test(uvit, checkpoint_round_trip)
+{
+    Tiny s;
+    tiny_setup(&s, "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":12,\"depth\":2,"
+                   "\"num_heads\":3,\"block_mlp_hidden\":[24,8,24]}", 3);
+    char path[] = "/tmp/deediff-test-uvit-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    const char *k[] = {"note"}, *v[] = {"round trip"};
+    cr_assert_eq(uvit_save(&s.m, &s.ctx, path, 1, k, v), 0, "%s", err_msg());
+    UViT back;
+    cr_assert_eq(uvit_load(&back, &s.ctx, path), 0, "%s", err_msg());
+    cr_expect_eq(back.total, s.m.total);
+    cr_expect_eq(back.cfg.block_mlp_hidden[1], 8);
+    cr_expect(memcmp(back.weights, s.m.weights, s.m.total * sizeof(float)) == 0);
+    uvit_destroy(&back, &s.ctx);
+    unlink(path);
+    tiny_teardown(&s);
+}
+
+Test(uvit, init_is_seeded_and_follows_uvit)
+{
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 1);
+    UViTConfig c = config("{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":64,"
+                          "\"depth\":2,\"num_heads\":2}");
+    UViT a, b;
+    uvit_create(&a, &ctx, &c);
+    uvit_create(&b, &ctx, &c);
+    uvit_init_random(&a, &ctx, 5);
+    uvit_init_random(&b, &ctx, 5);
+    cr_expect(memcmp(a.weights, b.weights, a.total * sizeof(float)) == 0);
+    const ParamInfo *fc1 = &a.params[uvit_find_param(&a, "in_blocks.0.mlp.fc1.weight")];
+    double ss = 0;
+    for (size_t i = 0; i < fc1->numel; i++) ss += (double)a.weights[fc1->offset + i] * a.weights[fc1->offset + i];
+    cr_expect(fabs(sqrt(ss / fc1->numel) - 0.02) < 0.002, "fc1 std %g", sqrt(ss / fc1->numel));
+    cr_expect_eq(a.weights[a.params[uvit_find_param(&a, "norm.weight")].offset], 1.0f);
+    uvit_destroy(&a, &ctx);
+    uvit_destroy(&b, &ctx);
+    ctx_destroy(&ctx);
+}
