@@ -1,0 +1,88 @@
+/*
+ * activations.c: GELU (exact erf form) and SiLU, forward and backward.
+ *
+ *   gelu(x)  = x Phi(x),          Phi(x) = (1 + erf(x / sqrt 2)) / 2
+ *   gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+ *   silu(x)  = x s(x),            s(x) = 1 / (1 + exp(-x))
+ *   silu'(x) = s(x) (1 + x (1 - s(x)))
+ *
+ * erf and exp come from cpu_math.h, so each chunk loop vectorises (glibc's
+ * scalar erff would make GELU cost as much as the GEMMs around it).
+ * Backward passes accumulate into din.
+ */
+#include "cpu_math.h"
+#include "cpu_ops.h"
+#include "cpu_parallel.h"
+
+#define SQRT1_2 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+
+static inline float gelu_phi_cdf(float x) { return 0.5f + 0.5f * cpu_erff(x * SQRT1_2); }
+static inline float sigmoid(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
+
+static void gelu_span(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * gelu_phi_cdf(x[i]);
+}
+
+static void gelu_backward_span(float *dx, const float *dy, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        float pdf = INV_SQRT_2PI * cpu_expf(-0.5f * v * v);
+        dx[i] += dy[i] * (gelu_phi_cdf(v) + v * pdf);
+    }
+}
+
+static void silu_span(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid(x[i]);
+}
+
+static void silu_backward_span(float *dx, const float *dy, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float s = sigmoid(x[i]);
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+/* runs span(out, in) over n floats in CPU_CHUNK pieces across threads */
+typedef void (*unary_span)(float *, const float *, int64_t);
+typedef void (*backward_span)(float *, const float *, const float *, int64_t);
+
+static void run_unary(Ctx *ctx, unary_span span, Tensor out, Tensor in)
+{
+    int64_t n = tensor_numel(in);
+    float *y = tensor_f32(out);
+    const float *x = tensor_f32(in);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < cpu_chunks(n); c++) {
+        int64_t lo = c * CPU_CHUNK, len = n - lo < CPU_CHUNK ? n - lo : CPU_CHUNK;
+        span(y + lo, x + lo, len);
+    }
+}
+
+static void run_backward(Ctx *ctx, backward_span span, Tensor din, Tensor dout, Tensor in)
+{
+    if (!tensor_present(din)) return;
+    int64_t n = tensor_numel(in);
+    float *dx = tensor_f32(din);
+    const float *dy = tensor_f32(dout), *x = tensor_f32(in);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < cpu_chunks(n); c++) {
+        int64_t lo = c * CPU_CHUNK, len = n - lo < CPU_CHUNK ? n - lo : CPU_CHUNK;
+        span(dx + lo, dy + lo, x + lo, len);
+    }
+}
+
+void cpu_gelu_forward(Ctx *ctx, Tensor out, Tensor in) { run_unary(ctx, gelu_span, out, in); }
+void cpu_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    run_backward(ctx, gelu_backward_span, din, dout, in);
+}
+void cpu_silu_forward(Ctx *ctx, Tensor out, Tensor in) { run_unary(ctx, silu_span, out, in); }
+void cpu_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    run_backward(ctx, silu_backward_span, din, dout, in);
+}

@@ -1,0 +1,149 @@
+/*
+ * elementwise.c: adds, broadcast adds, concatenation and token slices.
+ *
+ * All of these move memory and do at most one add per float, so the only
+ * goals are streaming loops that vectorise and an even split across threads
+ * (contiguous blocks, so threads meet at one cache line at most). Backward
+ * passes accumulate (+=) into every gradient given; absent ones are skipped.
+ */
+#include <string.h>
+
+#include "cpu_ops.h"
+#include "cpu_parallel.h"
+
+/* dst[n] += src[n] */
+static void add_into(float *dst, const float *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+void cpu_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
+{
+    // out, a, b have n elements; out may alias a or b (each element is read
+    // before it is written, so aliasing is safe)
+    int64_t n = tensor_numel(out);
+    float *y = tensor_f32(out);
+    const float *x0 = tensor_f32(a), *x1 = tensor_f32(b);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < cpu_chunks(n); c++) {
+        int64_t lo = c * CPU_CHUNK, hi = n - lo < CPU_CHUNK ? n : lo + CPU_CHUNK;
+        for (int64_t i = lo; i < hi; i++) y[i] = x0[i] + x1[i];
+    }
+}
+
+void cpu_accumulate(Ctx *ctx, Tensor dst, Tensor src)
+{
+    int64_t n = tensor_numel(dst);
+    float *y = tensor_f32(dst);
+    const float *x = tensor_f32(src);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < cpu_chunks(n); c++) {
+        int64_t lo = c * CPU_CHUNK, len = n - lo < CPU_CHUNK ? n - lo : CPU_CHUNK;
+        add_into(y + lo, x + lo, len);
+    }
+}
+
+void cpu_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row)
+{
+    // in, out are (reps * R) floats, row is (R): out[r, j] = in[r, j] + row[j]
+    int64_t n = tensor_numel(in), R = tensor_numel(row);
+    if (n == 0) return;
+    float *y = tensor_f32(out);
+    const float *x = tensor_f32(in), *w = tensor_f32(row);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < cpu_chunks(n); c++) {
+        int64_t lo = c * CPU_CHUNK, hi = n - lo < CPU_CHUNK ? n : lo + CPU_CHUNK;
+        /* walk the chunk in pieces that do not wrap around the row */
+        for (int64_t i = lo; i < hi;) {
+            int64_t j = i % R, len = R - j < hi - i ? R - j : hi - i;
+            for (int64_t k = 0; k < len; k++) y[i + k] = x[i + k] + w[j + k];
+            i += len;
+        }
+    }
+}
+
+void cpu_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout)
+{
+    // dout is (reps * R) floats; din += dout; drow[j] += sum over r of dout[r, j]
+    int64_t n = tensor_numel(dout);
+    const float *g = tensor_f32(dout);
+    if (tensor_present(din)) cpu_accumulate(ctx, din, dout);
+    if (!tensor_present(drow) || n == 0) return;
+    int64_t R = tensor_numel(drow), reps = n / R;
+    float *dw = tensor_f32(drow);
+    /* each chunk owns a range of row columns and sums every repeat in order */
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t c = 0; c < cpu_chunks(R); c++) {
+        int64_t lo = c * CPU_CHUNK, len = R - lo < CPU_CHUNK ? R - lo : CPU_CHUNK;
+        for (int64_t r = 0; r < reps; r++) add_into(dw + lo, g + r * R + lo, len);
+    }
+}
+
+void cpu_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
+{
+    // a is (M,Ca), b is (M,Cb), out is (M,Ca+Cb)
+    int64_t M = tensor_rows(out), Ca = tensor_cols(a), Cb = tensor_cols(b), C = Ca + Cb;
+    float *y = tensor_f32(out);
+    const float *xa = tensor_f32(a), *xb = tensor_f32(b);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (M * C > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        memcpy(y + m * C, xa + m * Ca, (size_t)Ca * sizeof(float));
+        memcpy(y + m * C + Ca, xb + m * Cb, (size_t)Cb * sizeof(float));
+    }
+}
+
+void cpu_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout)
+{
+    // dout is (M,Ca+Cb); da is (M,Ca), db is (M,Cb), either may be absent
+    int64_t M = tensor_rows(dout), C = tensor_cols(dout);
+    float *ga = tensor_present(da) ? tensor_f32(da) : NULL;
+    float *gb = tensor_present(db) ? tensor_f32(db) : NULL;
+    int64_t Ca = ga ? tensor_cols(da) : C - (gb ? tensor_cols(db) : 0), Cb = C - Ca;
+    const float *g = tensor_f32(dout);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (M * C > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        if (ga) add_into(ga + m * Ca, g + m * C, Ca);
+        if (gb) add_into(gb + m * Cb, g + m * C + Ca, Cb);
+    }
+}
+
+/* the n tokens of sequence b that start at token `at`: (n*D) contiguous floats */
+static float *tokens_at(Tensor seq, int64_t b, int at)
+{
+    int64_t T = seq.shape[1], D = seq.shape[2];
+    return tensor_f32(seq) + (b * T + at) * D;
+}
+
+void cpu_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at)
+{
+    // in is (B,T,D), out is (B,n,D): out[b] = in[b, at:at+n]
+    int64_t B = out.shape[0], len = out.shape[1] * out.shape[2];
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * len > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        memcpy(tensor_f32(out) + b * len, tokens_at(in, b, at), (size_t)len * sizeof(float));
+}
+
+void cpu_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at)
+{
+    // dout is (B,n,D), din is (B,T,D): din[b, at:at+n] += dout[b]
+    int64_t B = dout.shape[0], len = dout.shape[1] * dout.shape[2];
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * len > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t b = 0; b < B; b++) add_into(tokens_at(din, b, at), tensor_f32(dout) + b * len, len);
+}
+
+void cpu_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at)
+{
+    // src is (B,n,D), seq is (B,T,D): seq[b, at:at+n] = src[b]
+    int64_t B = src.shape[0], len = src.shape[1] * src.shape[2];
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * len > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        memcpy(tokens_at(seq, b, at), tensor_f32(src) + b * len, (size_t)len * sizeof(float));
+}
+
+void cpu_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at)
+{
+    // dseq is (B,T,D), dsrc is (B,n,D): dsrc[b] += dseq[b, at:at+n]
+    int64_t B = dsrc.shape[0], len = dsrc.shape[1] * dsrc.shape[2];
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * len > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t b = 0; b < B; b++) add_into(tensor_f32(dsrc) + b * len, tokens_at(dseq, b, at), len);
+}

@@ -1,0 +1,70 @@
+/*
+ * linear.c: out = in @ w^T + b and its backward, through OpenBLAS sgemm.
+ *
+ * The bias is fused for free: out is filled with b row by row and sgemm
+ * accumulates onto it (beta = 1), which costs no more than beta = 0 (OpenBLAS
+ * zeroes C first then). The backward accumulates into every gradient given:
+ *   din[M,K] += dout[M,N] @ w[N,K]
+ *   dw[N,K]  += dout^T @ in[M,K]
+ *   db[N]    += column sums of dout
+ * sgemm is called outside any parallel region, so OpenBLAS uses all threads.
+ */
+#include <cblas.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+#include "cpu_parallel.h"
+
+/* columns of dout summed by one task of the db reduction (4 cache lines) */
+#define DB_COLS 64
+
+void cpu_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b)
+{
+    // in is (M,K), w is (N,K), b is (N) or none, out is (M,N)
+    int64_t M = tensor_rows(in), K = tensor_cols(in), N = w.shape[0];
+    float *o = tensor_f32(out);
+    float beta = 0.0f;
+    if (tensor_present(b)) {
+        const float *bias = tensor_f32(b);
+        #pragma omp parallel for num_threads(cpu_threads(ctx)) if (M * N > CPU_PARALLEL_MIN) schedule(static)
+        for (int64_t m = 0; m < M; m++) memcpy(o + m * N, bias, (size_t)N * sizeof(float));
+        beta = 1.0f;
+    }
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f,
+                tensor_f32(in), (int)K, tensor_f32(w), (int)K, beta, o, (int)N);
+}
+
+/* db[N] += sum over rows of dout[M,N]; each task owns DB_COLS columns and
+   walks every row, so no two threads write one line and the sum order is
+   fixed (deterministic for any thread count) */
+static void bias_grad(Ctx *ctx, float *db, const float *dout, int64_t M, int64_t N)
+{
+    int64_t tasks = (N + DB_COLS - 1) / DB_COLS;
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (M * N > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t task = 0; task < tasks; task++) {
+        int64_t c0 = task * DB_COLS, nc = N - c0 < DB_COLS ? N - c0 : DB_COLS;
+        float acc[DB_COLS] = {0};
+        for (int64_t m = 0; m < M; m++) {
+            const float *row = dout + m * N + c0;
+            for (int64_t c = 0; c < nc; c++) acc[c] += row[c];
+        }
+        for (int64_t c = 0; c < nc; c++) db[c0 + c] += acc[c];
+    }
+}
+
+void cpu_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout, Tensor in,
+                         Tensor w)
+{
+    // dout is (M,N), in is (M,K), w is (N,K); din (M,K), dw (N,K), db (N) optional
+    int64_t M = tensor_rows(in), K = tensor_cols(in), N = w.shape[0];
+    if (M == 0) return;
+    const float *g = tensor_f32(dout);
+    if (tensor_present(din) && K > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)K, (int)N, 1.0f,
+                    g, (int)N, tensor_f32(w), (int)K, 1.0f, tensor_f32(din), (int)K);
+    if (tensor_present(dw) && K > 0 && N > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)K, (int)M, 1.0f,
+                    g, (int)N, tensor_f32(in), (int)K, 1.0f, tensor_f32(dw), (int)K);
+    if (tensor_present(db)) bias_grad(ctx, tensor_f32(db), g, M, N);
+}
