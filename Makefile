@@ -140,12 +140,25 @@ fixtures: deps-pytorch
 
 # ---- benchmarks -------------------------------------------------------------------
 bench: deps deps-pytorch $(BUILD)/deediff
-	DEEDIFF=$(BUILD)/deediff /bin/sh harness/bench.sh
+	$(BUILD)/deediff bench
 
 # ---- GPU check (run on a CUDA machine) ------------------------------------------
-gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests
+# the CUDA ops against the CPU reference (errors logged), then how close they
+# come to the card's ceilings (tests/cuda_bench/bench_cuda_ops.c)
+ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
+ifneq ($(HAVE_CUDA),1)
+$(error gpu-check: this build has no CUDA (nvcc not found, CUDA=0 or SAN=1))
+endif
+endif
+$(BUILD)/obj/tests/cuda_bench/%.o: EXTRA_CFLAGS += -I$(CUDA_HOME)/include
+
+$(BUILD)/bench_cuda_ops: $(BUILD)/obj/tests/cuda_bench/bench_cuda_ops.o $(BUILD)/libdeediff.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 	nvidia-smi -L || true
-	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose
+	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose -j4
+	$(BUILD)/bench_cuda_ops
 
 clean:
 	rm -rf $(BUILD)

@@ -6,9 +6,17 @@
 
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_fid(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_bench_frechet(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
     {"info", "show a model's configuration, parameter count and multiply-adds", cmd_info},
+    {"bench", "performance as ratios to OpenBLAS sgemm and to PyTorch, one run", cmd_bench},
+    {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},
+    {"stats", "feature statistics (mu, sigma) of features, written as a pytorch-fid .npz", cmd_stats},
+    {"bench-frechet", "time the Frechet distance against a general sqrtm at dim 2048", cmd_bench_frechet},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

@@ -325,6 +325,7 @@ void op_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
     check_conv("conv2d_backward", dout, in, w, p);
     same_shape_opt("conv2d_backward", din, in);
     same_shape_opt("conv2d_backward", dw, w);
+    if (tensor_present(db)) need(tensor_numel(db) == w.shape[0], "conv2d_backward", "db size != Co", db, w);
     CALL(conv2d_backward, ctx, din, dw, db, dout, in, w, p);
 }
 
