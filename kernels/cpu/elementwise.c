@@ -14,6 +14,7 @@
 /* dst[n] += src[n] */
 static void add_into(float *dst, const float *src, int64_t n)
 {
+    #pragma omp simd
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
@@ -27,6 +28,7 @@ void cpu_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
     #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
     for (int64_t c = 0; c < cpu_chunks(n); c++) {
         int64_t lo = c * CPU_CHUNK, hi = n - lo < CPU_CHUNK ? n : lo + CPU_CHUNK;
+        #pragma omp simd
         for (int64_t i = lo; i < hi; i++) y[i] = x0[i] + x1[i];
     }
 }
@@ -56,6 +58,7 @@ void cpu_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row)
         /* walk the chunk in pieces that do not wrap around the row */
         for (int64_t i = lo; i < hi;) {
             int64_t j = i % R, len = R - j < hi - i ? R - j : hi - i;
+            #pragma omp simd
             for (int64_t k = 0; k < len; k++) y[i + k] = x[i + k] + w[j + k];
             i += len;
         }

@@ -30,7 +30,10 @@ void cpu_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b)
         for (int64_t m = 0; m < M; m++) memcpy(o + m * N, bias, (size_t)N * sizeof(float));
         beta = 1.0f;
     }
-    if (M == 0 || N == 0) return;
+    if (M == 0 || N == 0 || K == 0) {  /* an empty product: out is just b */
+        if (beta == 0.0f) memset(o, 0, (size_t)(M * N) * sizeof(float));
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f,
                 tensor_f32(in), (int)K, tensor_f32(w), (int)K, beta, o, (int)N);
 }
