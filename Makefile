@@ -47,7 +47,8 @@ CFLAGS += -DDEEDIFF_CUDA
 NVCCFLAGS = -O3 -std=c++17 $(CUDA_ARCH) -DDEEDIFF_CUDA -I. -Xcompiler -fPIC,-Wall
 CUDA_SRC = $(wildcard kernels/cuda/*.cu)
 CUDA_OBJ = $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstdc++
+# cuBLAS/cuBLASLt are dlopen()ed by the first CUDA context (kernels/cuda/cuda_blas.h)
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl -lstdc++
 endif
 
 # ---- sources ----------------------------------------------------------------
@@ -163,7 +164,7 @@ endif
 $(BUILD)/obj/tests/cuda_bench/%.o: EXTRA_CFLAGS += -I$(CUDA_HOME)/include
 
 $(BUILD)/bench_cuda_ops: $(BUILD)/obj/tests/cuda_bench/bench_cuda_ops.o $(BUILD)/libdeediff.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcublas
 
 gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 	nvidia-smi -L || true
