@@ -18,13 +18,13 @@
 #define SQRT1_2 0.70710678118654752f
 #define LN_SQRT_2PI 0.91893853320467274f
 
-static inline float gelu_phi_cdf(float x) { return 0.5f + 0.5f * cpu_erff(x * SQRT1_2); }
+static inline float normal_cdf(float x) { return 0.5f + 0.5f * cpu_erff(x * SQRT1_2); }
 static inline float sigmoid(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
 
 static void gelu_span(float *y, const float *x, int64_t n)
 {
     #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * gelu_phi_cdf(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * normal_cdf(x[i]);
 }
 
 static void gelu_backward_span(float *dx, const float *dy, const float *x, int64_t n)
@@ -35,7 +35,7 @@ static void gelu_backward_span(float *dx, const float *dy, const float *x, int64
         /* phi(v) = exp(-v^2/2 - ln sqrt(2 pi)): the constant inside the exp
            keeps the result a normal float (a denormal would be slow) */
         float pdf = cpu_expf(fmaf(-0.5f * v, v, -LN_SQRT_2PI));
-        dx[i] += dy[i] * (gelu_phi_cdf(v) + v * pdf);
+        dx[i] += dy[i] * (normal_cdf(v) + v * pdf);
     }
 }
 
