@@ -12,6 +12,9 @@
  *
  * DEEDIFF_CUDA_GEMM=cublas in the environment makes linear use cublasGemmEx
  * instead of cuBLASLt (to compare the two, or to rule cuBLASLt out).
+ *
+ * cuBLAS and cuBLASLt are opened here, by the first context (cuda_blas.h);
+ * a process that never asks for a GPU never loads them.
  */
 #include <string.h>
 
@@ -56,7 +59,9 @@ static void cuda_free(Ctx *ctx, void *p)
     cudaCheck(cudaFree(p));
 }
 
-/* returns once src_host may be reused (pageable memory is staged) */
+/* returns once src_host may be reused: the runtime stages pageable host
+   memory before returning (all host buffers here are pageable; pinned memory
+   would need a sync before reuse) */
 static void cuda_upload(Ctx *ctx, void *dst, const void *src_host, size_t n)
 {
     if (n) cudaCheck(cudaMemcpyAsync(dst, src_host, n, cudaMemcpyHostToDevice, cuda_stream(ctx)));
