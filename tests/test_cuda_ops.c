@@ -8,8 +8,9 @@
  * the host first, so both backends see the same numbers and the error left is
  * the GPU's BF16 rounding of its outputs (and of F32 weights in a BF16 GEMM).
  *
- * Without a CUDA build or without a GPU every test but the first skips with
- * "no CUDA device"; the first checks that asking for a GPU then fails cleanly.
+ * Without a CUDA build or without a GPU every test skips with "no CUDA
+ * device", except init_fails_cleanly_without_device, which then checks that
+ * asking for a GPU fails with a one-line message instead of crashing.
  * Run on a GPU machine with `make gpu-check`; errors are logged with --verbose.
  */
 #include <criterion/criterion.h>
