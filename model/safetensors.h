@@ -8,9 +8,11 @@
  * offsets contiguous, non-overlapping, covering the whole data buffer,
  * end - begin = numel * dtype size, no duplicate names.
  *
- * Reading: F32, F16, BF16, I64, I32. Writing: F32, I64 (and I32).
+ * Reading: F32, F16, BF16, I64, I32. Writing: any of these (the caller's
+ * bytes as they are); tensors go in name order, metadata keys sorted, the
+ * header padded with spaces to a multiple of 8 bytes.
  * Every error message starts with the file name and names the tensor or
- * field: "m.safetensors: tensor 'pos_embed': shape [1,65,128] expected [1,66,128]".
+ * field: "m.safetensors: tensor 'pos_embed': shape [1,65,128], expected [1,66,128]".
  */
 #ifndef DEEDIFF_SAFETENSORS_H
 #define DEEDIFF_SAFETENSORS_H
@@ -36,13 +38,16 @@ typedef struct {
     int count;
     StEntry *entries;
     int meta_count;
-    char **meta_keys, **meta_values;
+    char **meta_keys, **meta_values;  /* sorted by key */
+    int owned;                /* st_close frees bytes */
 } SafeTensors;
 
 /* reads and validates a whole file; -1 with err_msg() set on bad input */
 int st_open(SafeTensors *st, const char *path);
 /* validates an in-memory file; `path` only names it in errors. Takes a copy
-   of nothing: `bytes` must outlive st unless owned is true (then st frees it) */
+   of nothing: `bytes` must outlive st unless owned is true (then st frees it,
+   also when parsing fails). On failure st is left empty, and st_close on it
+   is harmless. Entries are sorted by name. */
 int st_parse(SafeTensors *st, const char *path, uint8_t *bytes, size_t size,
              int owned);
 void st_close(SafeTensors *st);
@@ -67,9 +72,11 @@ int st_read_i64(const SafeTensors *st, const char *name, int64_t *dst,
 typedef struct StWriter StWriter;
 
 StWriter *st_writer_new(void);
-/* adds a tensor; data is copied, so the caller may reuse its buffer */
+/* adds a tensor; data is copied, so the caller may reuse its buffer. A name
+   added twice is a bug (FATAL at save) */
 void st_writer_add(StWriter *w, const char *name, DType dtype, int ndim,
                    const int64_t *shape, const void *data);
+/* sets a metadata pair; the last value given for a key wins */
 void st_writer_meta(StWriter *w, const char *key, const char *value);
 /* writes atomically: path.tmp-<pid>, fsync, rename; -1 with err_msg() set
    (the destination is untouched on failure) */

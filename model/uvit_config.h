@@ -32,12 +32,20 @@ typedef struct {
 /* U-ViT's defaults, finished */
 void uvit_config_default(UViTConfig *c);
 /* parses JSON text (missing keys keep U-ViT's defaults), then validates;
-   `source` names the file in errors ("m.safetensors: config: ...") */
+   `source` names the file in errors ("m.safetensors: config: ...").
+   On failure c is left untouched. */
 int uvit_config_parse(UViTConfig *c, const char *json, const char *source);
-/* fills derived fields and checks ranges; -1 with err_msg() on bad values */
+/* fills derived fields and checks ranges; -1 with err_msg() on bad values.
+   A per-block entry of 0 takes its default; entries past num_blocks are
+   zeroed. After changing embed_dim, num_heads or mlp_ratio of a finished
+   config, zero the per-block arrays before finishing it again, or they keep
+   the old defaults (and count as pruned). */
 int uvit_config_finish(UViTConfig *c, const char *source);
-/* JSON with every key (per-block arrays only when they differ from the
-   defaults); malloc'd, caller frees */
+/* 1 when two finished configs describe the same network */
+int uvit_config_equal(const UViTConfig *a, const UViTConfig *b);
+/* JSON of a finished config with the eleven constructor keys (per-block
+   arrays only when they differ from the defaults); parsing it gives back an
+   equal config. malloc'd, caller frees */
 char *uvit_config_to_json(const UViTConfig *c);
 
 /* tokens in the sequence: (img/p)^2 patches + 1 time (+ 1 label) */
