@@ -54,6 +54,12 @@ struct OpTable {
     void (*embedding_backward)(Ctx *, Tensor, Tensor, Tensor);
     float (*mse_forward)(Ctx *, Tensor, Tensor);
     void (*mse_backward)(Ctx *, Tensor, Tensor, Tensor, float);
+    /* optimizer updates (no backward) */
+    void (*adamw_step)(Ctx *, Tensor, Tensor, Tensor, Tensor, AdamWParams);
+    void (*ema_update)(Ctx *, Tensor, Tensor, double);
+    double (*sum_squares)(Ctx *, Tensor);
+    void (*scale)(Ctx *, Tensor, float);
+    int (*has_nonfinite)(Ctx *, Tensor);
 };
 
 /* the backends' tables */

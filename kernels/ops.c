@@ -408,3 +408,44 @@ void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target, float d
     same_numel("mse_backward", dpred, pred);
     CALL(mse_backward, ctx, dpred, pred, target, dloss);
 }
+
+/* ---- optimizer updates (no backward) ----------------------------------------------- */
+
+static void need_f32(const char *op, Tensor t)
+{
+    if (t.dtype != DT_F32) FATAL("%s: expected F32, got %s %s", op, dtype_name(t.dtype), SHAPE(t));
+}
+
+void op_adamw_step(Ctx *ctx, Tensor params, Tensor grads, Tensor m, Tensor v, AdamWParams p)
+{
+    const char *op = "adamw_step";
+    need_f32(op, params); need_f32(op, grads); need_f32(op, m); need_f32(op, v);
+    same_numel(op, params, grads);
+    same_numel(op, params, m);
+    same_numel(op, params, v);
+    if (p.step < 1) FATAL("%s: step %lld, must be >= 1", op, (long long)p.step);
+    CALL(adamw_step, ctx, params, grads, m, v, p);
+}
+void op_ema_update(Ctx *ctx, Tensor ema, Tensor params, double decay)
+{
+    need_f32("ema_update", ema); need_f32("ema_update", params);
+    same_numel("ema_update", ema, params);
+    CALL(ema_update, ctx, ema, params, decay);
+}
+double op_sum_squares(Ctx *ctx, Tensor x)
+{
+    need_f32("sum_squares", x);
+    if (!ctx->ops->sum_squares) FATAL("op sum_squares is not implemented on backend %s", ctx->ops->name);
+    return ctx->ops->sum_squares(ctx, x);
+}
+void op_scale(Ctx *ctx, Tensor x, float s)
+{
+    need_f32("scale", x);
+    CALL(scale, ctx, x, s);
+}
+int op_has_nonfinite(Ctx *ctx, Tensor x)
+{
+    need_f32("has_nonfinite", x);
+    if (!ctx->ops->has_nonfinite) FATAL("op has_nonfinite is not implemented on backend %s", ctx->ops->name);
+    return ctx->ops->has_nonfinite(ctx, x);
+}

@@ -165,4 +165,36 @@ float op_mse_forward(Ctx *ctx, Tensor pred, Tensor target);
 void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target,
                      float dloss);
 
+/* ---- optimizer updates and training-step helpers ---------------------------
+ * In-place updates of flat F32 buffers (a model's whole parameter or
+ * gradient buffer, padding included: padding floats are zero in every buffer
+ * and stay zero). These are optimizer steps and reductions, not
+ * differentiable layers: they have NO backward op. All are elementwise or a
+ * reduction with a fixed summation order, so results do not depend on the
+ * thread count.
+ *
+ * AdamW is torch.optim.AdamW (single-tensor path, torch 1.13), per element:
+ *   p  = p * (1 - lr wd)                      decoupled weight decay, first
+ *   m  = beta1 m + (1 - beta1) g
+ *   v  = beta2 v + (1 - beta2) g g
+ *   p  = p - (lr / (1 - beta1^step)) m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+ * The scalars (1 - lr wd, the bias corrections, the step size) are formed in
+ * double as PyTorch's Python code does, then used as F32; `step` counts
+ * updates from 1. params, grads, m, v: F32, equal element counts.           */
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int64_t step;   /* >= 1: this update's number (bias corrections) */
+} AdamWParams;
+void op_adamw_step(Ctx *ctx, Tensor params, Tensor grads, Tensor m, Tensor v,
+                   AdamWParams p);
+/* ema = decay * ema + (1 - decay) * params, U-ViT's utils.ema():
+   ema.mul_(rate).add_((1 - rate) * src), 1 - rate formed in double          */
+void op_ema_update(Ctx *ctx, Tensor ema, Tensor params, double decay);
+/* sum of x^2 over all elements, in double (global gradient norm^2)          */
+double op_sum_squares(Ctx *ctx, Tensor x);
+/* x *= s in place (gradient clipping)                                        */
+void op_scale(Ctx *ctx, Tensor x, float s);
+/* 1 when any element of x is NaN or +-Inf, else 0                           */
+int op_has_nonfinite(Ctx *ctx, Tensor x);
+
 #endif

@@ -57,4 +57,12 @@ float cpu_mse_forward(Ctx *ctx, Tensor pred, Tensor target);
 void cpu_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target,
                       float dloss);
 
+/* optim.c: optimizer updates (no backward) */
+void cpu_adamw_step(Ctx *ctx, Tensor params, Tensor grads, Tensor m, Tensor v,
+                    AdamWParams p);
+void cpu_ema_update(Ctx *ctx, Tensor ema, Tensor params, double decay);
+double cpu_sum_squares(Ctx *ctx, Tensor x);
+void cpu_scale(Ctx *ctx, Tensor x, float s);
+int cpu_has_nonfinite(Ctx *ctx, Tensor x);
+
 #endif

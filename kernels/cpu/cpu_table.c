@@ -68,4 +68,9 @@ const OpTable cpu_op_table = {
     .embedding_backward = cpu_embedding_backward,
     .mse_forward = cpu_mse_forward,
     .mse_backward = cpu_mse_backward,
+    .adamw_step = cpu_adamw_step,
+    .ema_update = cpu_ema_update,
+    .sum_squares = cpu_sum_squares,
+    .scale = cpu_scale,
+    .has_nonfinite = cpu_has_nonfinite,
 };
