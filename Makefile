@@ -54,7 +54,7 @@ endif
 # ---- sources ----------------------------------------------------------------
 LIB_SRC = $(wildcard kernels/*.c kernels/cpu/*.c model/*.c baselines/*.c) \
           $(filter-out harness/main.c,$(wildcard harness/*.c))
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ)
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ) $(BUILD)/obj/gen/schema_sql.o
 TEST_SRC = $(wildcard tests/test_*.c tests/support/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -72,6 +72,18 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# harness/schema.sql embedded as the C string store_schema_sql
+$(BUILD)/gen/schema_sql.c: harness/schema.sql
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from harness/schema.sql by the Makefile */'; \
+	  echo 'const char store_schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libdeediff.a: $(LIB_OBJ)
 	@rm -f $@
