@@ -51,12 +51,16 @@ void discrete_schedule_init(DiscreteSchedule *s, double linear_start, double lin
     s->cum_alphas[0] = 1.0;
     s->cum_betas[0] = 0.0;
     for (int i = 0; i < n; i++) {
-        /* numpy.linspace: start + i*step, the last point exactly `end` */
-        double r = n == 1 ? a : (i == n - 1 ? b : a + i * ((b - a) / (n - 1)));
+        /* torch.linspace in float64: the first half counts up from start,
+           the second half down from end */
+        double step = n == 1 ? 0.0 : (b - a) / (double)(n - 1);
+        double r = i < n / 2 ? a + step * i : b - step * (double)(n - 1 - i);
         s->betas[i + 1] = r * r;
         s->alphas[i + 1] = 1.0 - s->betas[i + 1];
         s->cum_alphas[i + 1] = s->cum_alphas[i] * s->alphas[i + 1];
-        s->cum_betas[i + 1] = 1.0 - s->cum_alphas[i + 1];
+        /* U-ViT's get_skip: cum_betas[t] = sum_k betas[k] prod_{j>k} alphas[j],
+           i.e. this recurrence; no cancellation against 1 at small t */
+        s->cum_betas[i + 1] = s->cum_betas[i] * s->alphas[i + 1] + s->betas[i + 1];
     }
 }
 

@@ -13,11 +13,12 @@
  *   _betas = linspace(0.00085^0.5, 0.012^0.5, 1000)^2 in float64,
  *   betas[0] = 0, betas[n] = _betas[n-1] for n = 1..N; alphas = 1 - betas,
  *   cum_alphas[n] = prod_{k<=n} alphas[k] (cum_alphas[0] = 1),
- *   cum_betas[n] = 1 - cum_alphas[n].
+ *   cum_betas[n] = sum_{k<=n} betas[k] prod_{k<j<=n} alphas[j] (get_skip),
+ *   which equals 1 - cum_alphas[n] but without cancellation at small n.
  * Training draws n uniformly from {1..N} and the network sees n itself.
  *
- * Everything here is double precision host arithmetic on scalars; tensor
- * work (forming x_t, the loss) goes through ops.
+ * Everything here is double precision host arithmetic on scalars; the
+ * training loss on tensors is model/vpsde_train.h.
  */
 #ifndef DEEDIFF_VPSDE_H
 #define DEEDIFF_VPSDE_H
@@ -57,7 +58,7 @@ typedef struct {
     double betas[DISCRETE_MAX_STEPS + 1];      /* betas[0] = 0 */
     double alphas[DISCRETE_MAX_STEPS + 1];     /* 1 - betas */
     double cum_alphas[DISCRETE_MAX_STEPS + 1]; /* cum_alphas[0] = 1 */
-    double cum_betas[DISCRETE_MAX_STEPS + 1];  /* 1 - cum_alphas */
+    double cum_betas[DISCRETE_MAX_STEPS + 1];  /* = 1 - cum_alphas, cum_betas[0] = 0 */
 } DiscreteSchedule;
 
 /* betas = linspace(start^0.5, end^0.5, n)^2 (Stable Diffusion's "scaled
