@@ -60,6 +60,21 @@ struct OpTable {
     double (*sum_squares)(Ctx *, Tensor);
     void (*scale)(Ctx *, Tensor, float);
     int (*has_nonfinite)(Ctx *, Tensor);
+    /* vision ops (FID Inception) */
+    void (*max_pool2d_forward)(Ctx *, Tensor, Tensor, Pool2dParams);
+    void (*max_pool2d_backward)(Ctx *, Tensor, Tensor, Tensor, Pool2dParams);
+    void (*avg_pool2d_forward)(Ctx *, Tensor, Tensor, Pool2dParams);
+    void (*avg_pool2d_backward)(Ctx *, Tensor, Tensor, Pool2dParams);
+    void (*global_avg_pool_forward)(Ctx *, Tensor, Tensor);
+    void (*global_avg_pool_backward)(Ctx *, Tensor, Tensor);
+    void (*resize_bilinear_forward)(Ctx *, Tensor, Tensor);
+    void (*resize_bilinear_backward)(Ctx *, Tensor, Tensor);
+    void (*batchnorm_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float);
+    void (*batchnorm_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float);
+    void (*relu_forward)(Ctx *, Tensor, Tensor);
+    void (*relu_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*affine_forward)(Ctx *, Tensor, Tensor, float, float);
+    void (*affine_backward)(Ctx *, Tensor, Tensor, float);
 };
 
 /* the backends' tables */

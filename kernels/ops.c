@@ -449,3 +449,130 @@ int op_has_nonfinite(Ctx *ctx, Tensor x)
     if (!ctx->ops->has_nonfinite) FATAL("op has_nonfinite is not implemented on backend %s", ctx->ops->name);
     return ctx->ops->has_nonfinite(ctx, x);
 }
+
+/* ---- vision ops (FID Inception) -------------------------------------------------- */
+
+static int64_t pool_out_size(int64_t n, int k, int s, int pad) { return (n + 2 * pad - k) / s + 1; }
+
+static void check_pool(const char *op, Tensor out, Tensor in, Pool2dParams p)
+{
+    need_ndim(op, in, 4);
+    need_ndim(op, out, 4);
+    if (p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 || p.pad_h < 0 ||
+        p.pad_w < 0 || 2 * p.pad_h > p.kernel_h || 2 * p.pad_w > p.kernel_w)
+        FATAL("%s: bad kernel/stride/padding (padding must be at most half the kernel)", op);
+    int64_t Ho = pool_out_size(in.shape[2], p.kernel_h, p.stride_h, p.pad_h);
+    int64_t Wo = pool_out_size(in.shape[3], p.kernel_w, p.stride_w, p.pad_w);
+    need(Ho >= 1 && Wo >= 1 && out.shape[0] == in.shape[0] && out.shape[1] == in.shape[1] &&
+         out.shape[2] == Ho && out.shape[3] == Wo, op, "out is not [B, C, Ho, Wo]", out, in);
+}
+void op_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
+{
+    check_pool("max_pool2d_forward", out, in, p);
+    CALL(max_pool2d_forward, ctx, out, in, p);
+}
+void op_max_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, Pool2dParams p)
+{
+    if (!tensor_present(din)) return;
+    check_pool("max_pool2d_backward", dout, in, p);
+    same_shape("max_pool2d_backward", din, in);
+    CALL(max_pool2d_backward, ctx, din, dout, in, p);
+}
+void op_avg_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
+{
+    check_pool("avg_pool2d_forward", out, in, p);
+    CALL(avg_pool2d_forward, ctx, out, in, p);
+}
+void op_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p)
+{
+    if (!tensor_present(din)) return;
+    check_pool("avg_pool2d_backward", dout, din, p);
+    CALL(avg_pool2d_backward, ctx, din, dout, p);
+}
+
+static void check_global_pool(const char *op, Tensor out, Tensor in)
+{
+    need_ndim(op, in, 4);
+    need_ndim(op, out, 2);
+    need(out.shape[0] == in.shape[0] && out.shape[1] == in.shape[1], op, "out is not [B, C]", out, in);
+}
+void op_global_avg_pool_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    check_global_pool("global_avg_pool_forward", out, in);
+    CALL(global_avg_pool_forward, ctx, out, in);
+}
+void op_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout)
+{
+    if (!tensor_present(din)) return;
+    check_global_pool("global_avg_pool_backward", dout, din);
+    CALL(global_avg_pool_backward, ctx, din, dout);
+}
+
+static void check_resize(const char *op, Tensor out, Tensor in)
+{
+    need_ndim(op, in, 4);
+    need_ndim(op, out, 4);
+    need(out.shape[0] == in.shape[0] && out.shape[1] == in.shape[1] && out.shape[2] >= 1 &&
+         out.shape[3] >= 1 && in.shape[2] >= 1 && in.shape[3] >= 1, op,
+         "out is not [B, C, Ho, Wo] of in's B and C", out, in);
+}
+void op_resize_bilinear_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    check_resize("resize_bilinear_forward", out, in);
+    CALL(resize_bilinear_forward, ctx, out, in);
+}
+void op_resize_bilinear_backward(Ctx *ctx, Tensor din, Tensor dout)
+{
+    if (!tensor_present(din)) return;
+    check_resize("resize_bilinear_backward", dout, din);
+    CALL(resize_bilinear_backward, ctx, din, dout);
+}
+
+static void check_bn(const char *op, Tensor in, Tensor mean, Tensor var, Tensor w)
+{
+    need_ndim(op, in, 4);
+    need(tensor_numel(mean) == in.shape[1] && tensor_numel(var) == in.shape[1] &&
+         tensor_numel(w) == in.shape[1], op, "mean, var, w are not [C]", mean, in);
+}
+void op_batchnorm_forward(Ctx *ctx, Tensor out, Tensor in, Tensor mean, Tensor var, Tensor w,
+                          Tensor b, float eps)
+{
+    check_bn("batchnorm_forward", in, mean, var, w);
+    same_numel("batchnorm_forward", b, w);
+    same_shape("batchnorm_forward", out, in);
+    CALL(batchnorm_forward, ctx, out, in, mean, var, w, b, eps);
+}
+void op_batchnorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout, Tensor in,
+                           Tensor mean, Tensor var, Tensor w, float eps)
+{
+    check_bn("batchnorm_backward", in, mean, var, w);
+    same_shape("batchnorm_backward", dout, in);
+    same_shape_opt("batchnorm_backward", din, in);
+    if (tensor_present(dw)) same_numel("batchnorm_backward", dw, w);
+    if (tensor_present(db)) same_numel("batchnorm_backward", db, w);
+    CALL(batchnorm_backward, ctx, din, dw, db, dout, in, mean, var, w, eps);
+}
+
+void op_relu_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    same_numel("relu_forward", out, in);
+    CALL(relu_forward, ctx, out, in);
+}
+void op_relu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    if (!tensor_present(din)) return;
+    same_numel("relu_backward", din, in);
+    same_numel("relu_backward", dout, in);
+    CALL(relu_backward, ctx, din, dout, in);
+}
+void op_affine_forward(Ctx *ctx, Tensor out, Tensor in, float a, float b)
+{
+    same_numel("affine_forward", out, in);
+    CALL(affine_forward, ctx, out, in, a, b);
+}
+void op_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a)
+{
+    if (!tensor_present(din)) return;
+    same_numel("affine_backward", din, dout);
+    CALL(affine_backward, ctx, din, dout, a);
+}

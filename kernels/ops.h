@@ -197,4 +197,43 @@ void op_scale(Ctx *ctx, Tensor x, float s);
 /* 1 when any element of x is NaN or +-Inf, else 0                           */
 int op_has_nonfinite(Ctx *ctx, Tensor x);
 
+/* ---- vision ops for the FID Inception network (NCHW, F32) ---------------------
+ * Pooling windows follow PyTorch (ceil_mode false): Ho = (H + 2 pad_h - kh) /
+ * stride_h + 1, likewise Wo; a window may hang over the padding.
+ * max_pool2d: the largest value in the window (padding never wins); the
+ *   backward recomputes the argmax from `in` and routes dout there; ties go
+ *   to the first maximum in row-major window order, as PyTorch.
+ * avg_pool2d: the window mean, dividing by kh*kw when count_include_pad is
+ *   set, else by the number of window cells inside the image.            */
+typedef struct {
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    int count_include_pad;  /* avg_pool2d only */
+} Pool2dParams;
+void op_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p);
+void op_max_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, Pool2dParams p);
+void op_avg_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p);
+void op_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p);
+/* global average pool: out[B,C] = mean over (H,W) of in[B,C,H,W]          */
+void op_global_avg_pool_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout);
+/* bilinear resize out[B,C,Ho,Wo] <- in[B,C,H,W], align_corners=False:
+ * src = max(0, (dst + 0.5) * H / Ho - 0.5), computed in float as PyTorch,
+ * neighbours i0 = floor(src) and min(i0 + 1, H - 1).                       */
+void op_resize_bilinear_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_resize_bilinear_backward(Ctx *ctx, Tensor din, Tensor dout);
+/* BatchNorm2d in eval mode over channel dim 1 of in[B,C,H,W]:
+ * out = (in - mean[C]) / sqrt(var[C] + eps) * w[C] + b[C].
+ * The backward treats mean and var as constants (running statistics).     */
+void op_batchnorm_forward(Ctx *ctx, Tensor out, Tensor in, Tensor mean, Tensor var,
+                          Tensor w, Tensor b, float eps);
+void op_batchnorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                           Tensor in, Tensor mean, Tensor var, Tensor w, float eps);
+/* ReLU, any shape; out may alias in (the backward reads in, or out: the
+ * sign test is the same)                                                    */
+void op_relu_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_relu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+/* out = a * in + b elementwise (e.g. [0,1] -> [-1,1]); out may alias in    */
+void op_affine_forward(Ctx *ctx, Tensor out, Tensor in, float a, float b);
+void op_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a);
+
 #endif

@@ -65,4 +65,22 @@ double cpu_sum_squares(Ctx *ctx, Tensor x);
 void cpu_scale(Ctx *ctx, Tensor x, float s);
 int cpu_has_nonfinite(Ctx *ctx, Tensor x);
 
+/* vision ops (FID Inception): pool.c, resize.c, batchnorm.c, relu_affine.c */
+void cpu_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p);
+void cpu_max_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, Pool2dParams p);
+void cpu_avg_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p);
+void cpu_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p);
+void cpu_global_avg_pool_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout);
+void cpu_resize_bilinear_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_resize_bilinear_backward(Ctx *ctx, Tensor din, Tensor dout);
+void cpu_batchnorm_forward(Ctx *ctx, Tensor out, Tensor in, Tensor mean, Tensor var,
+                           Tensor w, Tensor b, float eps);
+void cpu_batchnorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                            Tensor in, Tensor mean, Tensor var, Tensor w, float eps);
+void cpu_relu_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_relu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+void cpu_affine_forward(Ctx *ctx, Tensor out, Tensor in, float a, float b);
+void cpu_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a);
+
 #endif

@@ -1,0 +1,159 @@
+/*
+ * pool.c: max, average and global average pooling over NCHW images on the
+ * CPU, forward and backward (PyTorch's MaxPool2d, AvgPool2d and
+ * AdaptiveAvgPool2d(1) with ceil_mode false).
+ *
+ * Every plane (b, c) is independent, so loops run over the B*C planes in
+ * parallel; a backward writes only into its own plane, so it needs no atomics.
+ */
+#include <math.h>
+
+#include "cpu_ops.h"
+#include "cpu_parallel.h"
+
+/* the window of output (oh, ow), clipped to the image: rows [*h0, *h1),
+   columns [*w0, *w1) */
+static void pool_window(const Pool2dParams *p, int64_t H, int64_t W, int64_t oh, int64_t ow,
+                        int64_t *h0, int64_t *h1, int64_t *w0, int64_t *w1)
+{
+    int64_t hs = oh * p->stride_h - p->pad_h, ws = ow * p->stride_w - p->pad_w;
+    int64_t he = hs + p->kernel_h, we = ws + p->kernel_w;
+    *h0 = hs < 0 ? 0 : hs, *w0 = ws < 0 ? 0 : ws;
+    *h1 = he > H ? H : he, *w1 = we > W ? W : we;
+}
+
+/* the number of cells an average divides by at (oh, ow) */
+static float pool_divisor(const Pool2dParams *p, int64_t H, int64_t W, int64_t oh, int64_t ow)
+{
+    if (!p->count_include_pad) {
+        int64_t h0, h1, w0, w1;
+        pool_window(p, H, W, oh, ow, &h0, &h1, &w0, &w1);
+        return (float)((h1 - h0) * (w1 - w0));
+    }
+    /* PyTorch counts the padded cells but not cells beyond the padding */
+    int64_t hs = oh * p->stride_h - p->pad_h, ws = ow * p->stride_w - p->pad_w;
+    int64_t he = hs + p->kernel_h, we = ws + p->kernel_w;
+    if (he > H + p->pad_h) he = H + p->pad_h;
+    if (we > W + p->pad_w) we = W + p->pad_w;
+    return (float)((he - hs) * (we - ws));
+}
+
+/* the flat index in the plane of the window's maximum: the first maximum in
+   row-major order, a NaN beating everything (PyTorch's rule) */
+static int64_t argmax_window(const float *plane, const Pool2dParams *p, int64_t H, int64_t W,
+                             int64_t oh, int64_t ow)
+{
+    int64_t h0, h1, w0, w1;
+    pool_window(p, H, W, oh, ow, &h0, &h1, &w0, &w1);
+    int64_t best = h0 * W + w0;
+    float bv = -INFINITY;
+    for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++) {
+            float v = plane[h * W + w];
+            if (v > bv || isnan(v)) {
+                best = h * W + w, bv = v;
+                if (isnan(v)) return best;
+            }
+        }
+    return best;
+}
+
+void cpu_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
+{
+    int64_t P = in.shape[0] * in.shape[1], H = in.shape[2], W = in.shape[3];
+    int64_t Ho = out.shape[2], Wo = out.shape[3];
+    const float *x = tensor_f32(in);  // x is (P,H,W)
+    float *y = tensor_f32(out);       // y is (P,Ho,Wo)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t pl = 0; pl < P; pl++) {
+        const float *plane = x + pl * H * W;
+        float *o = y + pl * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++)
+                o[oh * Wo + ow] = plane[argmax_window(plane, &p, H, W, oh, ow)];
+    }
+}
+
+void cpu_max_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, Pool2dParams p)
+{
+    int64_t P = in.shape[0] * in.shape[1], H = in.shape[2], W = in.shape[3];
+    int64_t Ho = dout.shape[2], Wo = dout.shape[3];
+    const float *x = tensor_f32(in), *g = tensor_f32(dout);  // x is (P,H,W), g is (P,Ho,Wo)
+    float *dx = tensor_f32(din);                             // dx is (P,H,W)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t pl = 0; pl < P; pl++) {
+        const float *plane = x + pl * H * W, *gp = g + pl * Ho * Wo;
+        float *dp = dx + pl * H * W;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++)
+                dp[argmax_window(plane, &p, H, W, oh, ow)] += gp[oh * Wo + ow];
+    }
+}
+
+void cpu_avg_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
+{
+    int64_t P = in.shape[0] * in.shape[1], H = in.shape[2], W = in.shape[3];
+    int64_t Ho = out.shape[2], Wo = out.shape[3];
+    const float *x = tensor_f32(in);  // x is (P,H,W)
+    float *y = tensor_f32(out);       // y is (P,Ho,Wo)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t pl = 0; pl < P; pl++) {
+        const float *plane = x + pl * H * W;
+        float *o = y + pl * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                int64_t h0, h1, w0, w1;
+                pool_window(&p, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                float sum = 0.0f;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) sum += plane[h * W + w];
+                o[oh * Wo + ow] = sum / pool_divisor(&p, H, W, oh, ow);
+            }
+    }
+}
+
+void cpu_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p)
+{
+    int64_t P = din.shape[0] * din.shape[1], H = din.shape[2], W = din.shape[3];
+    int64_t Ho = dout.shape[2], Wo = dout.shape[3];
+    const float *g = tensor_f32(dout);  // g is (P,Ho,Wo)
+    float *dx = tensor_f32(din);        // dx is (P,H,W)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t pl = 0; pl < P; pl++) {
+        const float *gp = g + pl * Ho * Wo;
+        float *dp = dx + pl * H * W;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                int64_t h0, h1, w0, w1;
+                pool_window(&p, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                float share = gp[oh * Wo + ow] / pool_divisor(&p, H, W, oh, ow);
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) dp[h * W + w] += share;
+            }
+    }
+}
+
+void cpu_global_avg_pool_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    int64_t P = in.shape[0] * in.shape[1], N = in.shape[2] * in.shape[3];
+    const float *x = tensor_f32(in);  // x is (P,N)
+    float *y = tensor_f32(out);       // y is (P)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * N > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t pl = 0; pl < P; pl++) {
+        float sum = 0.0f;
+        for (int64_t i = 0; i < N; i++) sum += x[pl * N + i];
+        y[pl] = sum / (float)N;
+    }
+}
+
+void cpu_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout)
+{
+    int64_t P = din.shape[0] * din.shape[1], N = din.shape[2] * din.shape[3];
+    const float *g = tensor_f32(dout);  // g is (P)
+    float *dx = tensor_f32(din);        // dx is (P,N)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * N > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t pl = 0; pl < P; pl++) {
+        float share = g[pl] / (float)N;
+        for (int64_t i = 0; i < N; i++) dx[pl * N + i] += share;
+    }
+}
