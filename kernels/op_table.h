@@ -60,6 +60,10 @@ struct OpTable {
     double (*sum_squares)(Ctx *, Tensor);
     void (*scale)(Ctx *, Tensor, float);
     int (*has_nonfinite)(Ctx *, Tensor);
+    /* sampler arithmetic (no backward) */
+    void (*axpby)(Ctx *, Tensor, const float *, Tensor, const float *, Tensor);
+    void (*randn)(Ctx *, Tensor, const int64_t *, uint64_t, uint32_t, uint32_t);
+    void (*add_randn)(Ctx *, Tensor, const float *, const int64_t *, uint64_t, uint32_t, uint32_t);
     /* vision ops (FID Inception) */
     void (*max_pool2d_forward)(Ctx *, Tensor, Tensor, Pool2dParams);
     void (*max_pool2d_backward)(Ctx *, Tensor, Tensor, Tensor, Pool2dParams);

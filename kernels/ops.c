@@ -409,6 +409,38 @@ void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target, float d
     CALL(mse_backward, ctx, dpred, pred, target, dloss);
 }
 
+/* ---- sampler arithmetic -------------------------------------------------------------- */
+
+static void sampler_tensor(const char *op, Tensor t)
+{
+    if (t.dtype != DT_F32 || t.ndim < 1 || t.shape[0] < 1)
+        FATAL("%s: expected an F32 [B, ...] tensor, got %s %s", op, dtype_name(t.dtype), SHAPE(t));
+}
+void op_axpby(Ctx *ctx, Tensor out, const float *a, Tensor x, const float *b, Tensor y)
+{
+    const char *op = "axpby";
+    sampler_tensor(op, out);
+    same_shape(op, out, x);
+    same_shape(op, out, y);
+    need(x.dtype == DT_F32 && y.dtype == DT_F32, op, "x and y must be F32", x, y);
+    if (!a || !b) FATAL("%s: coefficient arrays must not be NULL", op);
+    CALL(axpby, ctx, out, a, x, b, y);
+}
+void op_randn(Ctx *ctx, Tensor out, const int64_t *ids, uint64_t seed, uint32_t purpose,
+              uint32_t step)
+{
+    sampler_tensor("randn", out);
+    if (!ids) FATAL("randn: ids must not be NULL");
+    CALL(randn, ctx, out, ids, seed, purpose, step);
+}
+void op_add_randn(Ctx *ctx, Tensor out, const float *c, const int64_t *ids, uint64_t seed,
+                  uint32_t purpose, uint32_t step)
+{
+    sampler_tensor("add_randn", out);
+    if (!c || !ids) FATAL("add_randn: coefficients and ids must not be NULL");
+    CALL(add_randn, ctx, out, c, ids, seed, purpose, step);
+}
+
 /* ---- optimizer updates (no backward) ----------------------------------------------- */
 
 static void need_f32(const char *op, Tensor t)

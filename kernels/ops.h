@@ -197,6 +197,26 @@ void op_scale(Ctx *ctx, Tensor x, float s);
 /* 1 when any element of x is NaN or +-Inf, else 0                           */
 int op_has_nonfinite(Ctx *ctx, Tensor x);
 
+/* ---- sampler arithmetic ------------------------------------------------------
+ * The updates a diffusion sampler makes between network evaluations
+ * (model/sampler_*.c). They are not layers of a network and have NO backward.
+ * Every tensor is F32 on every backend (the sampler's state stays in full
+ * precision), shaped [B, ...]; row i is image i with its own coefficients,
+ * given as host arrays of B floats, so every image may sit at its own time.
+ *
+ * axpby: out[i,:] = a[i] x[i,:] + b[i] y[i,:]; out may alias x or y.
+ *        (also forms x_t = sqrt(cum_alpha) x0 + sqrt(cum_beta) eps)
+ * randn: out[i,j] = z(seed, purpose, step, ids[i]*n + j), n = numel / B,
+ *        the standard normal of kernels/philox.h, addressed per image id so
+ *        an image's noise does not depend on its batch.
+ * add_randn: out[i,j] += c[i] z(seed, purpose, step, ids[i]*n + j).
+ * ids[B] is a host array.                                                    */
+void op_axpby(Ctx *ctx, Tensor out, const float *a, Tensor x, const float *b, Tensor y);
+void op_randn(Ctx *ctx, Tensor out, const int64_t *ids, uint64_t seed,
+              uint32_t purpose, uint32_t step);
+void op_add_randn(Ctx *ctx, Tensor out, const float *c, const int64_t *ids,
+                  uint64_t seed, uint32_t purpose, uint32_t step);
+
 /* ---- vision ops for the FID Inception network (NCHW, F32) ---------------------
  * Pooling windows follow PyTorch (ceil_mode false): Ho = (H + 2 pad_h - kh) /
  * stride_h + 1, likewise Wo; a window may hang over the padding.

@@ -56,6 +56,12 @@ void cpu_embedding_backward(Ctx *ctx, Tensor dtable, Tensor dout, Tensor ids);
 float cpu_mse_forward(Ctx *ctx, Tensor pred, Tensor target);
 void cpu_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target,
                       float dloss);
+/* sampler arithmetic (kernels/cpu/sampler_ops.c) */
+void cpu_axpby(Ctx *ctx, Tensor out, const float *a, Tensor x, const float *b, Tensor y);
+void cpu_randn(Ctx *ctx, Tensor out, const int64_t *ids, uint64_t seed,
+               uint32_t purpose, uint32_t step);
+void cpu_add_randn(Ctx *ctx, Tensor out, const float *c, const int64_t *ids,
+                   uint64_t seed, uint32_t purpose, uint32_t step);
 
 /* optim.c: optimizer updates (no backward) */
 void cpu_adamw_step(Ctx *ctx, Tensor params, Tensor grads, Tensor m, Tensor v,

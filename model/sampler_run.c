@@ -1,0 +1,142 @@
+/*
+ * sampler_run.c: the machinery every sampler shares (evaluation counting,
+ * per-image coefficients, Philox noise), the dispatch on the sampler kind,
+ * and sample_run, which takes n images through a sampler batch by batch.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/errors.h"
+#include "../kernels/philox.h"
+#include "sampler_internal.h"
+
+/* ---- one batch through one sampler ------------------------------------------------------ */
+
+int sampler_run_begin(SamplerRun *r, Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg,
+                      Tensor x, Tensor y, const int64_t *ids, int nbuf)
+{
+    memset(r, 0, sizeof *r);
+    if (sampler_config_check(cfg) != 0) return -1;
+    CHECK(x.ndim >= 2 && x.dtype == DT_F32, "sampler: x must be an F32 [B, ...] tensor");
+    CHECK(ids != NULL, "sampler: ids must not be NULL");
+    CHECK(nbuf <= SAMPLER_MAX_BUFFERS, "sampler: %d buffers", nbuf);
+    int B = (int)x.shape[0];
+    if (B < 1 || B > p->max_batch)
+        return err_set("sampler: batch: %d images, the predictor takes 1..%d", B, p->max_batch);
+    CHECK(!tensor_present(y) || tensor_numel(y) == B, "sampler: y must be [B]");
+    r->ctx = ctx;
+    r->pred = p;
+    r->cfg = cfg;
+    r->y = y;
+    r->ids = ids;
+    r->B = B;
+    r->sched = malloc(sizeof *r->sched);
+    r->t = malloc((size_t)B * sizeof *r->t);
+    r->ca = malloc((size_t)B * sizeof *r->ca);
+    r->cb = malloc((size_t)B * sizeof *r->cb);
+    CHECK(r->sched && r->t && r->ca && r->cb, "sampler: out of host memory");
+    sampler_schedule_init(r->sched, cfg->schedule);
+    r->nbuf = nbuf;
+    for (int i = 0; i < nbuf; i++) {
+        r->buf[i] = x;
+        r->buf[i].data = ctx_alloc(ctx, tensor_bytes(x));
+    }
+    return 0;
+}
+
+void sampler_run_end(SamplerRun *r)
+{
+    for (int i = 0; i < r->nbuf; i++) ctx_free(r->ctx, r->buf[i].data);
+    free(r->sched);
+    free(r->t);
+    free(r->ca);
+    free(r->cb);
+    memset(r, 0, sizeof *r);
+}
+
+int sampler_predict(SamplerRun *r, Tensor x, double t, Tensor eps)
+{
+    for (int i = 0; i < r->B; i++) r->t[i] = t;
+    return r->pred->predict(r->pred, r->ctx, x, r->t, r->y, r->ids, r->eval++, eps);
+}
+
+static void fill(float *dst, int n, double v)
+{
+    for (int i = 0; i < n; i++) dst[i] = (float)v;
+}
+
+void sampler_axpby(SamplerRun *r, Tensor out, double a, Tensor x, double b, Tensor y)
+{
+    fill(r->ca, r->B, a);
+    fill(r->cb, r->B, b);
+    op_axpby(r->ctx, out, r->ca, x, r->cb, y);
+}
+
+void sampler_axpbycz(SamplerRun *r, Tensor out, double a, Tensor x, double b, Tensor y,
+                     double c, Tensor w)
+{
+    CHECK(out.data != w.data, "sampler_axpbycz: out aliases w");
+    sampler_axpby(r, out, a, x, b, y);
+    sampler_axpby(r, out, 1.0, out, c, w);
+}
+
+void sampler_add_noise(SamplerRun *r, Tensor x, double c, uint32_t step)
+{
+    fill(r->ca, r->B, c);
+    op_add_randn(r->ctx, x, r->ca, r->ids, r->cfg->seed, RNG_SAMPLE_STEP, step);
+}
+
+/* ---- public entry points ------------------------------------------------------------------ */
+
+int sample_batch(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+                 const int64_t *ids)
+{
+    switch (cfg->kind) {
+    case SAMPLER_EM: return sample_em(ctx, p, cfg, x, y, ids);
+    case SAMPLER_DPM:
+    case SAMPLER_DPMPP: return sample_dpm(ctx, p, cfg, x, y, ids);
+    case SAMPLER_DDIM: return sample_ddim(ctx, p, cfg, x, y, ids);
+    }
+    return err_set("sampler: kind: %d is unknown", (int)cfg->kind);
+}
+
+void sample_init_noise(Ctx *ctx, Tensor x, uint64_t seed, const int64_t *ids)
+{
+    op_randn(ctx, x, ids, seed, RNG_SAMPLE_INIT, 0);
+}
+
+int sample_run(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, int C, int H, int W,
+               int64_t n, const int64_t *ids, const int64_t *labels, float *out)
+{
+    if (sampler_config_check(cfg) != 0) return -1;
+    if (n < 0) return err_set("sampler: n: %lld images", (long long)n);
+    int64_t chw = (int64_t)C * H * W, bmax = p->max_batch;
+    CHECK(chw > 0 && bmax > 0, "sample_run: image %dx%dx%d, max batch %lld", C, H, W,
+          (long long)bmax);
+    float *xbuf = ctx_alloc(ctx, (size_t)(bmax * chw) * sizeof(float));
+    int64_t *ybuf = labels ? ctx_alloc(ctx, (size_t)bmax * sizeof(int64_t)) : NULL;
+    int rc = 0;
+    for (int64_t first = 0; first < n && rc == 0; first += bmax) {
+        int64_t b = n - first < bmax ? n - first : bmax;
+        Tensor x = tensor4(xbuf, DT_F32, b, C, H, W);
+        Tensor y = tensor_none();
+        if (labels) {
+            y = tensor1(ybuf, DT_I64, b);
+            ctx_upload(ctx, ybuf, labels + first, (size_t)b * sizeof(int64_t));
+        }
+        sample_init_noise(ctx, x, cfg->seed, ids + first);
+        rc = sample_batch(ctx, p, cfg, x, y, ids + first);
+        if (rc == 0) ctx_download(ctx, out + first * chw, xbuf, (size_t)(b * chw) * sizeof(float));
+    }
+    ctx_free(ctx, xbuf);
+    if (ybuf) ctx_free(ctx, ybuf);
+    return rc;
+}
+
+void sample_labels(uint64_t seed, const int64_t *ids, int64_t n, int num_classes, int64_t *labels)
+{
+    CHECK(num_classes >= 1, "sample_labels: %d classes", num_classes);
+    for (int64_t i = 0; i < n; i++)
+        labels[i] = (int64_t)philox_below(seed, RNG_SAMPLE_LABEL, 0, (uint64_t)ids[i],
+                                          (uint64_t)num_classes);
+}
