@@ -5,6 +5,8 @@
 #include "cli.h"
 
 int cmd_forward(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_bench_inception(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_fid(int argc, char **argv);
@@ -18,5 +20,7 @@ const CliCommand cli_commands[] = {
     {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},
     {"stats", "feature statistics (mu, sigma) of features, written as a pytorch-fid .npz", cmd_stats},
     {"bench-frechet", "time the Frechet distance against a general sqrtm at dim 2048", cmd_bench_frechet},
+    {"features", "pool3 features (FID Inception) of images from safetensors or a PNG folder", cmd_features},
+    {"bench-inception", "FID Inception images/s against PyTorch on the same weights, one run", cmd_bench_inception},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];
