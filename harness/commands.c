@@ -9,6 +9,7 @@ int cmd_features(int argc, char **argv);
 int cmd_bench_inception(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 int cmd_fid(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_bench_frechet(int argc, char **argv);
@@ -16,6 +17,7 @@ int cmd_bench_frechet(int argc, char **argv);
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
     {"info", "show a model's configuration, parameter count and multiply-adds", cmd_info},
+    {"sample", "draw images from a U-ViT checkpoint (PNG, grid, manifest)", cmd_sample},
     {"bench", "performance as ratios to OpenBLAS sgemm and to PyTorch, one run", cmd_bench},
     {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},
     {"stats", "feature statistics (mu, sigma) of features, written as a pytorch-fid .npz", cmd_stats},

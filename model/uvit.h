@@ -62,10 +62,18 @@ void uvit_init_random(UViT *m, Ctx *ctx, uint64_t seed);
 int uvit_find_param(const UViT *m, const char *name);
 
 /* loads a checkpoint: config from __metadata__["config"], then every
-   parameter by name (F32/F16/BF16), checking shapes. -1 + err_msg() */
+   parameter by name (F32/F16/BF16), checking shapes. -1 + err_msg().
+   A plain model file names parameters as U-ViT does; a training checkpoint
+   holds several copies under prefixes ("ema.", "model."): uvit_load takes
+   the plain names if present, else the EMA weights, else the raw model. */
 int uvit_load(UViT *m, Ctx *ctx, const char *path);
-/* loads weights into an already created model from an open file */
-int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st);
+/* the same with an explicit prefix ("" plain, "ema.", "model.") */
+int uvit_load_prefixed(UViT *m, Ctx *ctx, const char *path, const char *prefix);
+/* the prefix uvit_load would choose for an open file ("" when none fits) */
+const char *uvit_default_prefix(const SafeTensors *st);
+/* loads prefix+name for every parameter into an already created model;
+   every tensor under the prefix must be a parameter of the configuration */
+int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix);
 /* writes config + weights (atomically); extra metadata pairs may be NULL */
 int uvit_save(const UViT *m, Ctx *ctx, const char *path, int n_meta,
               const char *const *meta_keys, const char *const *meta_values);

@@ -228,31 +228,49 @@ int uvit_find_param(const UViT *m, const char *name)
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
-int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st)
+int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix)
 {
-    /* every tensor in the file must be a parameter of this configuration */
-    for (int i = 0; i < st->count; i++)
-        if (uvit_find_param(m, st->entries[i].name) < 0)
+    size_t plen = strlen(prefix);
+    /* every tensor under the prefix must be a parameter of this configuration;
+       with no prefix, every tensor of the file */
+    for (int i = 0; i < st->count; i++) {
+        const char *name = st->entries[i].name;
+        if (strncmp(name, prefix, plen)) continue;
+        if (uvit_find_param(m, name + plen) < 0)
             return err_set("%s: tensor '%s': not a parameter of this configuration "
-                           "(check the config metadata)", st->path, st->entries[i].name);
+                           "(check the config metadata)", st->path, name);
+    }
     size_t biggest = 0;
     for (int i = 0; i < m->num_params; i++)
         if (m->params[i].numel > biggest) biggest = m->params[i].numel;
     float *host = xmalloc(biggest * sizeof(float));
+    char name[256];
     int rc = 0;
     for (int i = 0; i < m->num_params && rc == 0; i++) {
         const ParamInfo *p = &m->params[i];
-        rc = st_read_f32(st, p->name, host, p->ndim, p->shape);
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        rc = st_read_f32(st, name, host, p->ndim, p->shape);
         for (size_t k = 0; rc == 0 && k < p->numel; k++)
             if (!isfinite(host[k]))
-                rc = err_set("%s: tensor '%s': element %zu is not finite", st->path, p->name, k);
+                rc = err_set("%s: tensor '%s': element %zu is not finite", st->path, name, k);
         if (rc == 0) ctx_upload(ctx, m->weights + p->offset, host, p->numel * sizeof(float));
     }
     free(host);
     return rc;
 }
 
-int uvit_load(UViT *m, Ctx *ctx, const char *path)
+const char *uvit_default_prefix(const SafeTensors *st)
+{
+    static const char *const order[] = {"", "ema.", "model."};
+    char name[64];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "%spos_embed", order[i]);
+        if (st_find(st, name)) return order[i];
+    }
+    return "";
+}
+
+int uvit_load_prefixed(UViT *m, Ctx *ctx, const char *path, const char *prefix)
 {
     SafeTensors st;
     if (st_open(&st, path)) return -1;
@@ -268,12 +286,15 @@ int uvit_load(UViT *m, Ctx *ctx, const char *path)
         st_close(&st);
         return -1;
     }
+    if (!prefix) prefix = uvit_default_prefix(&st);
     uvit_create(m, ctx, &cfg);
-    int rc = uvit_load_weights(m, ctx, &st);
+    int rc = uvit_load_weights(m, ctx, &st, prefix);
     st_close(&st);
     if (rc) uvit_destroy(m, ctx);
     return rc;
 }
+
+int uvit_load(UViT *m, Ctx *ctx, const char *path) { return uvit_load_prefixed(m, ctx, path, NULL); }
 
 int uvit_save(const UViT *m, Ctx *ctx, const char *path, int n_meta,
               const char *const *meta_keys, const char *const *meta_values)
