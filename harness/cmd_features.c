@@ -22,7 +22,7 @@
 #include "cli.h"
 #include "run_context.h"
 
-/* images per network call: bounds the activation arena (~0.9 GB at 32) */
+/* images per network call: bounds the activation arena (13.8 MB per image) */
 #define FEATURES_CHUNK 32
 
 typedef struct {
