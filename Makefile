@@ -62,6 +62,8 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # the list short: fast-math assumes no NaN, so no NaN check may live there
 FAST_MATH_SRC = $(wildcard kernels/cpu/*_vecmath.c)
 $(FAST_MATH_SRC:%.c=$(BUILD)/obj/%.o): EXTRA_CFLAGS += -ffast-math
+# AdamW's sqrtf vectorises only without errno (NaN/Inf semantics unchanged)
+$(BUILD)/obj/kernels/cpu/optim.o: EXTRA_CFLAGS += -fno-math-errno
 
 all: $(BUILD)/deediff
 

@@ -8,7 +8,8 @@
  * Loops run over fixed chunks of CPU_CHUNK floats, so the sum of squares is
  * the same whatever the thread count: chunk partials (double) are added in
  * chunk order. This file must not be built with -ffast-math (the NaN check
- * also tests exponent bits directly, so it holds even then).
+ * also tests exponent bits directly, so it holds even then); the Makefile
+ * gives it -fno-math-errno, without which GCC will not vectorise sqrtf.
  */
 #include <math.h>
 #include <string.h>
