@@ -10,13 +10,16 @@ int cmd_bench_inception(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_fid(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_bench_frechet(int argc, char **argv);
+int cmd_train_fmnist_features(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
     {"info", "show a model's configuration, parameter count and multiply-adds", cmd_info},
+    {"train", "train a U-ViT (VPSDE, AdamW, EMA) with checkpoints and exact resume", cmd_train},
     {"sample", "draw images from a U-ViT checkpoint (PNG, grid, manifest)", cmd_sample},
     {"bench", "performance as ratios to OpenBLAS sgemm and to PyTorch, one run", cmd_bench},
     {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},
@@ -24,5 +27,7 @@ const CliCommand cli_commands[] = {
     {"bench-frechet", "time the Frechet distance against a general sqrtm at dim 2048", cmd_bench_frechet},
     {"features", "pool3 features (FID Inception) of images from safetensors or a PNG folder", cmd_features},
     {"bench-inception", "FID Inception images/s against PyTorch on the same weights, one run", cmd_bench_inception},
+    {"train-fmnist-features", "train the FD-FMNIST feature network (Fashion-MNIST CNN) and save its weights",
+     cmd_train_fmnist_features},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

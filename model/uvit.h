@@ -74,6 +74,14 @@ const char *uvit_default_prefix(const SafeTensors *st);
 /* loads prefix+name for every parameter into an already created model;
    every tensor under the prefix must be a parameter of the configuration */
 int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix);
+/* reads prefix+name of every parameter into dst (a backend buffer of the
+   weights' layout, e.g. an optimizer's EMA copy); same checks as above */
+int uvit_read_params(const UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix,
+                     float *dst);
+/* adds every parameter of src (a buffer of the weights' layout) to a writer
+   as prefix+name, F32 */
+void uvit_write_params(const UViT *m, Ctx *ctx, StWriter *w, const char *prefix,
+                       const float *src);
 /* writes config + weights (atomically); extra metadata pairs may be NULL */
 int uvit_save(const UViT *m, Ctx *ctx, const char *path, int n_meta,
               const char *const *meta_keys, const char *const *meta_values);

@@ -228,7 +228,8 @@ int uvit_find_param(const UViT *m, const char *name)
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
-int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix)
+int uvit_read_params(const UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix,
+                     float *dst)
 {
     size_t plen = strlen(prefix);
     /* every tensor under the prefix must be a parameter of this configuration;
@@ -253,10 +254,15 @@ int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st, const char *pref
         for (size_t k = 0; rc == 0 && k < p->numel; k++)
             if (!isfinite(host[k]))
                 rc = err_set("%s: tensor '%s': element %zu is not finite", st->path, name, k);
-        if (rc == 0) ctx_upload(ctx, m->weights + p->offset, host, p->numel * sizeof(float));
+        if (rc == 0) ctx_upload(ctx, dst + p->offset, host, p->numel * sizeof(float));
     }
     free(host);
     return rc;
+}
+
+int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix)
+{
+    return uvit_read_params(m, ctx, st, prefix, m->weights);
 }
 
 const char *uvit_default_prefix(const SafeTensors *st)
@@ -296,23 +302,31 @@ int uvit_load_prefixed(UViT *m, Ctx *ctx, const char *path, const char *prefix)
 
 int uvit_load(UViT *m, Ctx *ctx, const char *path) { return uvit_load_prefixed(m, ctx, path, NULL); }
 
+void uvit_write_params(const UViT *m, Ctx *ctx, StWriter *w, const char *prefix,
+                       const float *src)
+{
+    float *host = xmalloc(m->total * sizeof(float));
+    ctx_download(ctx, host, src, m->total * sizeof(float));
+    char name[256];
+    for (int i = 0; i < m->num_params; i++) {
+        const ParamInfo *p = &m->params[i];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        st_writer_add(w, name, DT_F32, p->ndim, p->shape, host + p->offset);
+    }
+    free(host);
+}
+
 int uvit_save(const UViT *m, Ctx *ctx, const char *path, int n_meta,
               const char *const *meta_keys, const char *const *meta_values)
 {
-    float *host = xmalloc(m->total * sizeof(float));
-    ctx_download(ctx, host, m->weights, m->total * sizeof(float));
     StWriter *w = st_writer_new();
-    for (int i = 0; i < m->num_params; i++) {
-        const ParamInfo *p = &m->params[i];
-        st_writer_add(w, p->name, DT_F32, p->ndim, p->shape, host + p->offset);
-    }
+    uvit_write_params(m, ctx, w, "", m->weights);
     char *json = uvit_config_to_json(&m->cfg);
     st_writer_meta(w, "config", json);
     free(json);
     for (int i = 0; i < n_meta; i++) st_writer_meta(w, meta_keys[i], meta_values[i]);
     int rc = st_writer_save(w, path);
     st_writer_free(w);
-    free(host);
     return rc;
 }
 

@@ -1,0 +1,48 @@
+/*
+ * cmd_train.c: `deediff train --config C.json [section.key=value ...]`.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../kernels/errors.h"
+#include "cli.h"
+#include "text_file.h"
+#include "train.h"
+
+#define MAX_OVERRIDES 64
+
+int cmd_train(int argc, char **argv)
+{
+    const char *config = NULL, *resume = NULL;
+    RunOptions ro = run_options_default();
+    CliOpt opts[] = {
+        {"--config", "C.json", "training configuration (format: harness/train_config.h)", &config, NULL, 1},
+        {"--resume", "CKPT", "continue a run from its checkpoint, bit for bit", &resume, NULL, 0},
+        RUN_OPTIONS(ro),
+    };
+    const char *overrides[MAX_OVERRIDES];
+    int n = 0;
+    int rc = cli_parse("train", "--config C.json [--resume CKPT] [section.key=value ...]",
+                       "Trains a U-ViT by VPSDE noise prediction with AdamW and EMA as U-ViT does. "
+                       "Overrides such as train.steps=200 optim.lr=1e-4 replace keys of the file. "
+                       "Progress goes to stderr, the log to SQLite (output.db), the checkpoint to "
+                       "output.dir/checkpoint.safetensors.",
+                       argc, argv, opts, sizeof opts / sizeof opts[0], overrides, MAX_OVERRIDES, &n);
+    if (rc) return rc > 0 ? 0 : -1;
+    TrainConfig tc;
+    if (train_config_load(&tc, config, n, overrides)) return -1;
+    /* the exact command, for the checkpoint's and the exported model's metadata */
+    TextBuf cmd;
+    text_init(&cmd);
+    text_printf(&cmd, "deediff");
+    for (int i = 0; i < argc; i++) text_printf(&cmd, " %s", argv[i]);
+    RunContext run;
+    rc = run_context_open(&run, &ro);
+    if (rc == 0) {
+        rc = train_run(&run, &tc, resume, cmd.data);
+        run_context_close(&run);
+    }
+    text_free(&cmd);
+    train_config_free(&tc);
+    return rc;
+}
