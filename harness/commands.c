@@ -11,6 +11,7 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_log(int argc, char **argv);
 int cmd_fid(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_bench_frechet(int argc, char **argv);
@@ -20,6 +21,7 @@ const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
     {"info", "show a model's configuration, parameter count and multiply-adds", cmd_info},
     {"train", "train a U-ViT (VPSDE, AdamW, EMA) with checkpoints and exact resume", cmd_train},
+    {"log", "a training run's loss curve from the results database, as a table", cmd_log},
     {"sample", "draw images from a U-ViT checkpoint (PNG, grid, manifest)", cmd_sample},
     {"bench", "performance as ratios to OpenBLAS sgemm and to PyTorch, one run", cmd_bench},
     {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},

@@ -606,3 +606,34 @@ int train_log_close(TrainLog *t)
     t->n = 0;
     return rc;
 }
+
+int store_train_curve(Store *s, const char *name, int (*row)(void *user, const TrainRow *r),
+                      void *user)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    SQL_TRY(s, sqlite3_prepare_v2(s->db,
+        "SELECT l.step, l.loss, l.lr, l.grad_norm, l.images_per_s, l.wall_s"
+        " FROM train_log l JOIN runs r ON r.id = l.run_id"
+        " WHERE r.kind = 'train' AND r.name = ?1 AND r.id = ("
+        "   SELECT max(l2.run_id) FROM train_log l2 JOIN runs r2 ON r2.id = l2.run_id"
+        "   WHERE r2.kind = 'train' AND r2.name = ?1 AND l2.step = l.step)"
+        " ORDER BY l.step", -1, &st, NULL));
+    SQL_TRY(s, sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT));
+    for (;;) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE) break;
+        SQL_TRY(s, step);
+        TrainRow r = {
+            sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1), sqlite3_column_double(st, 2),
+            sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3),
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 4),
+            sqlite3_column_double(st, 5)};
+        if ((rc = row(user, &r)) != 0) break;
+    }
+    sqlite3_finalize(st);
+    return rc;
+fail:
+    sqlite3_finalize(st);
+    return -1;
+}

@@ -124,4 +124,11 @@ int train_log_flush(TrainLog *t);
 /* flushes what is left and frees the buffer (freed even when the flush fails) */
 int train_log_close(TrainLog *t);
 
+/* the training curve of the training runs named `name`, by step; a resumed
+   run continues an earlier one of the same name, and a step logged by
+   several runs is taken from the latest. Calls row() for each step (a
+   nonzero return stops and is returned); -1 + err_msg() on a database error */
+int store_train_curve(Store *s, const char *name, int (*row)(void *user, const TrainRow *r),
+                      void *user);
+
 #endif

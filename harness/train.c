@@ -201,7 +201,7 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
     *wall = bench_now() - t0;
     if (rc == 0) progress_finish(&prog);
     else fputc('\n', stderr);
-    int flush = train_log_flush(&log);
+    int flush = train_log_close(&log);
     if (rc == 0) rc = flush;
     train_noise_destroy(&tn, ctx);
     uvit_acts_destroy(ctx, acts);
