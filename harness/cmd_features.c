@@ -1,12 +1,15 @@
 /*
  * cmd_features.c: `deediff features`: pytorch-fid's pool3 features of
- * images, computed with the FID Inception network (model/inception.h).
+ * images, computed with the FID Inception network (model/inception.h), or
+ * with --features fmnist[:W] the FD-FMNIST features of the project's
+ * Fashion-MNIST classifier (harness/fmnist_features.c, image_features.h).
  *
  * Images come from a safetensors file (`images` F32 [N,3,H,W], values in
  * [0,1]) or from a folder of PNG files (8-bit gray, RGB or RGBA; alpha is
  * dropped as PIL's convert('RGB') does; value u8 / 255), taken in name
- * order and all of one size. OUT receives `pool3` F32 [N,2048], written
- * atomically. Bad input (files, tensors, values) exits 2 with one line.
+ * order and all of one size. OUT receives `pool3` F32 [N,2048] (Inception)
+ * or `features` F32 [N,D] (FD-FMNIST), written atomically. Bad input
+ * (files, tensors, values) exits 2 with one line.
  */
 #include <dirent.h>
 #include <math.h>
@@ -18,8 +21,10 @@
 #include <sys/stat.h>
 
 #include "../kernels/errors.h"
+#include "../model/fmnist_net.h"
 #include "../model/inception.h"
 #include "cli.h"
+#include "image_features.h"
 #include "run_context.h"
 
 /* images per network call: bounds the activation arena (13.8 MB per image) */
@@ -173,50 +178,92 @@ static void run_features(Ctx *ctx, const Inception *m, const ImageSet *set, floa
     inception_acts_destroy(&acts, ctx);
 }
 
-int cmd_features(int argc, char **argv)
+int inception_features_of(Ctx *ctx, const char *weights, const char *images, float **pool3, int64_t *n)
 {
-    const char *weights = NULL, *images = NULL, *output = NULL;
-    RunOptions ro = run_options_default();
-    CliOpt opts[] = {
-        {"--inception", "W.safetensors", "pytorch-fid Inception weights (tests/reference/convert_inception.py)", &weights, NULL, 1},
-        {"--images", "IN.safetensors|DIR/", "images F32 [N,3,H,W] in [0,1], or a folder of PNG files", &images, NULL, 1},
-        {"--output", "OUT.safetensors", "receives pool3 F32 [N,2048]", &output, NULL, 1},
-        RUN_OPTIONS(ro),
-    };
-    int rc = cli_parse("features", "--inception W --images IN|DIR/ --output OUT [options]",
-                       "Computes pytorch-fid's 2048-d pool3 features of every image (resized to "
-                       "299x299 bilinearly) with the FID Inception-v3 network.",
-                       argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
-    if (rc) return rc > 0 ? 0 : -1;
-    if (strcmp(ro.backend, "cpu") != 0)
-        return err_set("--backend %s: the Inception network runs on the CPU only for now", ro.backend);
-    RunContext run;
-    if (run_context_open(&run, &ro)) return -1;
     Inception m;
     ImageSet set = {0};
-    float *pool3 = NULL;
-    if (inception_load(&m, &run.ctx, weights)) {
-        run_context_close(&run);
-        return -1;
-    }
+    *pool3 = NULL;
+    if (inception_load(&m, ctx, weights)) return -1;
+    int rc;
     struct stat sb;
     if (stat(images, &sb) != 0) rc = err_set("%s: no such file or folder", images);
     else if (S_ISDIR(sb.st_mode)) rc = read_images_dir(images, &set);
     else rc = read_images_st(images, &set);
     if (rc == 0) {
-        pool3 = xmalloc((size_t)set.n * INCEPTION_FEATURES * sizeof(float));
-        run_features(&run.ctx, &m, &set, pool3);
+        *n = set.n;
+        *pool3 = xmalloc((size_t)set.n * INCEPTION_FEATURES * sizeof(float));
+        run_features(ctx, &m, &set, *pool3);
+    }
+    free(set.pixels);
+    inception_destroy(&m, ctx);
+    return rc;
+}
+
+/* --features fmnist[:W]: `features` [N,D] of an fmnist source */
+static int features_fmnist(Ctx *ctx, const char *net, const char *images, const char *output)
+{
+    const char *weights = net[6] == ':' ? net + 7 : FMNIST_NET_DEFAULT_WEIGHTS;
+    float *feat;
+    int64_t n;
+    int dim;
+    if (fmnist_features_of(ctx, weights, images, &feat, &n, &dim)) return -1;
+    StWriter *w = st_writer_new();
+    int64_t shape[2] = {n, dim};
+    st_writer_add(w, "features", DT_F32, 2, shape, feat);
+    st_writer_meta(w, "feature_network", "fmnist (FD-FMNIST)");
+    st_writer_meta(w, "fmnist_weights", weights);
+    st_writer_meta(w, "images", images);
+    int rc = st_writer_save(w, output);
+    st_writer_free(w);
+    if (rc == 0) printf("%s: features [%lld, %d] (FD-FMNIST network %s) of %s\n", output, (long long)n, dim,
+                        weights, images);
+    free(feat);
+    return rc;
+}
+
+int cmd_features(int argc, char **argv)
+{
+    const char *weights = NULL, *images = NULL, *output = NULL, *net = "inception";
+    RunOptions ro = run_options_default();
+    CliOpt opts[] = {
+        {"--inception", "W.safetensors", "pytorch-fid Inception weights (tests/reference/convert_inception.py)", &weights, NULL, 0},
+        {"--features", "NET", "inception (default) or fmnist[:W.safetensors], the FD-FMNIST network "
+                              "(images: DIR/, [N,1,28,28] safetensors, fmnist-train, fmnist-test)", &net, NULL, 0},
+        {"--images", "IN.safetensors|DIR/", "images F32 [N,3,H,W] in [0,1], or a folder of PNG files", &images, NULL, 1},
+        {"--output", "OUT.safetensors", "receives pool3 F32 [N,2048] (features F32 [N,D] for fmnist)", &output, NULL, 1},
+        RUN_OPTIONS(ro),
+    };
+    int rc = cli_parse("features", "(--inception W | --features fmnist[:W]) --images IN|DIR/ --output OUT [options]",
+                       "Computes pytorch-fid's 2048-d pool3 features of every image (resized to "
+                       "299x299 bilinearly) with the FID Inception-v3 network.",
+                       argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
+    if (rc) return rc > 0 ? 0 : -1;
+    int fmnist = !strcmp(net, "fmnist") || (!strncmp(net, "fmnist:", 7) && net[7]);
+    if (!fmnist && strcmp(net, "inception") != 0)
+        return err_set("--features: '%s' is not inception, fmnist or fmnist:W.safetensors", net);
+    if (!fmnist && !weights) return err_set("features: missing required option --inception (see deediff features --help)");
+    if (strcmp(ro.backend, "cpu") != 0)
+        return err_set("--backend %s: the feature networks run on the CPU only for now", ro.backend);
+    RunContext run;
+    if (run_context_open(&run, &ro)) return -1;
+    if (fmnist) {
+        rc = features_fmnist(&run.ctx, net, images, output);
+        run_context_close(&run);
+        return rc;
+    }
+    float *pool3 = NULL;
+    int64_t n = 0;
+    rc = inception_features_of(&run.ctx, weights, images, &pool3, &n);
+    if (rc == 0) {
         StWriter *w = st_writer_new();
-        int64_t shape[2] = {set.n, INCEPTION_FEATURES};
+        int64_t shape[2] = {n, INCEPTION_FEATURES};
         st_writer_add(w, "pool3", DT_F32, 2, shape, pool3);
         st_writer_meta(w, "inception", weights);
         st_writer_meta(w, "images", images);
         rc = st_writer_save(w, output);
         st_writer_free(w);
     }
-    free(set.pixels);
     free(pool3);
-    inception_destroy(&m, &run.ctx);
     run_context_close(&run);
     return rc;
 }

@@ -5,9 +5,14 @@
  *   - statistics: an .npz with 'mu' and 'sigma' (pytorch-fid's format; ours
  *     adds 'n', the sample count, which pytorch-fid files lack),
  *   - features: a .safetensors holding a 2-D tensor 'pool3' or 'features'
- *     [N, dim] (F32, F16 or BF16), or a .npy [N, dim] float array.
- * Image folders are refused with a message that says how to get features
- * (`deediff features`); reading them here comes with the Inception issue.
+ *     [N, dim] (F32, F16 or BF16), or a .npy [N, dim] float array,
+ *   - images, when --features names the network: a PNG folder with
+ *     inception:W.safetensors (pool3, harness/cmd_features.c), or with
+ *     fmnist[:W] an "fmnist source" (a folder of 28x28 PNGs, fmnist-train,
+ *     fmnist-test, ...: harness/image_features.h).
+ * With the FD-FMNIST network (fmnist) the distance is printed as
+ * FD-FMNIST-<N>: it is a proxy on the project's own Fashion-MNIST
+ * classifier, not FID, and is never called FID.
  *
  * The distance is printed with everything needed to read it (REFERENCE.md
  * section 7, items 3 and 5): its N on both sides, the dimension, the feature
@@ -28,6 +33,8 @@
 #include "../model/npy.h"
 #include "../model/safetensors.h"
 #include "cli.h"
+#include "image_features.h"
+#include "run_context.h"
 
 #define FID_STANDARD_N 50000
 #define INCEPTION_DIM 2048
@@ -35,7 +42,7 @@
 /* the feature network named by --features */
 typedef struct {
     const char *name;      /* "inception", "fmnist" or NULL (not stated) */
-    const char *weights;   /* inception:W.safetensors (used once images are read) */
+    const char *weights;   /* inception:W.safetensors or fmnist:W.safetensors (images are read) */
 } FeatureNet;
 
 static int parse_feature_net(const char *text, FeatureNet *fn)
@@ -43,13 +50,18 @@ static int parse_feature_net(const char *text, FeatureNet *fn)
     fn->name = fn->weights = NULL;
     if (!text) return 0;
     if (!strcmp(text, "fmnist")) { fn->name = "fmnist"; return 0; }
+    if (!strncmp(text, "fmnist:", 7) && text[7]) {
+        fn->name = "fmnist";
+        fn->weights = text + 7;
+        return 0;
+    }
     if (!strcmp(text, "inception")) { fn->name = "inception"; return 0; }
     if (!strncmp(text, "inception:", 10) && text[10]) {
         fn->name = "inception";
         fn->weights = text + 10;
         return 0;
     }
-    return err_set("--features: '%s' is not fmnist, inception or inception:W.safetensors", text);
+    return err_set("--features: '%s' is not fmnist, fmnist:W.safetensors, inception or inception:W.safetensors", text);
 }
 
 /* reads 2-D features [N, dim] as float from a .safetensors or .npy file */
@@ -114,21 +126,54 @@ static int is_zip(const char *path)
     return got == 4 && m[0] == 'P' && m[1] == 'K' && (m[2] == 3 || m[2] == 5);
 }
 
-/* statistics of one input; *from_features says whether N is measured here */
-static int load_input(const char *path, FidStats *s, int *from_features)
+/* features of images through the network of --features (a CPU context of all cores) */
+static int image_features(const char *path, const FeatureNet *net, float **x, int64_t *n, int *dim)
 {
-    struct stat sb;
-    if (stat(path, &sb)) return err_set("%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return err_set("%s: is a folder; fid reads statistics (.npz) or features (.safetensors, .npy): "
-                       "extract features first (deediff features --images DIR/ ...); reading image folders "
-                       "here arrives with the Inception-v3 integration", path);
-    *from_features = !is_zip(path);
-    if (!*from_features) return fid_stats_load(path, s);
+    RunContext run;
+    RunOptions ro = run_options_default();
+    if (run_context_open(&run, &ro)) return -1;
+    int rc;
+    if (!strcmp(net->name, "fmnist")) {
+        rc = fmnist_features_of(&run.ctx, net->weights, path, x, n, dim);
+    } else {
+        *dim = INCEPTION_DIM;
+        rc = inception_features_of(&run.ctx, net->weights, path, x, n);
+    }
+    run_context_close(&run);
+    return rc;
+}
+
+/* statistics of one input; *from_features says whether N is measured here */
+static int load_input(const char *path, const FeatureNet *net, FidStats *s, int *from_features)
+{
     float *x = NULL;
     int64_t n = 0;
     int dim = 0;
     char what[600];
+    int fmnist = net && net->name && !strcmp(net->name, "fmnist");
+    if (fmnist && fmnist_source_is_images(path)) {
+        *from_features = 1;
+        if (image_features(path, net, &x, &n, &dim)) return -1;
+        snprintf(what, sizeof what, "%s: FD-FMNIST features", path);
+        int rc = fid_stats_from_features(what, x, n, dim, s);
+        free(x);
+        return rc;
+    }
+    struct stat sb;
+    if (stat(path, &sb)) return err_set("%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        if (!net || !net->name || (!fmnist && !net->weights))
+            return err_set("%s: is a folder; reading images needs the network: --features fmnist[:W.safetensors] "
+                           "or --features inception:W.safetensors", path);
+        *from_features = 1;
+        if (image_features(path, net, &x, &n, &dim)) return -1;
+        snprintf(what, sizeof what, "%s: pool3", path);
+        int rc = fid_stats_from_features(what, x, n, dim, s);
+        free(x);
+        return rc;
+    }
+    *from_features = !is_zip(path);
+    if (!*from_features) return fid_stats_load(path, s);
     if (load_features(path, &x, &n, &dim, what, sizeof what)) return -1;
     int rc = fid_stats_from_features(what, x, n, dim, s);
     free(x);
@@ -166,8 +211,8 @@ int cmd_fid(int argc, char **argv)
 {
     const char *features = NULL;
     const CliOpt opts[] = {
-        {"--features", "NET", "feature network behind the inputs: fmnist, inception or inception:W.safetensors "
-                              "(checks the dimension; needed for image folders, not yet supported)",
+        {"--features", "NET", "feature network behind the inputs: fmnist[:W.safetensors] (FD-FMNIST), inception or "
+                              "inception:W.safetensors (checks the dimension; needed for image folders)",
          &features, NULL, 0},
     };
     const char *pos[2];
@@ -186,7 +231,7 @@ int cmd_fid(int argc, char **argv)
     int from_features[2];
     rc = -1;
     for (int k = 0; k < 2; k++) {
-        if (load_input(pos[k], &s[k], &from_features[k]) || check_n(pos[k], &s[k])) goto done;
+        if (load_input(pos[k], &net, &s[k], &from_features[k]) || check_n(pos[k], &s[k])) goto done;
         if (net.name && !strcmp(net.name, "inception") && s[k].dim != INCEPTION_DIM) {
             err_set("%s: dimension %d, but Inception-v3 pool3 features are %d-d (--features inception)", pos[k],
                     s[k].dim, INCEPTION_DIM);
@@ -205,8 +250,9 @@ int cmd_fid(int argc, char **argv)
         goto done;
     }
 
-    // the name carries N: FID-10k (inception) or FD-10k (other features)
-    const char *kind = net.name && !strcmp(net.name, "inception") ? "FID" : "FD";
+    // the name carries N: FID-10k (inception), FD-FMNIST-10k (the Fashion-MNIST
+    // proxy, never called FID) or FD-10k (features of an unstated network)
+    const char *kind = !net.name ? "FD" : !strcmp(net.name, "inception") ? "FID" : "FD-FMNIST";
     char name[96], na[24], nb[24];
     if (s[0].n > 0 && (s[1].n == 0 || s[1].n == s[0].n))
         snprintf(name, sizeof name, "%s-%s", kind, n_label(s[0].n, na, sizeof na));
@@ -221,7 +267,7 @@ int cmd_fid(int argc, char **argv)
     print_side("A", pos[0], &s[0], from_features[0]);
     print_side("B", pos[1], &s[1], from_features[1]);
     printf("  dimension %d, feature network %s\n", r.dim,
-           !net.name ? "not stated (--features)" : !strcmp(net.name, "fmnist") ? "fmnist (a proxy, not Inception FID)"
+           !net.name ? "not stated (--features)" : !strcmp(net.name, "fmnist") ? "fmnist (FD-FMNIST: the project's Fashion-MNIST classifier, not Inception)"
                                                  : "inception (pool3)");
     printf("  |mu_A - mu_B|^2 = %.6f, tr S_A = %.6f, tr S_B = %.6f, tr sqrt(S_A S_B) = %.6f\n", r.mean_term,
            r.trace1, r.trace2, r.trace_sqrt);
@@ -243,22 +289,26 @@ done:
 
 int cmd_stats(int argc, char **argv)
 {
-    const char *output = NULL;
+    const char *output = NULL, *features = NULL;
     const CliOpt opts[] = {
         {"--output", "S.npz", "where to write mu, sigma (float64) and n", &output, NULL, 1},
+        {"--features", "NET", "fmnist[:W.safetensors] or inception:W.safetensors: FEATURES are images (a folder; "
+                              "for fmnist also fmnist-train, fmnist-test)", &features, NULL, 0},
     };
     const char *pos[1];
     int npos = 0;
-    int rc = cli_parse("stats", "FEATURES --output S.npz",
+    int rc = cli_parse("stats", "FEATURES --output S.npz [--features NET]",
                        "Mean and covariance (N-1) of features, written as pytorch-fid statistics (.npz with mu, "
                        "sigma, plus n).\nFEATURES is a .safetensors with 'pool3' or 'features' [N, dim], or a "
                        ".npy [N, dim].",
-                       argc, argv, opts, 1, pos, 1, &npos);
+                       argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &npos);
     if (rc) return rc > 0 ? 0 : -1;
     if (npos != 1) return err_set("stats: expected one FEATURES file (see deediff stats --help)");
+    FeatureNet net;
+    if (parse_feature_net(features, &net)) return -1;
     FidStats s;
     int from_features;
-    if (load_input(pos[0], &s, &from_features)) return -1;
+    if (load_input(pos[0], &net, &s, &from_features)) return -1;
     if (!from_features) {
         fid_stats_free(&s);
         return err_set("%s: already statistics (an .npz); stats reads features", pos[0]);

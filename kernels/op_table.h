@@ -79,6 +79,9 @@ struct OpTable {
     void (*relu_backward)(Ctx *, Tensor, Tensor, Tensor);
     void (*affine_forward)(Ctx *, Tensor, Tensor, float, float);
     void (*affine_backward)(Ctx *, Tensor, Tensor, float);
+    /* classifier loss (FD-FMNIST feature network) */
+    float (*cross_entropy_forward)(Ctx *, Tensor, Tensor);
+    void (*cross_entropy_backward)(Ctx *, Tensor, Tensor, Tensor, float);
 };
 
 /* the backends' tables */

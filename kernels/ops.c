@@ -608,3 +608,29 @@ void op_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a)
     same_numel("affine_backward", din, dout);
     CALL(affine_backward, ctx, din, dout, a);
 }
+
+/* ---- classifier loss (FD-FMNIST feature network) ------------------------------ */
+
+static void check_cross_entropy(const char *op, Tensor logits, Tensor labels)
+{
+    need_ndim(op, logits, 2);
+    need_ndim(op, labels, 1);
+    need(logits.shape[0] == labels.shape[0], op, "logits [B,K] and labels [B] disagree on B", logits, labels);
+    need(logits.shape[1] >= 1, op, "no classes", logits, labels);
+    if (logits.dtype != DT_F32 || labels.dtype != DT_I64)
+        FATAL("%s: expected F32 logits and I64 labels", op);
+}
+float op_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels)
+{
+    check_cross_entropy("cross_entropy_forward", logits, labels);
+    if (!ctx->ops->cross_entropy_forward)
+        FATAL("op cross_entropy_forward is not implemented on backend %s", ctx->ops->name);
+    return ctx->ops->cross_entropy_forward(ctx, logits, labels);
+}
+void op_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels, float dloss)
+{
+    if (!tensor_present(dlogits)) return;
+    check_cross_entropy("cross_entropy_backward", logits, labels);
+    same_shape("cross_entropy_backward", dlogits, logits);
+    CALL(cross_entropy_backward, ctx, dlogits, logits, labels, dloss);
+}

@@ -256,4 +256,14 @@ void op_relu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 void op_affine_forward(Ctx *ctx, Tensor out, Tensor in, float a, float b);
 void op_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a);
 
+/* ---- classifier loss (the FD-FMNIST feature network, model/fmnist_net.h) ----
+ * Softmax cross-entropy, the mean over the batch: logits[B,K] F32 and
+ * labels[B] I64 with values in [0,K) (the caller checks them):
+ *   loss = (1/B) sum_b [ logsumexp(logits[b,:]) - logits[b, labels[b]] ]
+ * The backward adds dloss / B * (softmax(logits[b,:]) - onehot(labels[b]))
+ * into dlogits[B,K]. Like mse, the forward returns the loss to the host.   */
+float op_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels);
+void op_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels,
+                               float dloss);
+
 #endif

@@ -89,4 +89,9 @@ void cpu_relu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 void cpu_affine_forward(Ctx *ctx, Tensor out, Tensor in, float a, float b);
 void cpu_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a);
 
+/* classifier loss (FD-FMNIST feature network): cross_entropy.c */
+float cpu_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels);
+void cpu_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels,
+                                float dloss);
+
 #endif

@@ -90,4 +90,6 @@ const OpTable cpu_op_table = {
     .relu_backward = cpu_relu_backward,
     .affine_forward = cpu_affine_forward,
     .affine_backward = cpu_affine_backward,
+    .cross_entropy_forward = cpu_cross_entropy_forward,
+    .cross_entropy_backward = cpu_cross_entropy_backward,
 };
