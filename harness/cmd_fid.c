@@ -220,7 +220,9 @@ int cmd_fid(int argc, char **argv)
     int rc = cli_parse("fid", "A B [--features NET]",
                        "Frechet distance between two sets of features. A and B are each statistics (.npz with mu "
                        "and sigma,\nas pytorch-fid writes them) or features (.safetensors with 'pool3' or "
-                       "'features' [N, dim], or .npy [N, dim]).",
+                       "'features' [N, dim], or .npy [N, dim]),\nor images through the network of --features: a PNG "
+                       "folder, or for fmnist also fmnist-train, fmnist-test\n(+blur3, +noiseS: sanity checks). "
+                       "With --features fmnist the distance is FD-FMNIST, a proxy, not FID.",
                        argc, argv, opts, 1, pos, 2, &npos);
     if (rc) return rc > 0 ? 0 : -1;
     if (npos != 2) return err_set("fid: expected two inputs A and B (see deediff fid --help)");
@@ -300,7 +302,8 @@ int cmd_stats(int argc, char **argv)
     int rc = cli_parse("stats", "FEATURES --output S.npz [--features NET]",
                        "Mean and covariance (N-1) of features, written as pytorch-fid statistics (.npz with mu, "
                        "sigma, plus n).\nFEATURES is a .safetensors with 'pool3' or 'features' [N, dim], or a "
-                       ".npy [N, dim].",
+                       ".npy [N, dim], or images\nthrough the network of --features (a PNG folder; for fmnist also "
+                       "fmnist-train, fmnist-test).",
                        argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &npos);
     if (rc) return rc > 0 ? 0 : -1;
     if (npos != 1) return err_set("stats: expected one FEATURES file (see deediff stats --help)");
