@@ -19,6 +19,7 @@
 #include "kernels/errors.h"
 #include "model/fmnist_net.h"
 #include "model/safetensors.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/gradcheck.h"
 
 #define PX (FMNIST_NET_SIDE * FMNIST_NET_SIDE)
@@ -188,21 +189,13 @@ static void write_folder(const char *dir, int n, float level, uint64_t seed)
     }
 }
 
-/* runs `DEEDIFF args`, stdout+stderr into out; returns the exit status */
+/* runs `DEEDIFF args`, stdout then stderr into out; the exit status */
 static int run_deediff(const char *args, char *out, size_t size)
 {
-    const char *bin = getenv("DEEDIFF");
-    char cmd[2048], log[300];
-    snprintf(log, sizeof log, "%s", tmp("log.txt"));
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2>&1", bin, args, log);
-    int st = system(cmd);
-    FILE *f = fopen(log, "rb");
-    cr_assert(f);
-    size_t got = fread(out, 1, size - 1, f);
-    out[got] = 0;
-    fclose(f);
-    unlink(log);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char err[4096];
+    int st = cli_run(args, out, size, err, sizeof err);
+    strncat(out, err, size - strlen(out) - 1);
+    return st;
 }
 
 static void remove_folder(const char *dir, int n)
@@ -217,7 +210,7 @@ static void remove_folder(const char *dir, int n)
 
 Test(fmnist_net, fid_on_png_folders_prints_fd_fmnist_never_fid)
 {
-    if (!getenv("DEEDIFF")) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
+    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
     cr_assert(access(COMMITTED_WEIGHTS, R_OK) == 0, "%s: missing (run from the repository root)", COMMITTED_WEIGHTS);
     const int n = 130;  // above the feature dimension 128, else fid refuses
     char a[256], b[256], args[1024], out[8192];
@@ -242,7 +235,7 @@ Test(fmnist_net, fid_on_png_folders_prints_fd_fmnist_never_fid)
 
 Test(fmnist_net, bad_weights_file_exits_2_with_one_line)
 {
-    if (!getenv("DEEDIFF")) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
+    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
     char a[256], w[256], args[1024], out[8192];
     snprintf(a, sizeof a, "%s", tmp("c"));
     write_folder(a, 3, 0.5f, 3);

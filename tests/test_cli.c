@@ -1,0 +1,242 @@
+/*
+ * test_cli.c: the deediff commands as a user runs them: bad input gives one
+ * line on stderr naming the file and the field, exit status 2, and no output
+ * file; `deediff sample` redraws a single image bit for bit; --help works.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kernels/errors.h"
+#include "../model/safetensors.h"
+#include "support/cli_run.h"
+
+#define MODEL "tests/fixtures/uvit_uncond_conv.model.safetensors"
+#define COND_MODEL "tests/fixtures/uvit_cond_mlp.model.safetensors"
+
+static char dir[64];
+
+static void setup(void)
+{
+    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
+    strcpy(dir, "/tmp/deediff-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0]) cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+static const char *path_in(const char *name)
+{
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+/* a raw safetensors file: header length, header text, data bytes */
+static void write_raw(const char *path, uint64_t header_len, const char *header, const void *data,
+                      size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(&header_len, 8, 1, f);
+    fwrite(header, 1, strlen(header), f);
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+/* copies MODEL to path, dropping tensor `drop` and reshaping tensor
+   `reshape` to [1] when given, with config `config` when given */
+static void write_model_variant(const char *path, const char *drop, const char *reshape,
+                                const char *config)
+{
+    SafeTensors st;
+    cr_assert_eq(st_open(&st, MODEL), 0, "%s", err_msg());
+    StWriter *w = st_writer_new();
+    for (int i = 0; i < st.count; i++) {
+        const StEntry *e = &st.entries[i];
+        if (drop && !strcmp(e->name, drop)) continue;
+        if (reshape && !strcmp(e->name, reshape)) {
+            int64_t one = 1;
+            st_writer_add(w, e->name, e->dtype, 1, &one, st_data(&st, e));
+        } else {
+            st_writer_add(w, e->name, e->dtype, e->ndim, e->shape, st_data(&st, e));
+        }
+    }
+    st_writer_meta(w, "config", config ? config : st_metadata(&st, "config"));
+    cr_assert_eq(st_writer_save(w, path), 0, "%s", err_msg());
+    st_writer_free(w);
+    st_close(&st);
+}
+
+/* an input file for MODEL (3 channels, 8x8) with x of the given shape/dtype */
+static void write_input(const char *path, int64_t side, DType xdt, int nan_at, int with_t)
+{
+    int64_t xs[4] = {2, 3, side, side}, ts[1] = {2};
+    size_t n = (size_t)(2 * 3 * side * side);
+    float *x = calloc(n, sizeof(float));
+    int64_t *xi = calloc(n, sizeof(int64_t));
+    if (nan_at >= 0) x[nan_at] = NAN;
+    float t[2] = {10.5f, 900.0f};
+    StWriter *w = st_writer_new();
+    st_writer_add(w, "x", xdt, 4, xs, xdt == DT_I64 ? (void *)xi : (void *)x);
+    if (with_t) st_writer_add(w, "t", DT_F32, 1, ts, t);
+    cr_assert_eq(st_writer_save(w, path), 0, "%s", err_msg());
+    st_writer_free(w);
+    free(x);
+    free(xi);
+}
+
+/* runs deediff forward and expects exit 2, one stderr line holding both
+   needles, and no output file */
+static void expect_forward_refused(const char *model, const char *input, const char *needle1,
+                                   const char *needle2)
+{
+    char args[1024], err[2048];
+    const char *out = path_in("out.safetensors");
+    snprintf(args, sizeof args, "forward --model '%s' --input '%s' --output '%s'", model, input, out);
+    int rc = cli_run(args, NULL, 0, err, sizeof err);
+    cr_expect_eq(rc, 2, "exit %d for %s: %s", rc, needle2, err);
+    cr_expect_eq(count_lines(err), 1, "not one line: %s", err);
+    cr_expect(strstr(err, needle1) != NULL, "'%s' not in: %s", needle1, err);
+    cr_expect(strstr(err, needle2) != NULL, "'%s' not in: %s", needle2, err);
+    cr_expect(access(out, F_OK) != 0, "an output file was written");
+}
+
+Test(cli, forward_runs_the_fixture)
+{
+    const char *in = path_in("in.safetensors"), *out = path_in("out.safetensors");
+    write_input(in, 8, DT_F32, -1, 1);
+    char args[512];
+    snprintf(args, sizeof args, "forward --model %s --input %s --output %s", MODEL, in, out);
+    cr_assert_eq(cli_run(args, NULL, 0, NULL, 0), 0);
+    SafeTensors st;
+    cr_assert_eq(st_open(&st, out), 0, "%s", err_msg());
+    const StEntry *e = st_find(&st, "out");
+    cr_assert(e && e->dtype == DT_F32 && e->ndim == 4 && e->shape[0] == 2 && e->shape[1] == 3);
+    st_close(&st);
+}
+
+Test(cli, forward_bad_model_files)
+{
+    const char *in = path_in("in.safetensors");
+    write_input(in, 8, DT_F32, -1, 1);
+    char data[16] = {0};
+
+    const char *p = path_in("truncated.safetensors");
+    FILE *src = fopen(MODEL, "rb"), *dst = fopen(p, "wb");
+    char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf, src);
+    fwrite(buf, 1, got / 2, dst);
+    fclose(src);
+    fclose(dst);
+    expect_forward_refused(p, in, p, "header");
+
+    p = path_in("past-end.safetensors");
+    write_raw(p, 1u << 20, "{}", NULL, 0);
+    expect_forward_refused(p, in, p, "header");
+
+    p = path_in("bad-json.safetensors");
+    write_raw(p, 9, "{not json", NULL, 0);
+    expect_forward_refused(p, in, p, "header");
+
+    p = path_in("overlap.safetensors");
+    const char *h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                    "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    write_raw(p, strlen(h), h, data, 12);
+    expect_forward_refused(p, in, p, "tensor '");
+
+    p = path_in("missing.safetensors");
+    write_model_variant(p, "pos_embed", NULL, NULL);
+    expect_forward_refused(p, in, p, "'pos_embed'");
+
+    p = path_in("shape.safetensors");
+    write_model_variant(p, NULL, "norm.weight", NULL);
+    expect_forward_refused(p, in, p, "'norm.weight'");
+
+    p = path_in("unknown-key.safetensors");
+    write_model_variant(p, NULL, NULL, "{\"img_size\":8,\"patch_size\":2,\"embed_dim\":32,\"wings\":2}");
+    expect_forward_refused(p, in, p, "wings");
+}
+
+Test(cli, forward_bad_inputs)
+{
+    const char *p = path_in("dtype.safetensors");
+    write_input(p, 8, DT_I64, -1, 1);
+    expect_forward_refused(MODEL, p, p, "'x'");
+
+    p = path_in("shape.safetensors");
+    write_input(p, 9, DT_F32, -1, 1);
+    expect_forward_refused(MODEL, p, p, "'x'");
+
+    p = path_in("nan.safetensors");
+    write_input(p, 8, DT_F32, 17, 1);
+    expect_forward_refused(MODEL, p, p, "NaN");
+
+    p = path_in("no-t.safetensors");
+    write_input(p, 8, DT_F32, -1, 0);
+    expect_forward_refused(MODEL, p, p, "'t'");
+
+    /* a class-conditional model needs labels */
+    p = path_in("no-y.safetensors");
+    int64_t xs[4] = {1, 2, 8, 8}, ts[1] = {1};
+    float x[128] = {0}, t[1] = {3};
+    StWriter *w = st_writer_new();
+    st_writer_add(w, "x", DT_F32, 4, xs, x);
+    st_writer_add(w, "t", DT_F32, 1, ts, t);
+    cr_assert_eq(st_writer_save(w, p), 0);
+    st_writer_free(w);
+    expect_forward_refused(COND_MODEL, p, p, "'y'");
+
+    expect_forward_refused(MODEL, path_in("absent.safetensors"), "absent.safetensors", "absent");
+}
+
+static size_t read_all(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    size_t n = fread(buf, 1, size, f);
+    fclose(f);
+    return n;
+}
+
+Test(cli, sample_redraws_one_image_identically)
+{
+    char args[1024], err[2048];
+    snprintf(args, sizeof args, "sample --model %s --n 3 --steps 8 --seed 5 --out %s/all", MODEL, dir);
+    cr_assert_eq(cli_run(args, NULL, 0, err, sizeof err), 0, "%s", err);
+    snprintf(args, sizeof args, "sample --model %s --ids 1 --steps 8 --seed 5 --out %s/one", MODEL, dir);
+    cr_assert_eq(cli_run(args, NULL, 0, err, sizeof err), 0, "%s", err);
+    static char a[1 << 16], b[1 << 16];
+    size_t na = read_all(path_in("all/000001.png"), a, sizeof a);
+    size_t nb = read_all(path_in("one/000001.png"), b, sizeof b);
+    cr_expect(na == nb && memcmp(a, b, na) == 0, "image 1 differs when drawn alone");
+    cr_expect(access(path_in("all/grid.png"), F_OK) == 0 && access(path_in("all/samples.json"), F_OK) == 0);
+    /* a latent (4-channel) model cannot be written as PNG: refused up front */
+    snprintf(args, sizeof args, "sample --model %s --n 2 --out %s/cond", COND_MODEL, dir);
+    cr_expect_eq(cli_run(args, NULL, 0, err, sizeof err), 2);
+    cr_expect(strstr(err, COND_MODEL) != NULL && count_lines(err) == 1, "%s", err);
+}
+
+Test(cli, help_and_unknown_flags)
+{
+    char out[8192], err[2048];
+    cr_expect_eq(cli_run("--help", out, sizeof out, NULL, 0), 0);
+    cr_expect(strstr(out, "forward") && strstr(out, "train") && strstr(out, "sample"));
+    cr_expect_eq(cli_run("forward --help", out, sizeof out, NULL, 0), 0);
+    cr_expect(strstr(out, "--model") != NULL);
+    cr_expect_eq(cli_run("forward --wings 3", NULL, 0, err, sizeof err), 2);
+    cr_expect(strstr(err, "--wings") != NULL && count_lines(err) == 1, "%s", err);
+    cr_expect_eq(cli_run("fly", NULL, 0, err, sizeof err), 2);
+}
