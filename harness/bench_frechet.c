@@ -1,7 +1,7 @@
 /*
  * bench_frechet.c: the Fréchet distance at dim 2048, timed against a general
- * matrix square root in the same run: `deediff bench-frechet`, and
- * bench_frechet() for `deediff bench`.
+ * matrix square root in the same run: the "frechet" section of
+ * `deediff bench`.
  *
  * The reference is what pytorch-fid does (scipy.linalg.sqrtm of S1 S2),
  * written the straightforward way in double with BLAS/LAPACK: the product
@@ -32,8 +32,6 @@
 #include "../model/frechet.h"
 #include "bench_util.h"
 #include "cli.h"
-
-int bench_frechet(FILE *out);
 
 /* statistics of n_samples synthetic features (n_samples, dim) */
 static void synthetic_stats(int dim, int n_samples, uint32_t step, double decay, FidStats *s)
@@ -129,20 +127,3 @@ static int bench_frechet_dim(FILE *out, int dim, int repeats)
 }
 
 int bench_frechet(FILE *out) { return bench_frechet_dim(out, 2048, 3); }
-
-int cmd_bench_frechet(int argc, char **argv)
-{
-    const char *dim_text = "2048", *repeat_text = "3";
-    const CliOpt opts[] = {
-        {"--dim", "D", "feature dimension (default 2048, Inception's)", &dim_text, NULL, 0},
-        {"--repeats", "R", "timed runs of ours, median reported (default 3)", &repeat_text, NULL, 0},
-    };
-    int rc = cli_parse("bench-frechet", "[--dim D] [--repeats R]",
-                       "Times the Frechet distance (two symmetric eigendecompositions) against a general\n"
-                       "matrix square root of S1 S2 (Denman-Beavers iteration), in the same run.",
-                       argc, argv, opts, 2, NULL, 0, NULL);
-    if (rc) return rc > 0 ? 0 : -1;
-    long dim, repeats;
-    if (cli_int("--dim", dim_text, 2, 8192, &dim) || cli_int("--repeats", repeat_text, 1, 16, &repeats)) return -1;
-    return bench_frechet_dim(stdout, (int)dim, (int)repeats);
-}

@@ -1,6 +1,6 @@
 /*
  * bench_inception.c: FID Inception throughput against PyTorch in the same
- * run: `deediff bench-inception`, and bench_inception() for other benches.
+ * run: the "inception" section of `deediff bench`.
  *
  * Both sides run the same network (pytorch-fid's Inception-v3, fp32,
  * inference) on the same synthetic weights (inception_write_synthetic) and
@@ -26,8 +26,6 @@
 #define BENCH_SIZE 32
 #define BENCH_THREADS 2
 #define BENCH_ITERS 3
-
-int bench_inception(FILE *out);
 
 /* images/s of our network: the median of BENCH_ITERS batches after a warm-up */
 static double ours_images_per_s(const char *weights)
@@ -80,7 +78,7 @@ static double torch_images_per_s(const char *weights, char *version, size_t vn)
         if (cJSON_IsString(t)) snprintf(version, vn, "%s", t->valuestring);
     }
     cJSON_Delete(j);
-    if (ips <= 0) fprintf(stderr, "bench-inception: the PyTorch peer did not run (%s)\n", cmd);
+    if (ips <= 0) fprintf(stderr, "bench inception: the PyTorch peer did not run (%s)\n", cmd);
     return ips;
 }
 
@@ -103,14 +101,4 @@ int bench_inception(FILE *out)
         fprintf(out, "  PyTorch: not available, no ratio\n");
     }
     return 0;
-}
-
-int cmd_bench_inception(int argc, char **argv)
-{
-    int rc = cli_parse("bench-inception", "",
-                       "Times the FID Inception network (images/s) against PyTorch on the same "
-                       "weights, batch and threads, in one run; prints the ratio.",
-                       argc, argv, NULL, 0, NULL, 0, NULL);
-    if (rc) return rc > 0 ? 0 : -1;
-    return bench_inception(stdout);
 }

@@ -5,6 +5,8 @@
 #ifndef DEEDIFF_BENCH_UTIL_H
 #define DEEDIFF_BENCH_UTIL_H
 
+#include <stdio.h>
+
 /* seconds on a monotonic clock */
 double bench_now(void);
 /* median of v[n] (sorts v) */
@@ -22,5 +24,10 @@ typedef struct {
    left at 0, a note on stderr) when PyTorch is unavailable */
 int bench_torch(const char *config_json, const char *weights, int batch, int threads,
                 int iters, TorchTimes *out);
+
+/* the benchmark sections of `deediff bench` beyond U-ViT, each printing
+   its ratio to a reference measured in the same run; -1 + err_msg() */
+int bench_inception(FILE *out);  /* FID Inception images/s vs PyTorch */
+int bench_frechet(FILE *out);    /* Frechet distance at 2048-d vs a general sqrtm */
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "../kernels/errors.h"
 #include "../kernels/philox.h"
+#include "../model/optim.h"
 #include "../model/uvit.h"
 #include "bench_util.h"
 #include "cli.h"
@@ -58,7 +59,7 @@ static double sgemm_gflops(int n)
 }
 
 typedef struct {
-    double fwd_ips, fwdbwd_ips, gflop_fwd;
+    double fwd_ips, fwdbwd_ips, train_ips, gflop_fwd;
 } OurTimes;
 
 static void time_ours(Ctx *ctx, UViT *m, const BenchModel *bm, OurTimes *r)
@@ -76,7 +77,14 @@ static void time_ours(Ctx *ctx, UViT *m, const BenchModel *bm, OurTimes *r)
     Tensor td = tensor4(dout, DT_F32, B, c->in_chans, c->img_size, c->img_size);
     UViTActs *acts = uvit_acts_create(ctx, m, B, 1);
     uvit_enable_grads(m, ctx);
-    double fwd[16], fb[16];
+    /* a training step's update: AdamW + EMA with U-ViT's settings; a tiny
+       learning rate keeps the weights (and so the timing) where they are */
+    OptimConfig oc = optim_config_uvit(1);
+    oc.lr = 1e-12;
+    oc.warmup_steps = 0;
+    Optimizer opt;
+    optim_create(&opt, ctx, &oc, m->weights, m->total);
+    double fwd[16], fb[16], train[16];
     for (int it = 0; it <= bm->iters; it++) {  /* iteration 0 warms up */
         double t0 = bench_now();
         uvit_forward(ctx, m, acts, tx, tensor1(t, DT_F32, B), tensor_none(), to);
@@ -84,75 +92,116 @@ static void time_ours(Ctx *ctx, UViT *m, const BenchModel *bm, OurTimes *r)
         uvit_zero_grads(m, ctx);
         uvit_backward(ctx, m, acts, td);
         double t2 = bench_now();
-        if (it > 0) fwd[it - 1] = t1 - t0, fb[it - 1] = t2 - t0;
+        CHECK(optim_step(ctx, &opt, m) == 0, "bench: %s", err_msg());
+        double t3 = bench_now();
+        if (it > 0) fwd[it - 1] = t1 - t0, fb[it - 1] = t2 - t0, train[it - 1] = t3 - t0;
     }
+    optim_destroy(&opt, ctx);
     UViTMacs macs;
     uvit_macs(c, &macs);
     r->fwd_ips = B / bench_median(fwd, bm->iters);
     r->fwdbwd_ips = B / bench_median(fb, bm->iters);
+    r->train_ips = B / bench_median(train, bm->iters);
     r->gflop_fwd = 2 * macs.total / 1e9;
     uvit_acts_destroy(ctx, acts);
     free(x), free(out), free(dout);
 }
 
-int cmd_bench(int argc, char **argv)
+/* the U-ViT section: every model of bench_models */
+static int bench_uvit(RunContext *run, const char *backend, int quick, int no_torch)
 {
-    int no_torch = 0, quick = 0;
-    RunOptions ro = run_options_default();
-    CliOpt opts[] = {
-        {"--no-torch", NULL, "skip the PyTorch peer", NULL, &no_torch, 0},
-        {"--quick", NULL, "only the small configuration", NULL, &quick, 0},
-        RUN_OPTIONS(ro),
-    };
-    int rc = cli_parse("bench", "[options]",
-                       "Times U-ViT forward and forward+backward passes and prints them as ratios "
-                       "to OpenBLAS sgemm and to PyTorch, all measured in this run.",
-                       argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
-    if (rc) return rc > 0 ? 0 : -1;
-    RunContext run;
-    if (run_context_open(&run, &ro)) return -1;
-    int threads = run.threads > 0 ? run.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = run->threads > 0 ? run->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     double peak = sgemm_gflops(2048);
-    printf("machine: %s, %d threads, backend %s\n", bench_cpu_name(), threads, ro.backend);
+    printf("U-ViT, fp32, %s, %d threads, backend %s\n", bench_cpu_name(), threads, backend);
     printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s (the ceiling below)\n\n", peak);
-    printf("%-24s %-8s %9s %9s %11s %11s %9s\n", "model (batch)", "pass", "ours im/s",
+    printf("%-24s %-8s %9s %9s %11s %9s %9s\n", "model (batch)", "pass", "ours im/s",
            "torch im/s", "ours/torch", "GFLOP/s", "of sgemm");
     for (size_t k = quick ? 1 : 0; k < sizeof bench_models / sizeof bench_models[0]; k++) {
         const BenchModel *bm = &bench_models[k];
         UViTConfig c;
         CHECK(uvit_config_parse(&c, bm->json, "bench") == 0, "%s", err_msg());
         UViT m;
-        uvit_create(&m, &run.ctx, &c);
-        uvit_init_random(&m, &run.ctx, 1);
+        uvit_create(&m, &run->ctx, &c);
+        uvit_init_random(&m, &run->ctx, 1);
         char weights[] = "/tmp/deediff-bench-XXXXXX";
         int fd = mkstemp(weights);
         CHECK(fd >= 0, "bench: cannot create a temporary file");
         close(fd);
-        CHECK(uvit_save(&m, &run.ctx, weights, 0, NULL, NULL) == 0, "%s", err_msg());
+        CHECK(uvit_save(&m, &run->ctx, weights, 0, NULL, NULL) == 0, "%s", err_msg());
         OurTimes ours;
-        time_ours(&run.ctx, &m, bm, &ours);
+        time_ours(&run->ctx, &m, bm, &ours);
         TorchTimes torch = {0};
         if (!no_torch) bench_torch(bm->json, weights, bm->batch, threads, bm->iters, &torch);
         unlink(weights);
         char label[64];
         snprintf(label, sizeof label, "%s (%d)", bm->name, bm->batch);
-        /* forward+backward does 3x the forward's multiply-adds */
-        double fl[2] = {ours.gflop_fwd * ours.fwd_ips, 3 * ours.gflop_fwd * ours.fwdbwd_ips};
-        double ips[2] = {ours.fwd_ips, ours.fwdbwd_ips};
-        double tips[2] = {torch.forward_ips, torch.fwdbwd_ips};
-        const char *pass[2] = {"fwd", "fwd+bwd"};
-        for (int p = 0; p < 2; p++) {
+        /* a backward does 2x the forward's multiply-adds (the update's are few) */
+        double ips[3] = {ours.fwd_ips, ours.fwdbwd_ips, ours.train_ips};
+        double tips[3] = {torch.forward_ips, torch.fwdbwd_ips, torch.train_ips};
+        double flops[3] = {1, 3, 3};
+        const char *pass[3] = {"fwd", "fwd+bwd", "train"};
+        for (int p = 0; p < 3; p++) {
             char tcol[32] = "-", rcol[32] = "-";
             if (tips[p] > 0) {
                 snprintf(tcol, sizeof tcol, "%.2f", tips[p]);
                 snprintf(rcol, sizeof rcol, "%.2fx", ips[p] / tips[p]);
             }
-            printf("%-24s %-8s %9.2f %9s %11s %11.1f %8.0f%%\n", p ? "" : label, pass[p], ips[p],
-                   tcol, rcol, fl[p], 100 * fl[p] / peak);
+            double gf = flops[p] * ours.gflop_fwd * ips[p];
+            printf("%-24s %-8s %9.2f %9s %11s %9.1f %8.0f%%\n", p ? "" : label, pass[p], ips[p], tcol,
+                   rcol, gf, 100 * gf / peak);
         }
+        printf("%-24s train step / forward = %.2f (a backward of 2 forwards gives 3)\n", "",
+               ours.fwd_ips / ours.train_ips);
         if (torch.version[0]) printf("%-24s torch %s, %d threads\n", "", torch.version, threads);
-        uvit_destroy(&m, &run.ctx);
+        uvit_destroy(&m, &run->ctx);
+    }
+    return 0;
+}
+
+/* is `name` in the comma-separated list (NULL: every section)? */
+static int wanted(const char *list, const char *name)
+{
+    if (!list) return 1;
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    int no_torch = 0, quick = 0;
+    const char *only = NULL;
+    RunOptions ro = run_options_default();
+    CliOpt opts[] = {
+        {"--only", "uvit,inception,frechet", "run only these sections (default all)", &only, NULL, 0},
+        {"--no-torch", NULL, "skip the PyTorch peer", NULL, &no_torch, 0},
+        {"--quick", NULL, "U-ViT: only the small configuration", NULL, &quick, 0},
+        RUN_OPTIONS(ro),
+    };
+    int rc = cli_parse("bench", "[options]",
+                       "Performance as ratios measured in one run: U-ViT forward, forward+backward "
+                       "and training step vs OpenBLAS sgemm and vs PyTorch; FID Inception vs "
+                       "PyTorch; the Frechet distance vs a general matrix square root.",
+                       argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
+    if (rc) return rc > 0 ? 0 : -1;
+    static const char *const sections[] = {"uvit", "inception", "frechet"};
+    if (only) {
+        int any = 0;
+        for (int i = 0; i < 3; i++) any |= wanted(only, sections[i]);
+        if (!any) return err_set("--only: '%s' names none of uvit, inception, frechet", only);
+    }
+    RunContext run;
+    if (run_context_open(&run, &ro)) return -1;
+    if (rc == 0 && wanted(only, "uvit")) rc = bench_uvit(&run, ro.backend, quick, no_torch);
+    if (rc == 0 && wanted(only, "inception")) {
+        printf("\n");
+        rc = bench_inception(stdout);
+    }
+    if (rc == 0 && wanted(only, "frechet")) {
+        printf("\n");
+        rc = bench_frechet(stdout);
     }
     run_context_close(&run);
-    return 0;
+    return rc;
 }

@@ -6,7 +6,6 @@
 
 int cmd_forward(int argc, char **argv);
 int cmd_features(int argc, char **argv);
-int cmd_bench_inception(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
@@ -14,7 +13,6 @@ int cmd_train(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_fid(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
-int cmd_bench_frechet(int argc, char **argv);
 int cmd_train_fmnist_features(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
@@ -26,9 +24,7 @@ const CliCommand cli_commands[] = {
     {"bench", "performance as ratios to OpenBLAS sgemm and to PyTorch, one run", cmd_bench},
     {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},
     {"stats", "feature statistics (mu, sigma) of features, written as a pytorch-fid .npz", cmd_stats},
-    {"bench-frechet", "time the Frechet distance against a general sqrtm at dim 2048", cmd_bench_frechet},
     {"features", "pool3 features (FID Inception) of images from safetensors or a PNG folder", cmd_features},
-    {"bench-inception", "FID Inception images/s against PyTorch on the same weights, one run", cmd_bench_inception},
     {"train-fmnist-features", "train the FD-FMNIST feature network (Fashion-MNIST CNN) and save its weights",
      cmd_train_fmnist_features},
 };
