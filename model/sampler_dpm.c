@@ -117,14 +117,6 @@ static int fast_orders(int steps, int *orders)
     return n;
 }
 
-/* torch.linspace(a, b, num)[i], computed as numpy does */
-static double linspace_at(double a, double b, int num, int i)
-{
-    if (num == 1) return a;
-    if (i == num - 1) return b;
-    return a + i * ((b - a) / (num - 1));
-}
-
 int sample_dpm(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
                const int64_t *ids)
 {
@@ -147,13 +139,14 @@ int sample_dpm(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, 
         /* K + 1 times uniform in lambda; r1, r2 fixed */
         double lam_T = sampler_lambda(sc, 1.0), lam_0 = sampler_lambda(sc, cfg->t_end);
         for (int i = 0; i <= K; i++)
-            ts[i] = sampler_inverse_lambda(sc, linspace_at(lam_T, lam_0, K + 1, i));
+            ts[i] = sampler_inverse_lambda(sc, sampler_linspace_at(lam_T, lam_0, K + 1, i));
         for (int i = 0; i < K && rc == 0; i++)
             rc = dpm_step(&d, x, ts[i], ts[i + 1], orders[i], orders[i] == 2 ? 0.5 : 1.0 / 3.0,
                           2.0 / 3.0);
     } else {
         /* steps + 1 times uniform in t; a step of order k spans k intervals */
-        for (int i = 0; i <= steps; i++) ts[i] = linspace_at(1.0, cfg->t_end, steps + 1, i);
+        for (int i = 0; i <= steps; i++)
+            ts[i] = sampler_linspace_at(1.0, cfg->t_end, steps + 1, i);
         for (int k = 0, i = 0; k < K && rc == 0; i += orders[k], k++) {
             int o = orders[k];
             double lam_s = sampler_lambda(sc, ts[i]), h = sampler_lambda(sc, ts[i + o]) - lam_s;

@@ -19,14 +19,6 @@
 #include "../kernels/errors.h"
 #include "sampler_internal.h"
 
-/* numpy.linspace(start, stop, num)[i] */
-static double linspace_at(double start, double stop, int num, int i)
-{
-    if (num == 1) return start;
-    if (i == num - 1) return stop;
-    return start + i * ((stop - start) / (num - 1));
-}
-
 int sample_em(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
               const int64_t *ids)
 {
@@ -39,7 +31,7 @@ int sample_em(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, T
     double *ts = malloc((size_t)(N + 1) * sizeof *ts);
     CHECK(ts, "sample_em: out of host memory");
     ts[0] = 0.0;
-    for (int i = 0; i < N; i++) ts[i + 1] = (float)linspace_at(cfg->t_end, 1.0, N, i);
+    for (int i = 0; i < N; i++) ts[i + 1] = (float)sampler_linspace_at(cfg->t_end, 1.0, N, i);
 
     for (int i = N; i >= 1 && rc == 0; i--) {
         double t = ts[i], s = ts[i - 1], dt = s - t;

@@ -44,5 +44,8 @@ void sampler_axpbycz(SamplerRun *r, Tensor out, double a, Tensor x, double b, Te
                      double c, Tensor w);
 /* x += c z, z the step's Philox normals of each image */
 void sampler_add_noise(SamplerRun *r, Tensor x, double c, uint32_t step);
+/* numpy.linspace(start, stop, num)[i] in float64 (torch.linspace's grid as
+   DPM-Solver and sde.py build it): the last point is exactly stop */
+double sampler_linspace_at(double start, double stop, int num, int i);
 
 #endif

@@ -86,6 +86,13 @@ void sampler_add_noise(SamplerRun *r, Tensor x, double c, uint32_t step)
     op_add_randn(r->ctx, x, r->ca, r->ids, r->cfg->seed, RNG_SAMPLE_STEP, step);
 }
 
+double sampler_linspace_at(double start, double stop, int num, int i)
+{
+    if (num == 1) return start;
+    if (i == num - 1) return stop;
+    return start + i * ((stop - start) / (num - 1));
+}
+
 /* ---- public entry points ------------------------------------------------------------------ */
 
 int sample_batch(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
