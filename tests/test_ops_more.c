@@ -12,22 +12,8 @@
 #include <string.h>
 
 #include "kernels/ops.h"
+#include "tests/support/float_buffers.h"
 #include "tests/support/gradcheck.h"
-
-static float *fvec(int64_t n, float lo, float hi, uint64_t seed)
-{
-    float *x = malloc((size_t)(n ? n : 1) * sizeof(float));
-    cr_assert(x);
-    fill_uniform(x, n, lo, hi, seed);
-    return x;
-}
-
-static float *fzeros(int64_t n)
-{
-    float *x = calloc((size_t)(n ? n : 1), sizeof(float));
-    cr_assert(x);
-    return x;
-}
 
 static float *fcopy(const float *src, int64_t n)
 {
