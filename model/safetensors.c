@@ -417,13 +417,31 @@ static const StEntry *find_checked(const SafeTensors *st, const char *name, int 
 
 static size_t entry_numel(const StEntry *e) { return (e->end - e->begin) / dtype_size(e->dtype); }
 
+/* the data of tensor `name` (checked as find_checked does; it may be
+   unaligned) with its entry *e and element count *n; NULL with err_set */
+static const uint8_t *checked_data(const SafeTensors *st, const char *name, int ndim,
+                                   const int64_t *shape, const StEntry **e, size_t *n)
+{
+    *e = find_checked(st, name, ndim, shape);
+    if (!*e) return NULL;
+    *n = entry_numel(*e);
+    return st_data(st, *e);
+}
+
+static int wrong_dtype(const SafeTensors *st, const char *name, const StEntry *e,
+                       const char *expected)
+{
+    return err_set("%s: tensor '%s': dtype %s, expected %s", st->path, name,
+                   dtype_name(e->dtype), expected);
+}
+
 int st_read_f32(const SafeTensors *st, const char *name, float *dst, int ndim,
                 const int64_t *shape)
 {
-    const StEntry *e = find_checked(st, name, ndim, shape);
-    if (!e) return -1;
-    const uint8_t *src = st_data(st, e);
-    size_t n = entry_numel(e);
+    const StEntry *e;
+    size_t n;
+    const uint8_t *src = checked_data(st, name, ndim, shape, &e, &n);
+    if (!src) return -1;
     switch (e->dtype) {
     case DT_F32:
         if (n) memcpy(dst, src, n * 4);   /* the data may be unaligned: copy bytes */
@@ -437,18 +455,17 @@ int st_read_f32(const SafeTensors *st, const char *name, float *dst, int ndim,
         }
         return 0;
     default:
-        return err_set("%s: tensor '%s': dtype %s, expected a float dtype (F32, F16, BF16)",
-                       st->path, name, dtype_name(e->dtype));
+        return wrong_dtype(st, name, e, "a float dtype (F32, F16, BF16)");
     }
 }
 
 int st_read_i64(const SafeTensors *st, const char *name, int64_t *dst, int ndim,
                 const int64_t *shape)
 {
-    const StEntry *e = find_checked(st, name, ndim, shape);
-    if (!e) return -1;
-    const uint8_t *src = st_data(st, e);
-    size_t n = entry_numel(e);
+    const StEntry *e;
+    size_t n;
+    const uint8_t *src = checked_data(st, name, ndim, shape, &e, &n);
+    if (!src) return -1;
     switch (e->dtype) {
     case DT_I64:
         if (n) memcpy(dst, src, n * 8);
@@ -461,8 +478,7 @@ int st_read_i64(const SafeTensors *st, const char *name, int64_t *dst, int ndim,
         }
         return 0;
     default:
-        return err_set("%s: tensor '%s': dtype %s, expected an integer dtype (I64, I32)",
-                       st->path, name, dtype_name(e->dtype));
+        return wrong_dtype(st, name, e, "an integer dtype (I64, I32)");
     }
 }
 
