@@ -58,7 +58,53 @@ static int64_t argmax_window(const float *plane, const Pool2dParams *p, int64_t 
     return best;
 }
 
-void cpu_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
+/* ---- the window ops: what one output cell reads, and where its gradient goes ---- */
+
+/* the value of output (oh, ow) from its window of plane (H,W) */
+typedef float (*window_value)(const float *plane, const Pool2dParams *p, int64_t H, int64_t W,
+                              int64_t oh, int64_t ow);
+/* dplane (H,W) += what output (oh, ow) with gradient g gives its window;
+   plane (H,W) is the forward input (max pooling needs it) */
+typedef void (*window_spread)(float *dplane, const float *plane, const Pool2dParams *p,
+                              int64_t H, int64_t W, int64_t oh, int64_t ow, float g);
+
+static float max_value(const float *plane, const Pool2dParams *p, int64_t H, int64_t W,
+                       int64_t oh, int64_t ow)
+{
+    return plane[argmax_window(plane, p, H, W, oh, ow)];
+}
+
+static void max_spread(float *dplane, const float *plane, const Pool2dParams *p, int64_t H,
+                       int64_t W, int64_t oh, int64_t ow, float g)
+{
+    dplane[argmax_window(plane, p, H, W, oh, ow)] += g;
+}
+
+static float avg_value(const float *plane, const Pool2dParams *p, int64_t H, int64_t W,
+                       int64_t oh, int64_t ow)
+{
+    int64_t h0, h1, w0, w1;
+    pool_window(p, H, W, oh, ow, &h0, &h1, &w0, &w1);
+    float sum = 0.0f;
+    for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++) sum += plane[h * W + w];
+    return sum / pool_divisor(p, H, W, oh, ow);
+}
+
+static void avg_spread(float *dplane, const float *plane, const Pool2dParams *p, int64_t H,
+                       int64_t W, int64_t oh, int64_t ow, float g)
+{
+    int64_t h0, h1, w0, w1;
+    pool_window(p, H, W, oh, ow, &h0, &h1, &w0, &w1);
+    float share = g / pool_divisor(p, H, W, oh, ow);
+    for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++) dplane[h * W + w] += share;
+}
+
+/* ---- the plane loops max and average pooling share ---------------------------- */
+
+static void pool2d_forward(Ctx *ctx, Tensor out, Tensor in, const Pool2dParams *p,
+                           window_value value)
 {
     int64_t P = in.shape[0] * in.shape[1], H = in.shape[2], W = in.shape[3];
     int64_t Ho = out.shape[2], Wo = out.shape[3];
@@ -69,68 +115,46 @@ void cpu_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
         const float *plane = x + pl * H * W;
         float *o = y + pl * Ho * Wo;
         for (int64_t oh = 0; oh < Ho; oh++)
-            for (int64_t ow = 0; ow < Wo; ow++)
-                o[oh * Wo + ow] = plane[argmax_window(plane, &p, H, W, oh, ow)];
+            for (int64_t ow = 0; ow < Wo; ow++) o[oh * Wo + ow] = value(plane, p, H, W, oh, ow);
     }
+}
+
+/* in is the forward input, or none when spread does not read it */
+static void pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, const Pool2dParams *p,
+                            window_spread spread)
+{
+    int64_t P = din.shape[0] * din.shape[1], H = din.shape[2], W = din.shape[3];
+    int64_t Ho = dout.shape[2], Wo = dout.shape[3];
+    const float *x = tensor_present(in) ? tensor_f32(in) : NULL;  // x is (P,H,W) or NULL
+    const float *g = tensor_f32(dout);                             // g is (P,Ho,Wo)
+    float *dx = tensor_f32(din);                                   // dx is (P,H,W)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t pl = 0; pl < P; pl++) {
+        const float *plane = x ? x + pl * H * W : NULL, *gp = g + pl * Ho * Wo;
+        float *dp = dx + pl * H * W;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++) spread(dp, plane, p, H, W, oh, ow, gp[oh * Wo + ow]);
+    }
+}
+
+void cpu_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
+{
+    pool2d_forward(ctx, out, in, &p, max_value);
 }
 
 void cpu_max_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, Pool2dParams p)
 {
-    int64_t P = in.shape[0] * in.shape[1], H = in.shape[2], W = in.shape[3];
-    int64_t Ho = dout.shape[2], Wo = dout.shape[3];
-    const float *x = tensor_f32(in), *g = tensor_f32(dout);  // x is (P,H,W), g is (P,Ho,Wo)
-    float *dx = tensor_f32(din);                             // dx is (P,H,W)
-    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t pl = 0; pl < P; pl++) {
-        const float *plane = x + pl * H * W, *gp = g + pl * Ho * Wo;
-        float *dp = dx + pl * H * W;
-        for (int64_t oh = 0; oh < Ho; oh++)
-            for (int64_t ow = 0; ow < Wo; ow++)
-                dp[argmax_window(plane, &p, H, W, oh, ow)] += gp[oh * Wo + ow];
-    }
+    pool2d_backward(ctx, din, dout, in, &p, max_spread);
 }
 
 void cpu_avg_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
 {
-    int64_t P = in.shape[0] * in.shape[1], H = in.shape[2], W = in.shape[3];
-    int64_t Ho = out.shape[2], Wo = out.shape[3];
-    const float *x = tensor_f32(in);  // x is (P,H,W)
-    float *y = tensor_f32(out);       // y is (P,Ho,Wo)
-    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t pl = 0; pl < P; pl++) {
-        const float *plane = x + pl * H * W;
-        float *o = y + pl * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; oh++)
-            for (int64_t ow = 0; ow < Wo; ow++) {
-                int64_t h0, h1, w0, w1;
-                pool_window(&p, H, W, oh, ow, &h0, &h1, &w0, &w1);
-                float sum = 0.0f;
-                for (int64_t h = h0; h < h1; h++)
-                    for (int64_t w = w0; w < w1; w++) sum += plane[h * W + w];
-                o[oh * Wo + ow] = sum / pool_divisor(&p, H, W, oh, ow);
-            }
-    }
+    pool2d_forward(ctx, out, in, &p, avg_value);
 }
 
 void cpu_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p)
 {
-    int64_t P = din.shape[0] * din.shape[1], H = din.shape[2], W = din.shape[3];
-    int64_t Ho = dout.shape[2], Wo = dout.shape[3];
-    const float *g = tensor_f32(dout);  // g is (P,Ho,Wo)
-    float *dx = tensor_f32(din);        // dx is (P,H,W)
-    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t pl = 0; pl < P; pl++) {
-        const float *gp = g + pl * Ho * Wo;
-        float *dp = dx + pl * H * W;
-        for (int64_t oh = 0; oh < Ho; oh++)
-            for (int64_t ow = 0; ow < Wo; ow++) {
-                int64_t h0, h1, w0, w1;
-                pool_window(&p, H, W, oh, ow, &h0, &h1, &w0, &w1);
-                float share = gp[oh * Wo + ow] / pool_divisor(&p, H, W, oh, ow);
-                for (int64_t h = h0; h < h1; h++)
-                    for (int64_t w = w0; w < w1; w++) dp[h * W + w] += share;
-            }
-    }
+    pool2d_backward(ctx, din, dout, tensor_none(), &p, avg_spread);
 }
 
 void cpu_global_avg_pool_forward(Ctx *ctx, Tensor out, Tensor in)
