@@ -66,15 +66,7 @@ static void add_param(FmnistNet *m, int i, const char *name, int ndim, int64_t d
 {
     FmnistParam *p = &m->params[i];
     snprintf(p->name, sizeof p->name, "%s", name);
-    p->ndim = ndim;
-    int64_t d[4] = {d0, d1, d2, d3};
-    p->numel = 1;
-    for (int k = 0; k < 4; k++) {
-        p->shape[k] = k < ndim ? d[k] : 0;
-        if (k < ndim) p->numel *= (size_t)d[k];
-    }
-    p->offset = m->n_floats;
-    m->n_floats += (p->numel + 15) & ~(size_t)15;  /* each tensor on its own 64-byte line */
+    param_place(p, ndim, (int64_t[4]){d0, d1, d2, d3}, &m->n_floats);
 }
 
 void fmnist_net_create(FmnistNet *m, Ctx *ctx, const FmnistNetConfig *cfg, int with_grads)
@@ -116,16 +108,8 @@ const FmnistParam *fmnist_net_param(const FmnistNet *m, const char *name)
 }
 
 /* a parameter's view in the weight (or gradient) buffer */
-static Tensor pview(const FmnistNet *m, const float *buf, int i)
-{
-    const FmnistParam *p = &m->params[i];
-    Tensor t = tensor1((void *)(buf + p->offset), DT_F32, p->shape[0]);
-    t.ndim = p->ndim;
-    for (int k = 0; k < p->ndim; k++) t.shape[k] = p->shape[k];
-    return t;
-}
-#define W(i) pview(m, m->weights, (i))
-#define G(i) pview(m, m->grads, (i))
+#define W(i) param_view(&m->params[i], m->weights)
+#define G(i) param_view(&m->params[i], m->grads)
 
 void fmnist_net_init(FmnistNet *m, Ctx *ctx, uint64_t seed)
 {
@@ -155,10 +139,7 @@ int fmnist_net_save(const FmnistNet *m, Ctx *ctx, const char *path, int n_meta,
     float *host = xmalloc(m->n_floats * sizeof(float));
     ctx_download(ctx, host, m->weights, m->n_floats * sizeof(float));
     StWriter *w = st_writer_new();
-    for (int i = 0; i < FMNIST_NET_PARAMS; i++) {
-        const FmnistParam *p = &m->params[i];
-        st_writer_add(w, p->name, DT_F32, p->ndim, p->shape, host + p->offset);
-    }
+    param_table_write(w, m->params, FMNIST_NET_PARAMS, "", host);
     char *arch = fmnist_net_config_json(&m->cfg);
     st_writer_meta(w, "architecture", arch);
     for (int k = 0; k < n_meta; k++) st_writer_meta(w, keys[k], values[k]);

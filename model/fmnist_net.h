@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "../kernels/ops.h"
+#include "param_table.h"
 
 #define FMNIST_NET_SIDE 28
 #define FMNIST_NET_PARAMS 10
@@ -41,13 +42,8 @@ typedef struct {
     int classes;      /* 10 for Fashion-MNIST */
 } FmnistNetConfig;
 
-typedef struct {
-    char name[24];    /* "conv1.weight", ... */
-    int ndim;
-    int64_t shape[4];
-    size_t offset;    /* floats into the buffer */
-    size_t numel;
-} FmnistParam;
+/* a parameter ("conv1.weight", ...) and its place in the buffer */
+typedef ParamInfo FmnistParam;
 
 typedef struct {
     FmnistNetConfig cfg;

@@ -16,16 +16,10 @@
 #include <stdint.h>
 
 #include "../kernels/ops.h"
+#include "param_table.h"
 #include "safetensors.h"
 #include "uvit_config.h"
 
-typedef struct {
-    char name[96];
-    int ndim;
-    int64_t shape[4];
-    size_t offset;  /* in floats from the start of the parameter buffer */
-    size_t numel;
-} ParamInfo;
 
 /* tensor views of one transformer block's parameters */
 typedef struct {

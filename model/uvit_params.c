@@ -31,15 +31,7 @@ static int add_param(TableBuilder *tb, int ndim, const int64_t *shape, const cha
     va_start(ap, fmt);
     vsnprintf(p->name, sizeof p->name, fmt, ap);
     va_end(ap);
-    p->ndim = ndim;
-    p->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        p->shape[i] = shape[i];
-        p->numel *= (size_t)shape[i];
-    }
-    p->offset = m->total;
-    /* keep every tensor 16-float (64-byte) aligned */
-    m->total += (p->numel + 15) & ~(size_t)15;
+    param_place(p, ndim, shape, &m->total);
     return tb->count++;
 }
 
@@ -120,10 +112,7 @@ static void build_table(UViT *m, ParamIndex *ix)
 static Tensor view(const UViT *m, float *base, int i)
 {
     if (i < 0 || !base) return tensor_none();
-    const ParamInfo *p = &m->params[i];
-    Tensor t = {base + p->offset, DT_F32, p->ndim, {0}};
-    for (int k = 0; k < p->ndim; k++) t.shape[k] = p->shape[k];
-    return t;
+    return param_view(&m->params[i], base);
 }
 
 static void build_views(const UViT *m, const ParamIndex *ix, float *base, struct UViTViews *v)
@@ -307,12 +296,7 @@ void uvit_write_params(const UViT *m, Ctx *ctx, StWriter *w, const char *prefix,
 {
     float *host = xmalloc(m->total * sizeof(float));
     ctx_download(ctx, host, src, m->total * sizeof(float));
-    char name[256];
-    for (int i = 0; i < m->num_params; i++) {
-        const ParamInfo *p = &m->params[i];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        st_writer_add(w, name, DT_F32, p->ndim, p->shape, host + p->offset);
-    }
+    param_table_write(w, m->params, m->num_params, prefix, host);
     free(host);
 }
 

@@ -1,0 +1,39 @@
+/*
+ * param_table.c: placing parameters in one buffer, their tensor views, and
+ * writing a table to safetensors (see param_table.h).
+ */
+#include <stdio.h>
+
+#include "../kernels/errors.h"
+#include "param_table.h"
+
+void param_place(ParamInfo *p, int ndim, const int64_t *shape, size_t *total)
+{
+    CHECK(ndim >= 1 && ndim <= 4, "param_place: %s: %d dimensions", p->name, ndim);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int k = 0; k < 4; k++) {
+        p->shape[k] = k < ndim ? shape[k] : 0;
+        if (k < ndim) p->numel *= (size_t)shape[k];
+    }
+    p->offset = *total;
+    *total += (p->numel + 15) & ~(size_t)15;  /* each tensor on its own 64-byte line */
+}
+
+Tensor param_view(const ParamInfo *p, const float *base)
+{
+    Tensor t = {(void *)(base + p->offset), DT_F32, p->ndim, {0}};
+    for (int k = 0; k < p->ndim; k++) t.shape[k] = p->shape[k];
+    return t;
+}
+
+void param_table_write(StWriter *w, const ParamInfo *table, int n, const char *prefix,
+                       const float *host)
+{
+    char name[256];
+    for (int i = 0; i < n; i++) {
+        const ParamInfo *p = &table[i];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        st_writer_add(w, name, DT_F32, p->ndim, p->shape, host + p->offset);
+    }
+}
