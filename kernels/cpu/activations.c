@@ -54,42 +54,13 @@ static void silu_backward_span(float *dx, const float *dy, const float *x, int64
     }
 }
 
-/* runs span(out, in) over n floats in CPU_CHUNK pieces across threads */
-typedef void (*unary_span)(float *, const float *, int64_t);
-typedef void (*backward_span)(float *, const float *, const float *, int64_t);
-
-static void run_unary(Ctx *ctx, unary_span span, Tensor out, Tensor in)
-{
-    int64_t n = tensor_numel(in);
-    float *y = tensor_f32(out);
-    const float *x = tensor_f32(in);
-    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < cpu_chunks(n); c++) {
-        int64_t lo = c * CPU_CHUNK, len = n - lo < CPU_CHUNK ? n - lo : CPU_CHUNK;
-        span(y + lo, x + lo, len);
-    }
-}
-
-static void run_backward(Ctx *ctx, backward_span span, Tensor din, Tensor dout, Tensor in)
-{
-    if (!tensor_present(din)) return;
-    int64_t n = tensor_numel(in);
-    float *dx = tensor_f32(din);
-    const float *dy = tensor_f32(dout), *x = tensor_f32(in);
-    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < cpu_chunks(n); c++) {
-        int64_t lo = c * CPU_CHUNK, len = n - lo < CPU_CHUNK ? n - lo : CPU_CHUNK;
-        span(dx + lo, dy + lo, x + lo, len);
-    }
-}
-
-void cpu_gelu_forward(Ctx *ctx, Tensor out, Tensor in) { run_unary(ctx, gelu_span, out, in); }
+void cpu_gelu_forward(Ctx *ctx, Tensor out, Tensor in) { cpu_run_unary(ctx, gelu_span, out, in); }
 void cpu_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
-    run_backward(ctx, gelu_backward_span, din, dout, in);
+    cpu_run_backward(ctx, gelu_backward_span, din, dout, in);
 }
-void cpu_silu_forward(Ctx *ctx, Tensor out, Tensor in) { run_unary(ctx, silu_span, out, in); }
+void cpu_silu_forward(Ctx *ctx, Tensor out, Tensor in) { cpu_run_unary(ctx, silu_span, out, in); }
 void cpu_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
-    run_backward(ctx, silu_backward_span, din, dout, in);
+    cpu_run_backward(ctx, silu_backward_span, din, dout, in);
 }

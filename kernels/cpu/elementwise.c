@@ -33,17 +33,8 @@ void cpu_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
     }
 }
 
-void cpu_accumulate(Ctx *ctx, Tensor dst, Tensor src)
-{
-    int64_t n = tensor_numel(dst);
-    float *y = tensor_f32(dst);
-    const float *x = tensor_f32(src);
-    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (n > CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t c = 0; c < cpu_chunks(n); c++) {
-        int64_t lo = c * CPU_CHUNK, len = n - lo < CPU_CHUNK ? n - lo : CPU_CHUNK;
-        add_into(y + lo, x + lo, len);
-    }
-}
+/* dst += src (the same element count) */
+void cpu_accumulate(Ctx *ctx, Tensor dst, Tensor src) { cpu_run_unary(ctx, add_into, dst, src); }
 
 void cpu_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row)
 {
