@@ -42,10 +42,23 @@ static void need_ndim(const char *op, Tensor t, int nd)
     if (t.ndim != nd) FATAL("%s: expected a %d-d tensor, got %s", op, nd, SHAPE(t));
 }
 
-#define CALL(fn, ...)                                                          \
+/* a one-input op's backward: din, dout and in have the same element count */
+static void same_numel3(const char *op, Tensor din, Tensor dout, Tensor in)
+{
+    same_numel(op, din, in);
+    same_numel(op, dout, in);
+}
+
+/* aborts when the context's backend lacks op fn */
+#define NEED_OP(fn)                                                            \
     do {                                                                       \
         if (!ctx->ops->fn)                                                     \
             FATAL("op " #fn " is not implemented on backend %s", ctx->ops->name); \
+    } while (0)
+
+#define CALL(fn, ...)                                                          \
+    do {                                                                       \
+        NEED_OP(fn);                                                           \
         ctx->ops->fn(__VA_ARGS__);                                             \
     } while (0)
 
@@ -200,8 +213,7 @@ void op_gelu_forward(Ctx *ctx, Tensor out, Tensor in)
 }
 void op_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
-    same_numel("gelu_backward", din, in);
-    same_numel("gelu_backward", dout, in);
+    same_numel3("gelu_backward", din, dout, in);
     CALL(gelu_backward, ctx, din, dout, in);
 }
 void op_silu_forward(Ctx *ctx, Tensor out, Tensor in)
@@ -211,8 +223,7 @@ void op_silu_forward(Ctx *ctx, Tensor out, Tensor in)
 }
 void op_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
-    same_numel("silu_backward", din, in);
-    same_numel("silu_backward", dout, in);
+    same_numel3("silu_backward", din, dout, in);
     CALL(silu_backward, ctx, din, dout, in);
 }
 void op_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
@@ -399,7 +410,7 @@ void op_embedding_backward(Ctx *ctx, Tensor dtable, Tensor dout, Tensor ids)
 float op_mse_forward(Ctx *ctx, Tensor pred, Tensor target)
 {
     same_numel("mse_forward", pred, target);
-    if (!ctx->ops->mse_forward) FATAL("op mse_forward is not implemented on backend %s", ctx->ops->name);
+    NEED_OP(mse_forward);
     return ctx->ops->mse_forward(ctx, pred, target);
 }
 void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target, float dloss)
@@ -467,7 +478,7 @@ void op_ema_update(Ctx *ctx, Tensor ema, Tensor params, double decay)
 double op_sum_squares(Ctx *ctx, Tensor x)
 {
     need_f32("sum_squares", x);
-    if (!ctx->ops->sum_squares) FATAL("op sum_squares is not implemented on backend %s", ctx->ops->name);
+    NEED_OP(sum_squares);
     return ctx->ops->sum_squares(ctx, x);
 }
 void op_scale(Ctx *ctx, Tensor x, float s)
@@ -478,7 +489,7 @@ void op_scale(Ctx *ctx, Tensor x, float s)
 int op_has_nonfinite(Ctx *ctx, Tensor x)
 {
     need_f32("has_nonfinite", x);
-    if (!ctx->ops->has_nonfinite) FATAL("op has_nonfinite is not implemented on backend %s", ctx->ops->name);
+    NEED_OP(has_nonfinite);
     return ctx->ops->has_nonfinite(ctx, x);
 }
 
@@ -593,8 +604,7 @@ void op_relu_forward(Ctx *ctx, Tensor out, Tensor in)
 void op_relu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
     if (!tensor_present(din)) return;
-    same_numel("relu_backward", din, in);
-    same_numel("relu_backward", dout, in);
+    same_numel3("relu_backward", din, dout, in);
     CALL(relu_backward, ctx, din, dout, in);
 }
 void op_affine_forward(Ctx *ctx, Tensor out, Tensor in, float a, float b)
@@ -623,8 +633,7 @@ static void check_cross_entropy(const char *op, Tensor logits, Tensor labels)
 float op_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels)
 {
     check_cross_entropy("cross_entropy_forward", logits, labels);
-    if (!ctx->ops->cross_entropy_forward)
-        FATAL("op cross_entropy_forward is not implemented on backend %s", ctx->ops->name);
+    NEED_OP(cross_entropy_forward);
     return ctx->ops->cross_entropy_forward(ctx, logits, labels);
 }
 void op_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels, float dloss)
