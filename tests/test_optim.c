@@ -15,6 +15,7 @@
 #include "../model/optim.h"
 #include "../model/safetensors.h"
 #include "../model/uvit.h"
+#include "support/tiny_uvit.h"
 
 #define FIXTURE "tests/fixtures/adamw.safetensors"
 
@@ -418,13 +419,9 @@ Test(optim, step_on_a_uvit_keeps_padding_zero)
 {
     Ctx ctx;
     ctx_init_cpu(&ctx, 1);
-    UViTConfig cfg;
-    cr_assert_eq(uvit_config_parse(&cfg, "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,"
-                                         "\"embed_dim\":32,\"depth\":2,\"num_heads\":2}", "test"),
-                 0, "%s", err_msg());
     UViT m;
-    uvit_create(&m, &ctx, &cfg);
-    uvit_init_random(&m, &ctx, 1);
+    tiny_uvit_create(&m, &ctx, "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,"
+                               "\"embed_dim\":32,\"depth\":2,\"num_heads\":2}", 1);
     uvit_enable_grads(&m, &ctx);
     /* a gradient on every parameter's values (padding left at zero) */
     for (int i = 0; i < m.num_params; i++) {

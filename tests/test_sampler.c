@@ -25,6 +25,7 @@
 #include "model/denoiser.h"
 #include "model/sampler.h"
 #include "model/uvit.h"
+#include "tests/support/tiny_uvit.h"
 
 static Ctx ctx;
 static void setup(void) { ctx_init_cpu(&ctx, 0); }
@@ -455,14 +456,11 @@ Test(sampler, guidance_is_cond_plus_scale_times_cond_minus_uncond)
 
 static void uvit_tiny(UViT *m, int num_classes)
 {
-    UViTConfig c;
     char json[256];
     snprintf(json, sizeof json,
              "{\"img_size\":8,\"patch_size\":2,\"in_chans\":3,\"embed_dim\":32,\"depth\":4,"
              "\"num_heads\":2,\"num_classes\":%d}", num_classes);
-    cr_assert(uvit_config_parse(&c, json, "tiny") == 0, "%s", err_msg());
-    uvit_create(m, &ctx, &c);
-    uvit_init_random(m, &ctx, 9);
+    tiny_uvit_create(m, &ctx, json, 9);
 }
 
 static int all_finite(const float *x, int64_t n)

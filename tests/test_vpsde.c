@@ -16,6 +16,7 @@
 #include "../model/uvit.h"
 #include "../model/vpsde.h"
 #include "../model/vpsde_train.h"
+#include "support/tiny_uvit.h"
 
 static double rel(double got, double want) { return fabs(got - want) / fabs(want); }
 
@@ -292,13 +293,10 @@ Test(vpsde, uvit_training_steps_lower_the_loss)
 {
     Ctx ctx;
     ctx_init_cpu(&ctx, 2);
-    UViTConfig cfg;
-    cr_assert_eq(uvit_config_parse(&cfg, "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,"
-                                         "\"embed_dim\":32,\"depth\":2,\"num_heads\":2,"
-                                         "\"num_classes\":4}", "test"), 0, "%s", err_msg());
     UViT m;
-    uvit_create(&m, &ctx, &cfg);
-    uvit_init_random(&m, &ctx, 3);
+    tiny_uvit_create(&m, &ctx, "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,"
+                               "\"embed_dim\":32,\"depth\":2,\"num_heads\":2,"
+                               "\"num_classes\":4}", 3);
     uvit_enable_grads(&m, &ctx);
     const int B = 8;
     UViTActs *acts = uvit_acts_create(&ctx, &m, B, 1);
