@@ -101,7 +101,7 @@ $(BUILD)/deediff-tests: $(TEST_OBJ) $(BUILD)/libdeediff.a
 DEBIAN_PACKAGES = gcc make libopenblas-openmp-dev liblapacke-dev libsqlite3-dev \
   libcjson-dev libpng-dev libjpeg-dev libzip-dev zlib1g-dev gnuplot-nox \
   libcriterion-dev dataset-fashion-mnist clang libclang-rt-14-dev pkg-config
-PYTORCH_PACKAGES = python3-torch python3-numpy
+PYTORCH_PACKAGES = python3-torch python3-torchvision python3-numpy
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 define apt_install
@@ -150,8 +150,12 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/%)
 	  tail -1 $(BUILD)/fuzz/$$f.log; \
 	done
 
+# every committed fixture, from the scripts that write them (PyTorch, NumPy)
 fixtures: deps-pytorch
 	/usr/bin/python3 tests/reference/make_fixtures.py tests/fixtures
+	/usr/bin/python3 tests/reference/make_inception_fixture.py tests/fixtures
+	/usr/bin/python3 tests/reference/make_adamw_fixture.py
+	/usr/bin/python3 tests/reference/make_npz_fixtures.py tests/fixtures/npz
 
 # ---- the main job ----------------------------------------------------------------
 # Table 1 needs DeeDiff, the baselines and the runner (later issues). Until
