@@ -199,6 +199,19 @@ int inception_features_of(Ctx *ctx, const char *weights, const char *images, flo
     return rc;
 }
 
+int inception_features_of_pixels(Ctx *ctx, const char *weights, const float *pixels, int64_t n, int h, int w,
+                                 float **pool3)
+{
+    Inception m;
+    *pool3 = NULL;
+    if (inception_load(&m, ctx, weights)) return -1;
+    ImageSet set = {n, h, w, (float *)pixels};  // read only
+    *pool3 = xmalloc((size_t)n * INCEPTION_FEATURES * sizeof(float));
+    run_features(ctx, &m, &set, *pool3);
+    inception_destroy(&m, ctx);
+    return 0;
+}
+
 /* --features fmnist[:W]: `features` [N,D] of an fmnist source */
 static int features_fmnist(Ctx *ctx, const char *net, const char *images, const char *output)
 {

@@ -33,10 +33,10 @@
 #include "../model/npy.h"
 #include "../model/safetensors.h"
 #include "cli.h"
+#include "fd_name.h"
 #include "image_features.h"
 #include "run_context.h"
 
-#define FID_STANDARD_N 50000
 #define INCEPTION_DIM 2048
 
 /* the feature network named by --features */
@@ -180,15 +180,6 @@ static int load_input(const char *path, const FeatureNet *net, FidStats *s, int 
     return rc;
 }
 
-/* "10k", "2.5k", "500" */
-static const char *n_label(int64_t n, char *buf, size_t size)
-{
-    if (n >= 1000 && n % 1000 == 0) snprintf(buf, size, "%lldk", (long long)(n / 1000));
-    else if (n >= 1000 && n % 100 == 0) snprintf(buf, size, "%.1fk", n / 1000.0);
-    else snprintf(buf, size, "%lld", (long long)n);
-    return buf;
-}
-
 static void print_side(const char *label, const char *path, const FidStats *s, int from_features)
 {
     if (s->n > 0)
@@ -254,15 +245,15 @@ int cmd_fid(int argc, char **argv)
 
     // the name carries N: FID-10k (inception), FD-FMNIST-10k (the Fashion-MNIST
     // proxy, never called FID) or FD-10k (features of an unstated network)
-    const char *kind = !net.name ? "FD" : !strcmp(net.name, "inception") ? "FID" : "FD-FMNIST";
+    const char *kind = fd_kind(net.name);
     char name[96], na[24], nb[24];
     if (s[0].n > 0 && (s[1].n == 0 || s[1].n == s[0].n))
-        snprintf(name, sizeof name, "%s-%s", kind, n_label(s[0].n, na, sizeof na));
+        snprintf(name, sizeof name, "%s-%s", kind, fd_n_label(s[0].n, na, sizeof na));
     else if (s[0].n > 0)
-        snprintf(name, sizeof name, "%s-%s (vs N = %s)", kind, n_label(s[0].n, na, sizeof na),
-                 n_label(s[1].n, nb, sizeof nb));
+        snprintf(name, sizeof name, "%s-%s (vs N = %s)", kind, fd_n_label(s[0].n, na, sizeof na),
+                 fd_n_label(s[1].n, nb, sizeof nb));
     else if (s[1].n > 0)
-        snprintf(name, sizeof name, "%s (N unknown vs %s)", kind, n_label(s[1].n, nb, sizeof nb));
+        snprintf(name, sizeof name, "%s (N unknown vs %s)", kind, fd_n_label(s[1].n, nb, sizeof nb));
     else
         snprintf(name, sizeof name, "%s (N unknown)", kind);
     printf("%s = %.6f\n", name, r.distance);

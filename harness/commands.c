@@ -14,6 +14,8 @@ int cmd_log(int argc, char **argv);
 int cmd_fid(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_train_fmnist_features(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_table(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -27,5 +29,7 @@ const CliCommand cli_commands[] = {
     {"features", "pool3 features (FID Inception) of images from safetensors or a PNG folder", cmd_features},
     {"train-fmnist-features", "train the FD-FMNIST feature network (Fashion-MNIST CNN) and save its weights",
      cmd_train_fmnist_features},
+    {"eval", "sample N images and store FD/FID-<N>, layers ratio, GMAC and s per image with the protocol", cmd_eval},
+    {"table", "render a paper table (1) from the eval runs in the results database", cmd_table},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

@@ -31,6 +31,9 @@
 #include "../kernels/ops.h"
 
 int inception_features_of(Ctx *ctx, const char *weights, const char *images, float **pool3, int64_t *n);
+/* the same of images already in memory: pixels[n,3,h,w] (host) in [0,1] */
+int inception_features_of_pixels(Ctx *ctx, const char *weights, const float *pixels, int64_t n, int h, int w,
+                                 float **pool3);
 
 /* 1 when `source` names images for the FD-FMNIST network (a folder or a
    dataset name above), 0 otherwise (e.g. a features or statistics file) */

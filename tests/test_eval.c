@@ -1,0 +1,180 @@
+/*
+ * test_eval.c: `deediff eval` and `deediff table 1` as a user runs them, on
+ * the committed Fashion-MNIST U-ViT (results/weights/fmnist-uvit.safetensors)
+ * with a cheap protocol (130 images, DPM-Solver 3 steps, fmnist-test): the
+ * distance is named FD-FMNIST-130 and never FID, the database holds one eval
+ * run with its metrics and protocol, the table shows the row; N below the
+ * feature dimension and a missing reference exit 2 with one line; the
+ * distance from memory equals `deediff fid` of the PNGs `deediff sample`
+ * writes with the same protocol. Also the
+ * SHA-256 behind every protocol's hashes, against FIPS 180-4 vectors.
+ */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../harness/fd_name.h"
+#include "../harness/file_hash.h"
+#include "support/cli_run.h"
+
+#define UVIT "results/weights/fmnist-uvit.safetensors"
+
+static char dir[64];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/deediff-eval-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0]) cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(eval, .init = setup, .fini = teardown, .timeout = 120);
+
+static void need_binary(void)
+{
+    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
+    if (access(UVIT, R_OK)) cr_skip_test("%s is missing", UVIT);
+}
+
+/* one number from the database: the first column of the first row of sql */
+static double db_number(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW, "no row for %s", sql);
+    double v = sqlite3_column_double(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return v;
+}
+
+Test(eval, sha256_matches_fips_vectors)
+{
+    char hex[SHA256_HEX_LEN + 1];
+    sha256_hex("abc", 3, hex);
+    cr_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    sha256_hex("", 0, hex);
+    cr_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    // two blocks: the padding crosses a block boundary
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sha256_hex(m, strlen(m), hex);
+    cr_assert_str_eq(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    char path[128];
+    snprintf(path, sizeof path, "%s/abc", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("abc", f);
+    fclose(f);
+    cr_assert_eq(file_sha256(path, hex), 0);
+    cr_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+Test(eval, distance_names_carry_network_and_n)
+{
+    char b[64];
+    cr_assert_str_eq(fd_name("fmnist", 1000, b, sizeof b), "FD-FMNIST-1k");
+    cr_assert_str_eq(fd_name("inception", 50000, b, sizeof b), "FID-50k");
+    cr_assert_str_eq(fd_name(NULL, 2500, b, sizeof b), "FD-2.5k");
+    cr_assert_str_eq(fd_name("fmnist", 130, b, sizeof b), "FD-FMNIST-130");
+}
+
+Test(eval, stores_one_run_and_the_table_shows_it)
+{
+    need_binary();
+    static char out[16384], err[16384];
+    char args[1024], db[128];
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    snprintf(args, sizeof args,
+             "eval --model " UVIT " --n 130 --sampler dpm --steps 3 --ref fmnist-test --db %s --stats-dir %s/stats "
+             "--threads 2",
+             db, dir);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "stdout: %s\nstderr: %s", out, err);
+    cr_assert_not_null(strstr(out, "FD-FMNIST-130 = "), "%s", out);
+    cr_assert_null(strstr(out, "FID"), "the proxy must never be called FID: %s", out);
+    cr_assert_not_null(strstr(err, "warning: N = 130 < 50000"), "%s", err);
+
+    cr_assert_eq(db_number(db, "SELECT count(*) FROM runs WHERE kind = 'eval' AND status = 'done'"), 1);
+    cr_assert_eq(db_number(db, "SELECT count(*) FROM runs"), 1);
+    double fd = db_number(db, "SELECT value FROM metrics WHERE name = 'fd_fmnist'");
+    cr_assert(fd > 0, "fd_fmnist %g", fd);
+    cr_assert_eq(db_number(db, "SELECT count(*) FROM metrics WHERE name = 'fid'"), 0);
+    cr_assert_eq(db_number(db, "SELECT value FROM metrics WHERE name = 'layers_ratio'"), 1.0);
+    double gmacs = db_number(db, "SELECT value FROM metrics WHERE name = 'gmacs_per_image'");
+    cr_assert(gmacs > 0);
+    cr_assert_float_eq(db_number(db, "SELECT value FROM metrics WHERE name = 'gflops_per_image'"), 2 * gmacs, 1e-12);
+    cr_assert(db_number(db, "SELECT value FROM metrics WHERE name = 'seconds_per_image'") > 0);
+    // the protocol travels with the run
+    cr_assert_eq(db_number(db, "SELECT json_extract(config, '$.n') FROM runs"), 130);
+    cr_assert_eq(db_number(db, "SELECT json_extract(config, '$.steps') FROM runs"), 3);
+    cr_assert_eq(db_number(db, "SELECT length(json_extract(config, '$.model_sha256')) FROM runs"), 64);
+    cr_assert_eq(db_number(db, "SELECT length(json_extract(config, '$.ref_sha256')) FROM runs"), 64);
+    cr_assert_eq(db_number(db, "SELECT json_extract(config, '$.weights') = 'ema' FROM runs"), 1);
+    cr_assert_eq(db_number(db, "SELECT json_extract(config, '$.feature_dim') FROM runs"), 128);
+
+    // evaluating from memory equals evaluating the PNGs deediff sample writes
+    double fd_printed, fd_png;
+    cr_assert_eq(sscanf(strstr(out, "FD-FMNIST-130 = "), "FD-FMNIST-130 = %lf", &fd_printed), 1);
+    snprintf(args, sizeof args,
+             "sample --model " UVIT " --n 130 --sampler dpm --steps 3 --out %s/png --threads 2 && rm %s/png/grid.png && "
+             "$DEEDIFF fid %s/png %s/stats/fmnist-test-*.npz --features fmnist",
+             dir, dir, dir, dir);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "%s", err);
+    const char *at = strstr(out, "FD-FMNIST-130 (vs N = 10k) = ");
+    at = at ? strstr(at, ") = ") + 1 : NULL;
+    cr_assert(at && sscanf(at, " = %lf", &fd_png) == 1, "%s", out);
+    cr_assert_float_eq(fd_png, fd_printed, 1e-4, "PNG folder %g vs memory %g", fd_png, fd_printed);
+
+    char md[128];
+    snprintf(md, sizeof md, "%s/t1.md", dir);
+    snprintf(args, sizeof args, "table 1 --db %s --output %s", db, md);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "%s", err);
+    FILE *f = fopen(md, "r");
+    cr_assert_not_null(f);
+    static char text[32768];
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    fclose(f);
+    cr_assert_not_null(strstr(text, "| Fashion-MNIST 28x28 | U-ViT | FD-FMNIST-130 "), "%s", text);
+    cr_assert_not_null(strstr(text, "not implemented yet"), "%s", text);
+    cr_assert_not_null(strstr(text, "Reported in the paper (not measured here)"), "%s", text);
+    snprintf(md, sizeof md, "%s/t1.tex", dir);
+    cr_assert_eq(access(md, R_OK), 0, "the LaTeX tabular is written next to the Markdown");
+}
+
+Test(eval, refuses_n_below_the_feature_dimension)
+{
+    need_binary();
+    char out[4096], err[4096], args[512];
+    snprintf(args, sizeof args, "eval --model " UVIT " --n 127 --sampler dpm --steps 3 --ref fmnist-test --db %s/r.db",
+             dir);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 2);
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "below the feature dimension 128"), "%s", err);
+    snprintf(args, sizeof args, "%s/r.db", dir);
+    cr_assert_neq(access(args, F_OK), 0, "nothing is stored for a refused run");
+}
+
+Test(eval, missing_reference_or_database_is_named)
+{
+    need_binary();
+    char out[4096], err[4096], args[512];
+    snprintf(args, sizeof args, "eval --model " UVIT " --n 200 --ref %s/none.npz --db %s/r.db", dir, dir);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 2);
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "none.npz"), "%s", err);
+    // a missing results database is named too
+    snprintf(args, sizeof args, "table 1 --db %s/missing.db", dir);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 2);
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert_not_null(strstr(err, "missing.db"), "%s", err);
+}
