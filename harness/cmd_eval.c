@@ -104,6 +104,14 @@ static void counting_init(CountingPredictor *c, NoisePredictor *inner, int block
     c->blocks_per_eval = blocks_per_eval;
 }
 
+/* err_msg() prefixed with the flag whose file it names: "--model: P: cannot open: ..." */
+static int flag_error(const char *flag)
+{
+    char why[1024];
+    snprintf(why, sizeof why, "%s", err_msg());
+    return err_set("%s: %s", flag, why);
+}
+
 /* ---- the feature network ---------------------------------------------------------- */
 
 typedef struct {
@@ -127,7 +135,7 @@ static int feature_net_open(Ctx *ctx, const char *text, FeatureNet *fn)
     } else {
         return err_set("--features: '%s' is not fmnist, fmnist:W.safetensors or inception:W.safetensors", text);
     }
-    if (file_sha256(fn->weights, fn->sha256)) return -1;
+    if (file_sha256(fn->weights, fn->sha256)) return flag_error("--features");
     if (!strcmp(fn->name, "fmnist")) {
         if (fmnist_net_load(&fn->fnet, ctx, fn->weights)) return -1;
         fn->dim = fn->fnet.cfg.c3;
@@ -421,7 +429,7 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     UViT m;
     int have_model = 0;
     SafeTensors st;
-    rc = file_sha256(a->model, p.model_sha256);
+    rc = file_sha256(a->model, p.model_sha256) ? flag_error("--model") : 0;
     if (rc == 0) rc = st_open(&st, a->model);
     if (rc == 0) {
         const char *prefix = uvit_default_prefix(&st);
