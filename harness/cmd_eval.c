@@ -409,18 +409,6 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         rc = err_set("--n: N = %ld is below the feature dimension %d of %s: the covariance would be singular "
                      "and the distance meaningless; use at least %d samples", n, fn.dim, fn.weights, fn.dim);
     EvalReference er = {0};
-    if (rc == 0)
-        rc = eval_reference_load(ctx, a->ref, !strcmp(fn.name, "fmnist") ? fn.weights : NULL,
-                                 !strcmp(fn.name, "fmnist") ? fn.sha256 : NULL,
-                                 a->stats_dir ? a->stats_dir : EVAL_STATS_DIR, &er);
-    if (rc == 0 && er.stats.dim != fn.dim)
-        rc = err_set("--ref: %s: dimension %d, but the %s features are %d-d", er.path, er.stats.dim, fn.name,
-                     fn.dim);
-    if (rc) {
-        eval_reference_free(&er);
-        feature_net_close(ctx, &fn);
-        return -1;
-    }
 
     // the model, and what the protocol says about it
     Protocol p = {.model = a->model, .method = "uvit", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
@@ -429,7 +417,7 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     UViT m;
     int have_model = 0;
     SafeTensors st;
-    rc = file_sha256(a->model, p.model_sha256) ? flag_error("--model") : 0;
+    if (rc == 0) rc = file_sha256(a->model, p.model_sha256) ? flag_error("--model") : 0;
     if (rc == 0) rc = st_open(&st, a->model);
     if (rc == 0) {
         const char *prefix = uvit_default_prefix(&st);
@@ -448,6 +436,14 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     if (rc == 0 && c->in_chans != 1 && c->in_chans != 3)
         rc = err_set("%s: %d-channel samples (latents) cannot be evaluated without the autoencoder", a->model,
                      c->in_chans);
+    // the reference statistics (computed once per feature network, then cached)
+    if (rc == 0)
+        rc = eval_reference_load(ctx, a->ref, !strcmp(fn.name, "fmnist") ? fn.weights : NULL,
+                                 !strcmp(fn.name, "fmnist") ? fn.sha256 : NULL,
+                                 a->stats_dir ? a->stats_dir : EVAL_STATS_DIR, &er);
+    if (rc == 0 && er.stats.dim != fn.dim)
+        rc = err_set("--ref: %s: dimension %d, but the %s features are %d-d", er.path, er.stats.dim, fn.name,
+                     fn.dim);
     p.cfg = c;
     p.evals_per_image = sampler_num_evals(&sc);
     fd_name(fn.name, n, p.fd_name, sizeof p.fd_name);
