@@ -5,8 +5,9 @@
  *
  * The flow (ARCHITECTURE.md, "The flow of one experiment"):
  *   1. images ids 0..N-1 under --seed, drawn exactly as `deediff sample`
- *      draws them (the same noise streams, so eval's image 12 is sample's
- *      000012.png); the network is timed (wall clock of the sampling loop,
+ *      draws them (the same noise streams and, by default, the same batches
+ *      of 64, so eval's image 12 is sample's 000012.png bit for bit; other
+ *      batch sizes may round differently in the GEMMs); the network is timed (wall clock of the sampling loop,
  *      which ends with the download of the images, so the backend is idle);
  *   2. every pixel goes through the project's PNG rule and back:
  *      x -> u8 = png_pixel_u8(x) -> dataset_pixel_to_float(u8) = u8/255*2-1
@@ -350,7 +351,7 @@ static int parse_sampler(const EvalArgs *a, SamplerConfig *sc, long *n, long *ba
         sc->seed = (uint64_t)v;
     }
     if (cli_int("--n", a->n, 1, 1 << 24, n)) return -1;
-    *batch = 128;
+    *batch = 64;  // deediff sample's default: the same batches, so the same bits
     if (a->batch && cli_int("--batch", a->batch, 1, 4096, batch)) return -1;
     return sampler_config_check(sc);
 }
@@ -535,7 +536,7 @@ int cmd_eval(int argc, char **argv)
         {"--steps", "S", "sampling steps (default: em 1000, dpm 50, ddim 100)", &a.steps, NULL, 0},
         {"--seed", "S", "run seed; with the id it fixes an image's noise, as in deediff sample (default 0)",
          &a.seed, NULL, 0},
-        {"--batch", "B", "images per network call (default 128)", &a.batch, NULL, 0},
+        {"--batch", "B", "images per network call (default 64, as deediff sample)", &a.batch, NULL, 0},
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &a.db, NULL, 0},
         {"--name", "NAME", "the run's name (default dataset/method/samplerSTEPS/metric/seedS)", &a.name, NULL, 0},
         {"--stats-dir", "DIR", "cache of reference statistics (default " EVAL_STATS_DIR ")", &a.stats_dir, NULL, 0},
