@@ -240,3 +240,31 @@ Test(cli, help_and_unknown_flags)
     cr_expect(strstr(err, "--wings") != NULL && count_lines(err) == 1, "%s", err);
     cr_expect_eq(cli_run("fly", NULL, 0, err, sizeof err), 2);
 }
+
+Test(cli, corrupt_statistics_and_weights_files)
+{
+    char args[1024], err[2048];
+    /* an .npz that is not a zip archive past its magic */
+    const char *npz = path_in("broken.npz");
+    FILE *f = fopen(npz, "wb");
+    cr_assert_not_null(f);
+    fputs("PK\003\004 this is not really a zip archive", f);
+    fclose(f);
+    snprintf(args, sizeof args, "fid '%s' '%s'", npz, npz);
+    cr_expect_eq(cli_run(args, NULL, 0, err, sizeof err), 2, "%s", err);
+    cr_expect(strstr(err, npz) != NULL && count_lines(err) == 1, "%s", err);
+    /* Inception weights that are not a safetensors file */
+    const char *w = path_in("inception.safetensors"), *in = path_in("images.safetensors");
+    write_raw(w, 9, "{not json", NULL, 0);
+    int64_t shape[4] = {1, 3, 8, 8};
+    float px[192] = {0};
+    StWriter *sw = st_writer_new();
+    st_writer_add(sw, "images", DT_F32, 4, shape, px);
+    cr_assert_eq(st_writer_save(sw, in), 0);
+    st_writer_free(sw);
+    snprintf(args, sizeof args, "features --inception '%s' --images '%s' --output '%s'", w, in,
+             path_in("out.safetensors"));
+    cr_expect_eq(cli_run(args, NULL, 0, err, sizeof err), 2, "%s", err);
+    cr_expect(strstr(err, w) != NULL && count_lines(err) == 1, "%s", err);
+    cr_expect(access(path_in("out.safetensors"), F_OK) != 0);
+}
