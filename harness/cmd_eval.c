@@ -61,14 +61,16 @@
 #include "png_write.h"
 #include "progress.h"
 #include "run_context.h"
+#include "sampler_options.h"
 #include "store.h"
 
 #define EVAL_STATS_DIR "results/stats"
 #define EVAL_FEATURES_CHUNK 256
 
 typedef struct {
-    const char *model, *n, *sampler, *steps, *seed, *batch, *features, *ref, *db, *name, *stats_dir;
+    const char *model, *n, *batch, *features, *ref, *db, *name, *stats_dir;
     int skip_done;
+    SamplerOptions so;
 } EvalArgs;
 
 /* ---- what the network was asked to do -------------------------------------------- */
@@ -338,22 +340,11 @@ static int find_done(const char *db, const char *config, int *found)
 
 static int parse_sampler(const EvalArgs *a, SamplerConfig *sc, long *n, long *batch)
 {
-    SamplerKind kind;
-    if (sampler_kind_from_name(a->sampler, &kind)) return -1;
-    *sc = sampler_config_default(kind, SCHEDULE_VPSDE);
-    long v;
-    if (a->steps) {
-        if (cli_int("--steps", a->steps, 1, 100000, &v)) return -1;
-        sc->steps = (int)v;
-    }
-    if (a->seed) {
-        if (cli_int("--seed", a->seed, 0, 0x7fffffffffffffffL, &v)) return -1;
-        sc->seed = (uint64_t)v;
-    }
+    if (sampler_options_parse(&a->so, sc)) return -1;
     if (cli_int("--n", a->n, 1, 1 << 24, n)) return -1;
     *batch = 64;  // deediff sample's default: the same batches, so the same bits
     if (a->batch && cli_int("--batch", a->batch, 1, 4096, batch)) return -1;
-    return sampler_config_check(sc);
+    return 0;
 }
 
 /* draws the n images (ids 0..n-1) into imgs[n,C,H,W]; times and counts them */
@@ -521,7 +512,6 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
 int cmd_eval(int argc, char **argv)
 {
     EvalArgs a = {0};
-    a.sampler = "em";
     a.features = "fmnist";
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
@@ -532,10 +522,7 @@ int cmd_eval(int argc, char **argv)
          NULL, 1},
         {"--features", "NET", "fmnist[:W.safetensors] (FD-FMNIST, default) or inception:W.safetensors (FID)",
          &a.features, NULL, 0},
-        {"--sampler", "em|dpm|dpm++|ddim", "sampler (default em)", &a.sampler, NULL, 0},
-        {"--steps", "S", "sampling steps (default: em 1000, dpm 50, ddim 100)", &a.steps, NULL, 0},
-        {"--seed", "S", "run seed; with the id it fixes an image's noise, as in deediff sample (default 0)",
-         &a.seed, NULL, 0},
+        SAMPLER_OPTIONS(a.so),
         {"--batch", "B", "images per network call (default 64, as deediff sample)", &a.batch, NULL, 0},
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &a.db, NULL, 0},
         {"--name", "NAME", "the run's name (default dataset/method/samplerSTEPS/metric/seedS)", &a.name, NULL, 0},

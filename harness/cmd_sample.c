@@ -23,11 +23,12 @@
 #include "png_write.h"
 #include "progress.h"
 #include "run_context.h"
+#include "sampler_options.h"
 #include "text_file.h"
 
 typedef struct {
-    const char *model, *out, *n, *steps, *sampler, *schedule, *seed, *first_id, *ids;
-    const char *guidance, *label, *eta, *batch, *weights;
+    const char *model, *out, *n, *first_id, *ids, *guidance, *label, *batch, *weights;
+    SamplerOptions so;
 } SampleArgs;
 
 /* "3,7,12" -> ids; -1 + err on a bad list */
@@ -86,28 +87,14 @@ static char *image_protocol(const SampleArgs *a, const SamplerConfig *sc, const 
 static int parse_sampler(const SampleArgs *a, const UViTConfig *c, SamplerConfig *sc,
                          double *guidance, long *batch)
 {
-    SamplerKind kind;
-    ScheduleKind sched = SCHEDULE_VPSDE;
-    if (sampler_kind_from_name(a->sampler, &kind)) return -1;
-    if (a->schedule && schedule_kind_from_name(a->schedule, &sched)) return -1;
-    *sc = sampler_config_default(kind, sched);
-    long v;
-    if (a->steps) {
-        if (cli_int("--steps", a->steps, 1, 100000, &v)) return -1;
-        sc->steps = (int)v;
-    }
-    if (a->seed) {
-        if (cli_int("--seed", a->seed, 0, 0x7fffffffffffffffL, &v)) return -1;
-        sc->seed = (uint64_t)v;
-    }
-    if (a->eta && cli_double("--eta", a->eta, &sc->eta)) return -1;
+    if (sampler_options_parse(&a->so, sc)) return -1;
     *guidance = 0;
     if (a->guidance && cli_double("--guidance", a->guidance, guidance)) return -1;
     if (*guidance != 0 && c->num_classes <= 0)
         return err_set("--guidance: the model is unconditional (num_classes -1)");
     *batch = 64;
     if (a->batch && cli_int("--batch", a->batch, 1, 4096, batch)) return -1;
-    return sampler_config_check(sc);
+    return 0;
 }
 
 /* writes every PNG, the grid and the manifest */
@@ -233,7 +220,6 @@ static int run_sampling(RunContext *run, const SampleArgs *a)
 int cmd_sample(int argc, char **argv)
 {
     SampleArgs a = {0};
-    a.sampler = "em";
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
         {"--model", "M.safetensors", "U-ViT model or training checkpoint", &a.model, NULL, 1},
@@ -241,11 +227,7 @@ int cmd_sample(int argc, char **argv)
         {"--n", "N", "number of images, ids first-id.. (default 16)", &a.n, NULL, 0},
         {"--first-id", "K", "id of the first image (default 0)", &a.first_id, NULL, 0},
         {"--ids", "I,J,..", "exactly these image ids (redraw single images)", &a.ids, NULL, 0},
-        {"--seed", "S", "run seed; with the id it fixes an image's noise (default 0)", &a.seed, NULL, 0},
-        {"--sampler", "em|dpm|dpm++|ddim", "sampler (default em)", &a.sampler, NULL, 0},
-        {"--schedule", "vpsde|discrete", "noise schedule (default vpsde)", &a.schedule, NULL, 0},
-        {"--steps", "S", "sampling steps (default: em 1000, dpm 50, ddim 100)", &a.steps, NULL, 0},
-        {"--eta", "E", "DDIM noise (default 0)", &a.eta, NULL, 0},
+        SAMPLER_OPTIONS(a.so),
         {"--guidance", "W", "classifier-free guidance scale (conditional models)", &a.guidance, NULL, 0},
         {"--label", "L", "class of every image (default: drawn per image)", &a.label, NULL, 0},
         {"--weights", "ema|model|plain", "which weights of a checkpoint (default ema)", &a.weights, NULL, 0},
