@@ -149,6 +149,21 @@ static void fmt_num(double v, const char *fmt, char *buf, size_t size)
     else snprintf(buf, size, fmt, v);
 }
 
+/* a row's measured cells, formatted once for both renderings; pct is the
+   percent sign of the output language */
+typedef struct {
+    char fd[64], lr[64], gm[32], gf[32], sec[32];
+} Cells;
+
+static void format_cells(const Row *r, const char *pct, Cells *c)
+{
+    fmt_num(r->fd, "%.2f", c->fd, sizeof c->fd);
+    fmt_ratio(r->layers_ratio, c->lr, sizeof c->lr, pct);
+    fmt_num(r->gmacs, "%.2f", c->gm, sizeof c->gm);
+    fmt_num(r->gflops, "%.2f", c->gf, sizeof c->gf);
+    fmt_num(r->seconds, "%.4f", c->sec, sizeof c->sec);
+}
+
 static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
 {
     text_printf(t, "# Table 1: performance and efficiency (measured here)\n\n");
@@ -164,14 +179,10 @@ static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
     text_printf(t, "|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
-        char fd[64], lr[64], gm[32], gf[32], sec[32];
-        fmt_num(r->fd, "%.2f", fd, sizeof fd);
-        fmt_ratio(r->layers_ratio, lr, sizeof lr, "%");
-        fmt_num(r->gmacs, "%.2f", gm, sizeof gm);
-        fmt_num(r->gflops, "%.2f", gf, sizeof gf);
-        fmt_num(r->seconds, "%.4f", sec, sizeof sec);
+        Cells c;
+        format_cells(r, "%", &c);
         text_printf(t, "| %s | %s | %s %s | %s | %s | %s | %s |\n", dataset_title(cfg_str(r, "dataset")),
-                    method_title(cfg_str(r, "method")), r->fd_label, fd, lr, gm, gf, sec);
+                    method_title(cfg_str(r, "method")), r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
     }
     text_printf(t, "\nDeeDiff, BERxiT, CALM, S-Pruning: not implemented yet (later issues); this table has the "
                    "U-ViT rows only.\n\n");
@@ -233,16 +244,12 @@ static void render_tex(TextBuf *t, const Row *rows, int n)
                    "\\hline\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
-        char fd[64], lr[64], gm[32], gf[32], sec[32];
-        fmt_num(r->fd, "%.2f", fd, sizeof fd);
-        fmt_ratio(r->layers_ratio, lr, sizeof lr, "\\%");
-        fmt_num(r->gmacs, "%.2f", gm, sizeof gm);
-        fmt_num(r->gflops, "%.2f", gf, sizeof gf);
-        fmt_num(r->seconds, "%.4f", sec, sizeof sec);
+        Cells c;
+        format_cells(r, "\\%", &c);
         tex_escaped(t, dataset_title(cfg_str(r, "dataset")));
         text_printf(t, " & ");
         tex_escaped(t, method_title(cfg_str(r, "method")));
-        text_printf(t, " & %s %s & %s & %s & %s & %s \\\\\n", r->fd_label, fd, lr, gm, gf, sec);
+        text_printf(t, " & %s %s & %s & %s & %s & %s \\\\\n", r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
     }
     text_printf(t, "\\hline\n\\end{tabular}\n"
                    "%% DeeDiff, BERxiT, CALM, S-Pruning: not implemented yet (later issues)\n");
