@@ -32,6 +32,8 @@ struct OpTable {
     void (*gelu_backward)(Ctx *, Tensor, Tensor, Tensor);
     void (*silu_forward)(Ctx *, Tensor, Tensor);
     void (*silu_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*sigmoid_forward)(Ctx *, Tensor, Tensor);
+    void (*sigmoid_backward)(Ctx *, Tensor, Tensor, Tensor);
     void (*add_forward)(Ctx *, Tensor, Tensor, Tensor);
     void (*accumulate)(Ctx *, Tensor, Tensor);
     void (*add_bcast_forward)(Ctx *, Tensor, Tensor, Tensor);
@@ -54,6 +56,8 @@ struct OpTable {
     void (*embedding_backward)(Ctx *, Tensor, Tensor, Tensor);
     float (*mse_forward)(Ctx *, Tensor, Tensor);
     void (*mse_backward)(Ctx *, Tensor, Tensor, Tensor, float);
+    UncertaintyLoss (*uncertainty_loss_forward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*uncertainty_loss_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, float, float, float);
     /* optimizer updates (no backward) */
     void (*adamw_step)(Ctx *, Tensor, Tensor, Tensor, Tensor, AdamWParams);
     void (*ema_update)(Ctx *, Tensor, Tensor, double);

@@ -216,6 +216,16 @@ void op_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
     same_numel3("gelu_backward", din, dout, in);
     CALL(gelu_backward, ctx, din, dout, in);
 }
+void op_sigmoid_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    same_numel("sigmoid_forward", out, in);
+    CALL(sigmoid_forward, ctx, out, in);
+}
+void op_sigmoid_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    same_numel3("sigmoid_backward", din, dout, in);
+    CALL(sigmoid_backward, ctx, din, dout, in);
+}
 void op_silu_forward(Ctx *ctx, Tensor out, Tensor in)
 {
     same_numel("silu_forward", out, in);
@@ -418,6 +428,23 @@ void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target, float d
     same_numel("mse_backward", pred, target);
     same_numel("mse_backward", dpred, pred);
     CALL(mse_backward, ctx, dpred, pred, target, dloss);
+}
+
+UncertaintyLoss op_uncertainty_loss_forward(Ctx *ctx, Tensor g, Tensor eps, Tensor u)
+{
+    same_numel("uncertainty_loss_forward", g, eps);
+    same_numel("uncertainty_loss_forward", u, g);
+    NEED_OP(uncertainty_loss_forward);
+    return ctx->ops->uncertainty_loss_forward(ctx, g, eps, u);
+}
+void op_uncertainty_loss_backward(Ctx *ctx, Tensor dg, Tensor du, Tensor g, Tensor eps,
+                                  Tensor u, float w_u, float w_ual, float w_ual_u)
+{
+    same_numel("uncertainty_loss_backward", g, eps);
+    same_numel("uncertainty_loss_backward", u, g);
+    if (tensor_present(dg)) same_numel("uncertainty_loss_backward", dg, g);
+    if (tensor_present(du)) same_numel("uncertainty_loss_backward", du, g);
+    CALL(uncertainty_loss_backward, ctx, dg, du, g, eps, u, w_u, w_ual, w_ual_u);
 }
 
 /* ---- sampler arithmetic -------------------------------------------------------------- */

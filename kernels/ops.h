@@ -97,6 +97,9 @@ void op_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 /* SiLU: x * sigmoid(x) */
 void op_silu_forward(Ctx *ctx, Tensor out, Tensor in);
 void op_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+/* sigmoid: 1 / (1 + exp(-x)); the backward reads the input, as GELU's */
+void op_sigmoid_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_sigmoid_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 /* out = a + b, all the same shape (out may alias a or b) */
 void op_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
 void op_add_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout);
@@ -164,6 +167,23 @@ void op_embedding_backward(Ctx *ctx, Tensor dtable, Tensor dout, Tensor ids);
 float op_mse_forward(Ctx *ctx, Tensor pred, Tensor target);
 void op_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target,
                      float dloss);
+
+/* ---- DeeDiff's uncertainty losses for one exit (paper eqs. 9, 10, 12) ---------
+ * g (an exit head's noise prediction), eps (the true noise) and u (the
+ * uncertainty map) have the same shape, n elements in all:
+ *   u_hat = tanh(|g - eps|)            the pseudo uncertainty, a constant (detached)
+ *   lu    = mean (u - u_hat)^2         eq. 10 for this exit
+ *   lual  = mean (1 - u) (g - eps)^2   eq. 12 for this exit
+ * Both are returned (summed in double). The backward adds, for the weights
+ * w_u (of lu) and w_ual (of lual):
+ *   dg += w_ual (1 - u) 2 (g - eps) / n
+ *   du += w_u 2 (u - u_hat) / n  -  w_ual_u (g - eps)^2 / n
+ * where w_ual_u is w_ual when L_UAL's gradient reaches u, 0 when u is
+ * detached inside it. dg or du may be tensor_none().                        */
+typedef struct { float lu, lual; } UncertaintyLoss;
+UncertaintyLoss op_uncertainty_loss_forward(Ctx *ctx, Tensor g, Tensor eps, Tensor u);
+void op_uncertainty_loss_backward(Ctx *ctx, Tensor dg, Tensor du, Tensor g, Tensor eps,
+                                  Tensor u, float w_u, float w_ual, float w_ual_u);
 
 /* ---- optimizer updates and training-step helpers ---------------------------
  * In-place updates of flat F32 buffers (a model's whole parameter or

@@ -5,6 +5,7 @@
  *   gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
  *   silu(x)  = x s(x),            s(x) = 1 / (1 + exp(-x))
  *   silu'(x) = s(x) (1 + x (1 - s(x)))
+ *   s'(x)    = s(x) (1 - s(x))
  *
  * erf and exp come from cpu_math.h, so each chunk loop vectorises (glibc's
  * scalar erff would make GELU cost as much as the GEMMs around it).
@@ -63,4 +64,25 @@ void cpu_silu_forward(Ctx *ctx, Tensor out, Tensor in) { cpu_run_unary(ctx, silu
 void cpu_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
     cpu_run_backward(ctx, silu_backward_span, din, dout, in);
+}
+
+static void sigmoid_span(float *y, const float *x, int64_t n)
+{
+    #pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = sigmoid(x[i]);
+}
+
+static void sigmoid_backward_span(float *dx, const float *dy, const float *x, int64_t n)
+{
+    #pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float s = sigmoid(x[i]);
+        dx[i] += dy[i] * s * (1.0f - s);
+    }
+}
+
+void cpu_sigmoid_forward(Ctx *ctx, Tensor out, Tensor in) { cpu_run_unary(ctx, sigmoid_span, out, in); }
+void cpu_sigmoid_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    cpu_run_backward(ctx, sigmoid_backward_span, din, dout, in);
 }

@@ -24,6 +24,8 @@ void cpu_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
                             Tensor qkv, Tensor probs, int heads);
 void cpu_gelu_forward(Ctx *ctx, Tensor out, Tensor in);
 void cpu_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
+void cpu_sigmoid_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_sigmoid_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 void cpu_silu_forward(Ctx *ctx, Tensor out, Tensor in);
 void cpu_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 void cpu_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
@@ -54,6 +56,9 @@ void cpu_timestep_embedding_backward(Ctx *ctx, Tensor dt, Tensor dout,
 void cpu_embedding_forward(Ctx *ctx, Tensor out, Tensor ids, Tensor table);
 void cpu_embedding_backward(Ctx *ctx, Tensor dtable, Tensor dout, Tensor ids);
 float cpu_mse_forward(Ctx *ctx, Tensor pred, Tensor target);
+UncertaintyLoss cpu_uncertainty_loss_forward(Ctx *ctx, Tensor g, Tensor eps, Tensor u);
+void cpu_uncertainty_loss_backward(Ctx *ctx, Tensor dg, Tensor du, Tensor g, Tensor eps,
+                                   Tensor u, float w_u, float w_ual, float w_ual_u);
 void cpu_mse_backward(Ctx *ctx, Tensor dpred, Tensor pred, Tensor target,
                       float dloss);
 /* sampler arithmetic (kernels/cpu/sampler_ops.c) */
