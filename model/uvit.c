@@ -456,15 +456,60 @@ static void embed_backward(Ctx *ctx, UViT *m, UViTActs *a)
     }
 }
 
-void uvit_backward(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout)
+void uvit_backward_zero(Ctx *ctx, const UViT *m, UViTActs *a)
 {
-    const UViTConfig *c = &m->cfg;
+    CHECK(a->training, "uvit_backward: the activations were created for inference");
+    int64_t TD = (int64_t)uvit_num_tokens(&m->cfg) * m->cfg.embed_dim;
+    zero(ctx, a, a->dh0, TD);
+    for (int i = 0; i < m->cfg.num_blocks; i++) zero(ctx, a, a->dh[i], TD);
+}
+
+Tensor uvit_hidden_grad(const UViTActs *a, int block)
+{
+    CHECK(a->training, "uvit_hidden_grad: the activations were created for inference");
+    return v3(a, a->dh[block], a->T, a->D);
+}
+
+void uvit_backward_from(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout)
+{
     CHECK(a->training, "uvit_backward: the activations were created for inference");
     CHECK(m->grads, "uvit_backward: call uvit_enable_grads first");
-    int64_t TD = (int64_t)uvit_num_tokens(c) * c->embed_dim;
-    zero(ctx, a, a->dh0, TD);
-    for (int i = 0; i < c->num_blocks; i++) zero(ctx, a, a->dh[i], TD);
-    decode_backward(ctx, m, a, dout);
-    for (int i = c->num_blocks - 1; i >= 0; i--) block_backward(ctx, m, a, i);
+    if (tensor_present(dout)) decode_backward(ctx, m, a, dout);
+    for (int i = m->cfg.num_blocks - 1; i >= 0; i--) block_backward(ctx, m, a, i);
     embed_backward(ctx, m, a);
 }
+
+void uvit_backward(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout)
+{
+    uvit_backward_zero(ctx, m, a);
+    uvit_backward_from(ctx, m, a, dout);
+}
+
+/* ---- early exit: dropping rows ------------------------------------------------- */
+
+/* moves rows keep[0..n) of a [B, row] buffer to rows 0..n-1, in order */
+static void keep_rows(Ctx *ctx, char *buf, size_t row_bytes, const int *keep, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (keep[k] != k) ctx_copy(ctx, buf + (size_t)k * row_bytes, buf + (size_t)keep[k] * row_bytes, row_bytes);
+}
+
+void uvit_keep_rows(Ctx *ctx, const UViT *m, UViTActs *a, int block, const int *keep, int n)
+{
+    const UViTConfig *c = &m->cfg;
+    CHECK(!a->training, "uvit_keep_rows: training arenas keep every row");
+    CHECK(n >= 1 && n <= a->B, "uvit_keep_rows: %d rows of %d", n, a->B);
+    for (int k = 0; k < n; k++)
+        CHECK(keep[k] >= k && keep[k] < a->B && (k == 0 || keep[k] > keep[k - 1]),
+              "uvit_keep_rows: keep must be ascending rows of the batch");
+    size_t row = (size_t)a->T * a->D * dtype_size(a->dt);
+    keep_rows(ctx, a->hidden[block], row, keep, n);
+    /* the long skips still to be read by the out blocks after this one */
+    for (int r = block + 1; r < c->num_blocks; r++) {
+        int j = skip_source(c, r);
+        if (j >= 0 && j != block) keep_rows(ctx, a->hidden[j], row, keep, n);
+    }
+    a->B = n;
+}
+
+int uvit_batch(const UViTActs *a) { return a->B; }

@@ -98,6 +98,14 @@ Tensor uvit_hidden(const UViTActs *a, int block);
 /* backward of the last forward for dL/dout[B,C,H,W]; accumulates into
    m->grads (call uvit_zero_grads first) */
 void uvit_backward(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout);
+/* the same in two halves, for losses on hidden states (exit heads):
+   uvit_backward_zero clears dL/d(hidden); the caller may then add into
+   uvit_hidden_grad(a, i) [B,T,D]; uvit_backward_from runs the tail's
+   backward for dout (skipped when dout is tensor_none()), every block's and
+   the embedding's. uvit_backward = zero + from. */
+void uvit_backward_zero(Ctx *ctx, const UViT *m, UViTActs *a);
+Tensor uvit_hidden_grad(const UViTActs *a, int block);
+void uvit_backward_from(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout);
 
 /* ---- block by block ----------------------------------------------------------
  * uvit_forward is embed; block 0..num_blocks-1; decode(last hidden).
@@ -106,6 +114,15 @@ void uvit_backward(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout);
 void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Tensor y);
 void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int block);
 void uvit_decode(Ctx *ctx, const UViT *m, UViTActs *a, Tensor out);
+
+/* ---- early exit: compaction, never masking -----------------------------------
+ * After block `block` ran on the arena's B rows, keep only rows keep[0..n)
+ * (ascending): they move to rows 0..n-1 of the hidden state after `block`
+ * and of every in block's output whose out block is still to run (U-ViT's
+ * long skips), together; the next uvit_block then runs on n rows. Inference
+ * arenas only. uvit_batch is the number of rows the arena holds now.     */
+void uvit_keep_rows(Ctx *ctx, const UViT *m, UViTActs *a, int block, const int *keep, int n);
+int uvit_batch(const UViTActs *a);
 
 /* ---- cost --------------------------------------------------------------------
  * Multiply-adds per image per forward (convention: one multiply-add = 1 MAC;

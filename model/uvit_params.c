@@ -222,10 +222,11 @@ int uvit_read_params(const UViT *m, Ctx *ctx, const SafeTensors *st, const char 
 {
     size_t plen = strlen(prefix);
     /* every tensor under the prefix must be a parameter of this configuration;
-       with no prefix, every tensor of the file */
+       with no prefix, every tensor of the file; a method's own parameters
+       ("method.*", model/method.h) sit beside the backbone's and are its to read */
     for (int i = 0; i < st->count; i++) {
         const char *name = st->entries[i].name;
-        if (strncmp(name, prefix, plen)) continue;
+        if (strncmp(name, prefix, plen) || !strncmp(name + plen, "method.", 7)) continue;
         if (uvit_find_param(m, name + plen) < 0)
             return err_set("%s: tensor '%s': not a parameter of this configuration "
                            "(check the config metadata)", st->path, name);
