@@ -1,0 +1,472 @@
+/*
+ * deediff.c: DeeDiff (paper section 3) as a Method: an exit head and a
+ * timestep-aware UEM after every block but the last, the joint loss
+ *   L_all = L_simple + lambda L_u + beta L_UAL                     (eq. 13)
+ *   L_u   = sum_i mean (u_i - tanh|g_i - eps|)^2                   (eqs. 9, 10)
+ *   L_UAL = sum_i mean (1 - u_i) (g_i - eps)^2                     (eq. 12)
+ * (sums over the exits i < N, means over a batch's elements, as L_simple),
+ * and the exit rule "leave after block i when the mean of u_i's map is below
+ * the threshold" (model/early_exit.h).
+ *
+ * Choices where the paper is silent (README, "DeeDiff"), each a flag:
+ *   heads=per_layer        a copy of U-ViT's tail per exit, initialised from
+ *                          the backbone's (shared: one head for every exit)
+ *   uem=per_layer          one UEM per exit, as the paper (shared: the
+ *                          "parameter sharing" ablation)
+ *   uem_buckets=4          w_t, b_t: K timestep buckets with their own weights
+ *   uem_time_input=true    the timestep embedding is an input ([L_i, t])
+ *   ual_detach_u=true      u_i is a constant inside L_UAL: the weighting
+ *                          cannot lower L_UAL by raising u_i, so only L_u
+ *                          trains the estimator (false: L_UAL's gradient
+ *                          reaches u_i too)
+ *   layer_loss=uncertainty L_UAL; "plain" is eq. 11's sum of
+ *                          ||g_i - eps||^2 (the "w/o UA-loss" ablation)
+ *   lambda=1, beta=1       eq. 13
+ * The exit score is the mean of the uncertainty map over all its values
+ * (one decision per image, as the third-party re-implementation).
+ */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/errors.h"
+#include "../kernels/philox.h"
+#include "early_exit.h"
+#include "exit_head.h"
+#include "method.h"
+
+typedef struct {
+    int shared_heads, shared_uem, buckets, time_input, ual_detach_u, plain_layer_loss;
+    double lambda, beta;
+} DeeDiffOptions;
+
+typedef struct {
+    int norm_w, norm_b, dec_w, dec_b, final_w, final_b;
+} HeadIndex;
+typedef struct {
+    int proj_w, time_w, bias;
+} UemIndex;
+
+/* training buffers for batches of B */
+typedef struct {
+    int B;
+    ExitActs e;
+    float *g, *u, *temb;            /* [B,C,H,W], [B,C,H,W], [B,D] */
+    float *d_g, *d_u, *d_img;       /* [B,C,H,W] */
+    float *d_dec, *d_utok, *d_z;    /* [B,N,P] */
+    float *d_ln, *d_hs;             /* [B,N,D] */
+    float *d_tbias;                 /* [B,P] */
+    int *bucket;                    /* host [B] */
+} TrainBuffers;
+
+typedef struct {
+    DeeDiffOptions o;
+    int exits;                      /* num_blocks - 1 */
+    HeadIndex head[UVIT_MAX_BLOCKS];
+    UemIndex uem[UVIT_MAX_BLOCKS];
+    TrainBuffers tb;
+} DeeDiff;
+
+/* ---- options ------------------------------------------------------------------------ */
+
+static int deediff_create(Method *me)
+{
+    DeeDiff *d = xcalloc(1, sizeof *d);
+    d->o = (DeeDiffOptions){.buckets = 4, .time_input = 1, .ual_detach_u = 1, .lambda = 1, .beta = 1};
+    me->impl = d;
+    return 0;
+}
+
+static void deediff_destroy(Method *me) { free(me->impl); }
+
+static int parse_bool(const char *key, const char *v, int *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1")) *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "0")) *out = 0;
+    else return err_set("method.%s: '%s' is not true or false", key, v);
+    return 0;
+}
+
+static int parse_choice(const char *key, const char *v, const char *a, const char *b, int *is_b)
+{
+    if (!strcmp(v, a)) *is_b = 0;
+    else if (!strcmp(v, b)) *is_b = 1;
+    else return err_set("method.%s: '%s' is not %s or %s", key, v, a, b);
+    return 0;
+}
+
+static int parse_number(const char *key, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi))
+        return err_set("method.%s: '%s' is not a number in [%g, %g]", key, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
+static int deediff_set_option(Method *me, const char *key, const char *v)
+{
+    DeeDiffOptions *o = &((DeeDiff *)me->impl)->o;
+    CHECK(!me->params, "deediff: options are fixed once the parameters exist");
+    double x = 0;
+    if (!strcmp(key, "heads")) return parse_choice(key, v, "per_layer", "shared", &o->shared_heads);
+    if (!strcmp(key, "uem")) return parse_choice(key, v, "per_layer", "shared", &o->shared_uem);
+    if (!strcmp(key, "layer_loss")) return parse_choice(key, v, "uncertainty", "plain", &o->plain_layer_loss);
+    if (!strcmp(key, "uem_time_input")) return parse_bool(key, v, &o->time_input);
+    if (!strcmp(key, "ual_detach_u")) return parse_bool(key, v, &o->ual_detach_u);
+    if (!strcmp(key, "uem_buckets")) {
+        if (parse_number(key, v, 1, 1000, &x) || x != (int)x)
+            return err_set("method.uem_buckets: '%s' is not a whole number in [1, 1000]", v);
+        o->buckets = (int)x;
+        return 0;
+    }
+    if (!strcmp(key, "lambda")) return parse_number(key, v, 0, 1e6, &o->lambda);
+    if (!strcmp(key, "beta")) return parse_number(key, v, 0, 1e6, &o->beta);
+    return err_set("method.%s: not an option of deediff (heads, uem, uem_buckets, uem_time_input, "
+                   "ual_detach_u, layer_loss, lambda, beta)", key);
+}
+
+static char *deediff_options_json(const Method *me)
+{
+    const DeeDiffOptions *o = &((const DeeDiff *)me->impl)->o;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "heads", o->shared_heads ? "shared" : "per_layer");
+    cJSON_AddStringToObject(j, "uem", o->shared_uem ? "shared" : "per_layer");
+    cJSON_AddNumberToObject(j, "uem_buckets", o->buckets);
+    cJSON_AddBoolToObject(j, "uem_time_input", o->time_input);
+    cJSON_AddBoolToObject(j, "ual_detach_u", o->ual_detach_u);
+    cJSON_AddStringToObject(j, "layer_loss", o->plain_layer_loss ? "plain" : "uncertainty");
+    cJSON_AddNumberToObject(j, "lambda", o->lambda);
+    cJSON_AddNumberToObject(j, "beta", o->beta);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* ---- parameters ---------------------------------------------------------------------- */
+
+#define P1(a, ...) method_add_param(me, 1, (int64_t[]){a}, __VA_ARGS__)
+#define P2(a, b, ...) method_add_param(me, 2, (int64_t[]){a, b}, __VA_ARGS__)
+#define P3(a, b, c, ...) method_add_param(me, 3, (int64_t[]){a, b, c}, __VA_ARGS__)
+#define P4(a, b, c, d, ...) method_add_param(me, 4, (int64_t[]){a, b, c, d}, __VA_ARGS__)
+
+static void deediff_build_params(Method *me, const UViTConfig *c)
+{
+    DeeDiff *d = me->impl;
+    ExitDims dm = exit_dims(c);
+    int64_t K = d->o.buckets;
+    d->exits = c->num_blocks - 1;
+    for (int i = 0; i < d->exits; i++) {
+        char h[32], u[32];
+        snprintf(h, sizeof h, d->o.shared_heads ? "head" : "heads.%d", i);
+        snprintf(u, sizeof u, d->o.shared_uem ? "uem" : "uem.%d", i);
+        if (i == 0 || !d->o.shared_heads) {
+            HeadIndex *x = &d->head[i];
+            x->norm_w = P1(dm.D, "%s.norm.weight", h);
+            x->norm_b = P1(dm.D, "%s.norm.bias", h);
+            x->dec_w = P2(dm.P, dm.D, "%s.decoder_pred.weight", h);
+            x->dec_b = P1(dm.P, "%s.decoder_pred.bias", h);
+            x->final_w = x->final_b = -1;
+            if (c->conv) {
+                x->final_w = P4(dm.C, dm.C, 3, 3, "%s.final_layer.weight", h);
+                x->final_b = P1(dm.C, "%s.final_layer.bias", h);
+            }
+        } else {
+            d->head[i] = d->head[0];
+        }
+        if (i == 0 || !d->o.shared_uem) {
+            UemIndex *x = &d->uem[i];
+            x->proj_w = P3(K, dm.P, dm.D, "%s.proj.weight", u);
+            x->time_w = d->o.time_input ? P3(K, dm.P, dm.D, "%s.time.weight", u) : -1;
+            x->bias = P2(K, dm.P, "%s.bias", u);
+        } else {
+            d->uem[i] = d->uem[0];
+        }
+    }
+}
+
+static ExitHead head_view(const Method *me, const float *base, int i)
+{
+    const HeadIndex *x = &((const DeeDiff *)me->impl)->head[i];
+    ExitHead h = {method_param(me, base, x->norm_w), method_param(me, base, x->norm_b),
+                  method_param(me, base, x->dec_w),  method_param(me, base, x->dec_b),
+                  method_param(me, base, x->final_w), method_param(me, base, x->final_b)};
+    return h;
+}
+
+static Uem uem_view(const Method *me, const float *base, int i)
+{
+    const DeeDiff *d = me->impl;
+    const UemIndex *x = &d->uem[i];
+    Uem q = {d->o.buckets, method_param(me, base, x->proj_w), method_param(me, base, x->time_w),
+             method_param(me, base, x->bias)};
+    return q;
+}
+
+static void copy_param(Ctx *ctx, Tensor dst, Tensor src)
+{
+    CHECK(tensor_numel(dst) == tensor_numel(src), "deediff: head and backbone tail differ in size");
+    ctx_copy(ctx, dst.data, src.data, (size_t)tensor_numel(src) * sizeof(float));
+}
+
+/* heads: the backbone's tail; UEM weights normal(0, 0.02), biases 0 */
+static void deediff_init_params(Method *me, Ctx *ctx, const UViT *bb, uint64_t seed)
+{
+    DeeDiff *d = me->impl;
+    for (int i = 0; i < d->exits; i++) {
+        ExitHead h = head_view(me, me->weights, i);
+        copy_param(ctx, h.norm_w, bb->w.norm_w);
+        copy_param(ctx, h.norm_b, bb->w.norm_b);
+        copy_param(ctx, h.dec_w, bb->w.dec_w);
+        copy_param(ctx, h.dec_b, bb->w.dec_b);
+        if (bb->cfg.conv) {
+            copy_param(ctx, h.final_w, bb->w.final_w);
+            copy_param(ctx, h.final_b, bb->w.final_b);
+        }
+    }
+    for (int p = 0; p < me->num_params; p++) {
+        const ParamInfo *pi = &me->params[p];
+        if (!strstr(pi->name, ".proj.weight") && !strstr(pi->name, ".time.weight")) continue;
+        float *host = xmalloc(pi->numel * sizeof(float));
+        philox_fill_normal(host, (int64_t)pi->numel, seed, RNG_INIT_METHOD, (uint32_t)p, 0);
+        for (size_t k = 0; k < pi->numel; k++) host[k] *= 0.02f;
+        ctx_upload(ctx, me->weights + pi->offset, host, pi->numel * sizeof(float));
+        free(host);
+    }
+}
+
+/* ---- training ------------------------------------------------------------------------- */
+
+static void deediff_train_begin(Method *me, Ctx *ctx, const UViT *bb, int B)
+{
+    DeeDiff *d = me->impl;
+    TrainBuffers *t = &d->tb;
+    ExitDims dm = exit_dims(&bb->cfg);
+    size_t f = sizeof(float), img = (size_t)B * dm.C * dm.H * dm.H * f;
+    t->B = B;
+    exit_acts_alloc(ctx, &t->e, &bb->cfg, B);
+    t->g = ctx_alloc(ctx, img);
+    t->u = ctx_alloc(ctx, img);
+    t->d_g = ctx_alloc(ctx, img);
+    t->d_u = ctx_alloc(ctx, img);
+    t->d_img = ctx_alloc(ctx, img);
+    t->temb = ctx_alloc(ctx, (size_t)B * dm.D * f);
+    t->d_dec = ctx_alloc(ctx, (size_t)B * dm.N * dm.P * f);
+    t->d_utok = ctx_alloc(ctx, (size_t)B * dm.N * dm.P * f);
+    t->d_z = ctx_alloc(ctx, (size_t)B * dm.N * dm.P * f);
+    t->d_ln = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * f);
+    t->d_hs = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * f);
+    t->d_tbias = ctx_alloc(ctx, (size_t)B * dm.P * f);
+    t->bucket = xmalloc((size_t)B * sizeof(int));
+}
+
+static void deediff_train_end(Method *me, Ctx *ctx)
+{
+    TrainBuffers *t = &((DeeDiff *)me->impl)->tb;
+    exit_acts_free(ctx, &t->e);
+    float *all[] = {t->g, t->u, t->d_g, t->d_u, t->d_img, t->temb, t->d_dec, t->d_utok, t->d_z, t->d_ln,
+                    t->d_hs, t->d_tbias};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ctx_free(ctx, all[i]);
+    free(t->bucket);
+    memset(t, 0, sizeof *t);
+}
+
+/* the continuous time in [0,1] of a training draw's image b */
+static double draw_time(const TrainNoise *tn, int b)
+{
+    return tn->kind == TRAIN_NOISE_DISCRETE ? tn->t[b] / tn->disc.N : tn->t[b];
+}
+
+static int deediff_train_step(Method *me, Ctx *ctx, MethodStep *s)
+{
+    DeeDiff *d = me->impl;
+    TrainBuffers *t = &d->tb;
+    const UViTConfig *c = &s->backbone->cfg;
+    const DeeDiffOptions *o = &d->o;
+    TrainNoise *tn = s->tn;
+    int B = tn->batch;
+    CHECK(B <= t->B, "deediff: batch %d above the %d of train_begin", B, t->B);
+    ExitDims dm = exit_dims(c);
+    Tensor eps = train_noise_eps(tn);
+    Tensor g = tensor4(t->g, DT_F32, B, dm.C, dm.H, dm.H), u = tensor4(t->u, DT_F32, B, dm.C, dm.H, dm.H);
+    Tensor dg = tensor4(t->d_g, DT_F32, B, dm.C, dm.H, dm.H), du = tensor4(t->d_u, DT_F32, B, dm.C, dm.H, dm.H);
+    Tensor d_ln = tensor3(t->d_ln, DT_F32, B, dm.N, dm.D);
+    Tensor temb = o->time_input ? tensor2(t->temb, DT_F32, B, dm.D) : tensor_none();
+
+    // the backbone: every hidden state kept; L_simple and dL/dpred
+    s->loss_simple = train_noise_uvit_loss(ctx, tn, s->backbone, s->acts, s->conditional);
+    if (o->time_input) op_timestep_embedding_forward(ctx, temb, train_noise_net_t(tn));
+    for (int b = 0; b < B; b++) t->bucket[b] = uem_bucket(draw_time(tn, b), o->buckets);
+    if (s->train_backbone) uvit_backward_zero(ctx, s->backbone, s->acts);
+
+    // every exit: forward, its two losses, and its backward at once (one set of buffers)
+    double lu = 0, ll = 0;
+    float w_ual = (float)o->beta, w_ual_u = o->ual_detach_u ? 0.0f : (float)o->beta;
+    for (int i = 0; i < d->exits; i++) {
+        ExitHead hw = head_view(me, me->weights, i), hg = head_view(me, me->grads, i);
+        Uem qw = uem_view(me, me->weights, i), qg = uem_view(me, me->grads, i);
+        exit_head_norm(ctx, c, &hw, &t->e, uvit_hidden(s->acts, i));
+        exit_head_decode(ctx, c, &hw, &t->e, t->e.ln, B, g);
+        uem_forward(ctx, c, &qw, &t->e, B, temb, t->bucket, u);
+        UncertaintyLoss ul = op_uncertainty_loss_forward(ctx, g, eps, u);
+        ctx_zero(ctx, dg);
+        ctx_zero(ctx, du);
+        if (o->plain_layer_loss) {
+            ll += op_mse_forward(ctx, g, eps);
+            op_mse_backward(ctx, dg, g, eps, w_ual);
+            op_uncertainty_loss_backward(ctx, tensor_none(), du, g, eps, u, (float)o->lambda, 0, 0);
+        } else {
+            ll += ul.lual;
+            op_uncertainty_loss_backward(ctx, dg, du, g, eps, u, (float)o->lambda, w_ual, w_ual_u);
+        }
+        lu += ul.lu;
+        ctx_zero(ctx, d_ln);
+        exit_head_decode_backward(ctx, c, &hw, &hg, &t->e, B, dg, d_ln, t->d_img, t->d_dec);
+        uem_backward(ctx, c, &qw, &qg, &t->e, B, temb, t->bucket, du, d_ln, t->d_utok, t->d_z, t->d_tbias);
+        exit_head_norm_backward(ctx, c, &hw, &hg, &t->e, B, d_ln,
+                                s->train_backbone ? uvit_hidden_grad(s->acts, i) : tensor_none(), t->d_hs);
+    }
+    if (s->train_backbone) uvit_backward_from(ctx, s->backbone, s->acts, train_noise_dpred(tn));
+    s->loss_u = lu;
+    s->loss_layers = ll;
+    s->loss = s->loss_simple + o->lambda * lu + o->beta * ll;
+    return 0;
+}
+
+/* ---- sampling: the UEM as an early-exit rule --------------------------------------------- */
+
+typedef struct {
+    EarlyExitRule rule;
+    const Method *me;
+    const UViT *m;
+    ExitActs e;
+    float *u, *temb, *ln_rows;   /* [B,C,H,W], [B,D], [B,N,D] */
+    float *u_host;               /* host [B*C*H*W] */
+    int *bucket;                 /* host [B] */
+    int B;
+} UemRule;
+
+static void rule_begin(EarlyExitRule *r, Ctx *ctx, int B, const double *t, Tensor net_t)
+{
+    UemRule *q = r->state;
+    const DeeDiff *d = q->me->impl;
+    if (d->o.time_input) op_timestep_embedding_forward(ctx, tensor2(q->temb, DT_F32, B, q->m->cfg.embed_dim), net_t);
+    for (int b = 0; b < B; b++) q->bucket[b] = uem_bucket(t[b], d->o.buckets);
+}
+
+/* score = the mean of the uncertainty map u_i of each row */
+static void rule_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B, float *score)
+{
+    UemRule *q = r->state;
+    const UViTConfig *c = &q->m->cfg;
+    ExitDims dm = exit_dims(c);
+    ExitHead h = head_view(q->me, q->me->weights, block);
+    Uem w = uem_view(q->me, q->me->weights, block);
+    int64_t per = dm.C * dm.H * dm.H;
+    exit_head_norm(ctx, c, &h, &q->e, uvit_hidden(a, block));
+    uem_forward(ctx, c, &w, &q->e, B, tensor2(q->temb, DT_F32, B, dm.D), q->bucket,
+                tensor4(q->u, DT_F32, B, dm.C, dm.H, dm.H));
+    ctx_download(ctx, q->u_host, q->u, (size_t)(B * per) * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        double sum = 0;
+        for (int64_t j = 0; j < per; j++) sum += q->u_host[b * per + j];
+        score[b] = (float)(sum / (double)per);
+    }
+}
+
+static void rule_head(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const int *rows, int n, Tensor out)
+{
+    UemRule *q = r->state;
+    ExitDims dm = exit_dims(&q->m->cfg);
+    size_t row = (size_t)dm.N * dm.D * sizeof(float);
+    for (int k = 0; k < n; k++) ctx_copy(ctx, (char *)q->ln_rows + k * row, (char *)q->e.ln + (size_t)rows[k] * row, row);
+    ExitHead h = head_view(q->me, q->me->weights, block);
+    exit_head_decode(ctx, &q->m->cfg, &h, &q->e, q->ln_rows, n, out);
+    (void)a;
+}
+
+static void rule_keep(EarlyExitRule *r, Ctx *ctx, const int *keep, int n)
+{
+    UemRule *q = r->state;
+    size_t row = (size_t)q->m->cfg.embed_dim * sizeof(float);
+    for (int k = 0; k < n; k++) {
+        if (keep[k] != k && ((const DeeDiff *)q->me->impl)->o.time_input)
+            ctx_copy(ctx, (char *)q->temb + k * row, (char *)q->temb + (size_t)keep[k] * row, row);
+        q->bucket[k] = q->bucket[keep[k]];
+    }
+}
+
+static NoisePredictor *deediff_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
+                                         double threshold, SampleAccount *account)
+{
+    UemRule *q = xcalloc(1, sizeof *q);
+    const UViTConfig *c = &bb->cfg;
+    ExitDims dm = exit_dims(c);
+    q->me = me;
+    q->m = bb;
+    q->B = B;
+    exit_acts_alloc(ctx, &q->e, c, B);
+    q->u = ctx_alloc(ctx, (size_t)B * dm.C * dm.H * dm.H * sizeof(float));
+    q->temb = ctx_alloc(ctx, (size_t)B * dm.D * sizeof(float));
+    q->ln_rows = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * sizeof(float));
+    q->u_host = xmalloc((size_t)B * dm.C * dm.H * dm.H * sizeof(float));
+    q->bucket = xmalloc((size_t)B * sizeof(int));
+    q->rule = (EarlyExitRule){.begin = rule_begin, .score = rule_score, .head = rule_head, .keep = rule_keep,
+                              .macs_score = me->kind->macs_estimator(me, c), .macs_head = me->kind->macs_head(me, c),
+                              .state = q};
+    return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
+}
+
+static void deediff_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
+{
+    UemRule *q = early_exit_rule(p)->state;
+    early_exit_predictor_free(ctx, p);
+    exit_acts_free(ctx, &q->e);
+    ctx_free(ctx, q->u);
+    ctx_free(ctx, q->temb);
+    ctx_free(ctx, q->ln_rows);
+    free(q->u_host);
+    free(q->bucket);
+    free(q);
+    (void)me;
+}
+
+/* ---- cost ------------------------------------------------------------------------------------ */
+
+static double deediff_macs_estimator(const Method *me, const UViTConfig *c)
+{
+    return uem_macs(c, ((const DeeDiff *)me->impl)->o.time_input);
+}
+
+static double deediff_macs_head(const Method *me, const UViTConfig *c)
+{
+    (void)me;
+    return exit_head_macs(c);
+}
+
+const MethodKind method_deediff_kind = {
+    .name = "deediff",
+    .summary = "DeeDiff: exit heads, timestep-aware UEMs, uncertainty-aware layer-wise loss",
+    .options_help = "heads=per_layer|shared      an exit head per block (a copy of U-ViT's tail) or one for all\n"
+                    "uem=per_layer|shared        a UEM per block (the paper) or one for all (ablation)\n"
+                    "uem_buckets=4               timestep buckets with their own UEM weights (w_t, b_t)\n"
+                    "uem_time_input=true         the timestep embedding is a UEM input ([L_i, t])\n"
+                    "ual_detach_u=true           u_i is a constant inside L_UAL\n"
+                    "layer_loss=uncertainty|plain L_UAL, or eq. 11's plain layer-wise loss (ablation)\n"
+                    "lambda=1                    weight of L_u\n"
+                    "beta=1                      weight of the layer-wise loss\n",
+    .create = deediff_create,
+    .destroy = deediff_destroy,
+    .set_option = deediff_set_option,
+    .options_json = deediff_options_json,
+    .build_params = deediff_build_params,
+    .init_params = deediff_init_params,
+    .train_begin = deediff_train_begin,
+    .train_step = deediff_train_step,
+    .train_end = deediff_train_end,
+    .predictor = deediff_predictor,
+    .predictor_free = deediff_predictor_free,
+    .macs_estimator = deediff_macs_estimator,
+    .macs_head = deediff_macs_head,
+};

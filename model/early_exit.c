@@ -1,0 +1,154 @@
+/*
+ * early_exit.c: the block-by-block predictor of early_exit.h: per-image
+ * exits, compaction of the rows that go on, and the accounting of what each
+ * image evaluation spent.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/errors.h"
+#include "early_exit.h"
+
+typedef struct {
+    NoisePredictor base;
+    const UViT *m;
+    UViTActs *acts;             /* inference arena of max_batch rows */
+    ScheduleKind schedule;
+    double threshold;
+    EarlyExitRule *rule;
+    SampleAccount *account;
+    double macs_exit[UVIT_MAX_BLOCKS];  /* an image evaluation leaving after block i (the
+                                           last: the full network), scores included */
+    float *t_dev;               /* backend [max_batch] the network's time input */
+    float *t_host;              /* host [max_batch] */
+    float *out_rows;            /* backend [max_batch, C, H, W] predictions of leaving or last rows */
+    int *pos;                   /* host [max_batch] row -> image index in the call */
+    int *keep, *leave;          /* host [max_batch] */
+    float *score;               /* host [max_batch] */
+} EarlyExitPredictor;
+
+static void account(EarlyExitPredictor *p, const int64_t *ids, int eval, const double *t, int image,
+                    int exit_block, double macs, float score)
+{
+    sample_account_add(p->account, ids[image], eval, t[image], exit_block, macs, score);
+}
+
+/* rows[n] of out_rows -> their images' places in eps_out */
+static void scatter(Ctx *ctx, EarlyExitPredictor *p, Tensor eps_out, const int *rows, int n)
+{
+    size_t img = (size_t)tensor_numel(eps_out) / (size_t)eps_out.shape[0] * sizeof(float);
+    for (int k = 0; k < n; k++)
+        ctx_copy(ctx, (char *)eps_out.data + (size_t)p->pos[rows[k]] * img, (char *)p->out_rows + (size_t)k * img, img);
+}
+
+static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
+                              const int64_t *ids, int eval, Tensor eps_out)
+{
+    EarlyExitPredictor *p = self->state;
+    const UViTConfig *c = &p->m->cfg;
+    int B = (int)x.shape[0], L = c->num_blocks;
+    if (B < 1 || B > self->max_batch)
+        return err_set("early exit: batch: %d images, the arena holds 1..%d", B, self->max_batch);
+    if (x.ndim != 4 || x.shape[1] != c->in_chans || x.shape[2] != c->img_size || x.shape[3] != c->img_size)
+        return err_set("early exit: x: not [B, %d, %d, %d]", c->in_chans, c->img_size, c->img_size);
+    if ((c->num_classes > 0) != tensor_present(y))
+        return err_set("early exit: y: the network is %s but labels were %s",
+                       c->num_classes > 0 ? "class-conditional" : "unconditional", tensor_present(y) ? "given" : "not given");
+    for (int i = 0; i < B; i++) p->t_host[i] = (float)sampler_network_time(p->schedule, t[i]);
+    ctx_upload(ctx, p->t_dev, p->t_host, (size_t)B * sizeof(float));
+    Tensor net_t = tensor1(p->t_dev, DT_F32, B);
+    // x, eps_out are (B, C, H, W)
+    uvit_embed(ctx, p->m, p->acts, x, net_t, y);
+    int scoring = p->threshold > 0;
+    if (scoring) p->rule->begin(p->rule, ctx, B, t, net_t);
+    int n = B, exited = 0;
+    for (int i = 0; i < B; i++) p->pos[i] = i;
+    int64_t C = c->in_chans, H = c->img_size;
+    for (int blk = 0; blk < L; blk++) {
+        uvit_block(ctx, p->m, p->acts, blk);
+        if (blk == L - 1 || !scoring) continue;
+        p->rule->score(p->rule, ctx, p->acts, blk, n, p->score);
+        int nl = 0, nk = 0;
+        for (int r = 0; r < n; r++) {
+            if (p->threshold >= 1 || p->score[r] < p->threshold) p->leave[nl++] = r;
+            else p->keep[nk++] = r;
+        }
+        if (!nl) continue;
+        p->rule->head(p->rule, ctx, p->acts, blk, p->leave, nl, tensor4(p->out_rows, DT_F32, nl, C, H, H));
+        scatter(ctx, p, eps_out, p->leave, nl);
+        for (int k = 0; k < nl; k++)
+            account(p, ids, eval, t, p->pos[p->leave[k]], blk, p->macs_exit[blk], p->score[p->leave[k]]);
+        exited += nl;
+        if (!nk) return 0;
+        uvit_keep_rows(ctx, p->m, p->acts, blk, p->keep, nk);
+        p->rule->keep(p->rule, ctx, p->keep, nk);
+        for (int k = 0; k < nk; k++) {
+            p->pos[k] = p->pos[p->keep[k]];
+            p->score[k] = p->score[p->keep[k]];
+        }
+        n = nk;
+    }
+    // the rows that ran every block take the backbone's tail
+    if (!exited) {
+        uvit_decode(ctx, p->m, p->acts, eps_out);
+    } else {
+        uvit_decode(ctx, p->m, p->acts, tensor4(p->out_rows, DT_F32, n, C, H, H));
+        for (int k = 0; k < n; k++) p->keep[k] = k;
+        scatter(ctx, p, eps_out, p->keep, n);
+    }
+    for (int k = 0; k < n; k++)
+        account(p, ids, eval, t, p->pos[k], L - 1, p->macs_exit[L - 1], scoring ? p->score[k] : NAN);
+    return 0;
+}
+
+NoisePredictor *early_exit_predictor_new(Ctx *ctx, const UViT *m, int max_batch,
+                                         ScheduleKind schedule, double threshold, EarlyExitRule *rule,
+                                         SampleAccount *account)
+{
+    CHECK(max_batch >= 1, "early_exit_predictor_new: max_batch %d", max_batch);
+    const UViTConfig *c = &m->cfg;
+    EarlyExitPredictor *p = xcalloc(1, sizeof *p);
+    p->base.predict = early_exit_predict;
+    p->base.state = p;
+    p->base.max_batch = max_batch;
+    p->m = m;
+    p->schedule = schedule;
+    p->threshold = threshold;
+    p->rule = rule;
+    p->account = account;
+    p->acts = uvit_acts_create(ctx, m, max_batch, 0);
+    UViTMacs macs;
+    uvit_macs(c, &macs);
+    double run = macs.embed;
+    for (int i = 0; i < c->num_blocks; i++) {
+        run += macs.per_block[i];
+        int scored = threshold > 0 ? (i < c->num_blocks - 1 ? i + 1 : i) : 0;
+        p->macs_exit[i] = run + scored * rule->macs_score + (i < c->num_blocks - 1 ? rule->macs_head : macs.decode);
+    }
+    size_t img = (size_t)c->in_chans * c->img_size * c->img_size;
+    p->t_dev = ctx_alloc(ctx, (size_t)max_batch * sizeof(float));
+    p->out_rows = ctx_alloc(ctx, (size_t)max_batch * img * sizeof(float));
+    p->t_host = xmalloc((size_t)max_batch * sizeof(float));
+    p->pos = xmalloc((size_t)max_batch * sizeof(int));
+    p->keep = xmalloc((size_t)max_batch * sizeof(int));
+    p->leave = xmalloc((size_t)max_batch * sizeof(int));
+    p->score = xmalloc((size_t)max_batch * sizeof(float));
+    return &p->base;
+}
+
+void early_exit_predictor_free(Ctx *ctx, NoisePredictor *base)
+{
+    EarlyExitPredictor *p = base->state;
+    uvit_acts_destroy(ctx, p->acts);
+    ctx_free(ctx, p->t_dev);
+    ctx_free(ctx, p->out_rows);
+    free(p->t_host);
+    free(p->pos);
+    free(p->keep);
+    free(p->leave);
+    free(p->score);
+    free(p);
+}
+
+EarlyExitRule *early_exit_rule(NoisePredictor *p) { return ((EarlyExitPredictor *)p->state)->rule; }
