@@ -19,15 +19,18 @@
  *      (model/frechet.h), named with its N: FD-FMNIST-1k, or FID-1k only for
  *      Inception features;
  *   4. layers ratio = transformer blocks evaluated / blocks available over
- *      every network evaluation of every image, counted by a predictor that
- *      wraps the network (the plain U-ViT runs all of its blocks: 1.0; an
- *      early-exit method reports fewer);
- *      GMAC/image = multiply-adds of one forward (uvit_macs: one
- *      multiply-add = 1 MAC) x network evaluations per image / 1e9, and
- *      GFLOPs/image = 2 x GMAC/image; seconds/image = sampling wall time / N;
- *   5. one transaction: the run (its config is the full protocol as JSON),
- *      its metrics fd_fmnist (or fid), layers_ratio, gmacs_per_image,
- *      gflops_per_image, seconds_per_image, and 'done'.
+ *      every network evaluation of every image, as the method's predictor
+ *      counted them (model/method.h SampleAccount: the plain U-ViT runs all
+ *      of its blocks, 1.0; an early exit fewer);
+ *      GMAC/image = the multiply-adds the predictor actually spent (blocks
+ *      run, exit heads and estimators included; uvit_macs' convention, one
+ *      multiply-add = 1 MAC) / N / 1e9, and GFLOPs/image = 2 x GMAC/image;
+ *      seconds/image = sampling wall time / N;
+ *   5. one transaction: the run (its config is the full protocol as JSON:
+ *      method, its options and the threshold included), its metrics
+ *      fd_fmnist (or fid), layers_ratio, gmacs_per_image, gflops_per_image,
+ *      seconds_per_image, every image's exit at every evaluation (table
+ *      exits), and 'done'.
  * With --skip-done a run whose exact configuration (the JSON above, which
  * includes the model's and the statistics' sha256) is already stored is not
  * repeated: `make table1` can be run again at no cost.
@@ -58,6 +61,7 @@
 #include "fd_name.h"
 #include "file_hash.h"
 #include "image_features.h"
+#include "method_options.h"
 #include "png_write.h"
 #include "progress.h"
 #include "run_context.h"
@@ -71,41 +75,8 @@ typedef struct {
     const char *model, *n, *batch, *features, *ref, *db, *name, *stats_dir;
     int skip_done;
     SamplerOptions so;
+    MethodOptions mo;
 } EvalArgs;
-
-/* ---- what the network was asked to do -------------------------------------------- */
-
-/* Wraps the noise predictor and counts every image it evaluates and the
-   transformer blocks those evaluations ran. */
-typedef struct {
-    NoisePredictor base;
-    NoisePredictor *inner;
-    int blocks_per_eval;       /* the plain U-ViT runs every block: num_blocks */
-    int64_t image_evals;       /* images x network evaluations */
-    int64_t blocks_evaluated;  /* summed over those */
-} CountingPredictor;
-
-static int counting_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
-                            const int64_t *ids, int eval, Tensor eps_out)
-{
-    CountingPredictor *c = self->state;
-    int rc = c->inner->predict(c->inner, ctx, x, t, y, ids, eval, eps_out);
-    if (rc == 0) {
-        c->image_evals += x.shape[0];                      // x is (B,C,H,W)
-        c->blocks_evaluated += x.shape[0] * c->blocks_per_eval;
-    }
-    return rc;
-}
-
-static void counting_init(CountingPredictor *c, NoisePredictor *inner, int blocks_per_eval)
-{
-    memset(c, 0, sizeof *c);
-    c->base.predict = counting_predict;
-    c->base.state = c;
-    c->base.max_batch = inner->max_batch;
-    c->inner = inner;
-    c->blocks_per_eval = blocks_per_eval;
-}
 
 /* err_msg() prefixed with the flag whose file it names: "--model: P: cannot open: ..." */
 static int flag_error(const char *flag)
@@ -176,6 +147,8 @@ static int features_of_samples(Ctx *ctx, FeatureNet *fn, const float *imgs, int6
 
 typedef struct {
     const char *model, *weights_kind, *dataset, *method;
+    char *method_options;   /* JSON */
+    double threshold;
     char model_sha256[SHA256_HEX_LEN + 1];
     char fd_name[64];
     const SamplerConfig *sc;
@@ -193,6 +166,8 @@ static char *protocol_json(const Protocol *p)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "command", "eval");
     cJSON_AddStringToObject(j, "method", p->method);
+    cJSON_AddItemToObject(j, "method_options", cJSON_Parse(p->method_options));
+    cJSON_AddNumberToObject(j, "threshold", p->threshold);
     cJSON_AddStringToObject(j, "dataset", p->dataset);
     cJSON_AddStringToObject(j, "model", p->model);
     cJSON_AddStringToObject(j, "model_sha256", p->model_sha256);
@@ -253,7 +228,7 @@ typedef struct {
 } EvalResult;
 
 static int store_result(const EvalArgs *a, const Protocol *p, const char *config, const EvalResult *r,
-                        const char *run_name, const FrechetResult *fr, int64_t *run_id)
+                        const char *run_name, const FrechetResult *fr, const ExitLog *exits, int64_t *run_id)
 {
     Store st;
     if (store_open(&st, a->db)) return -1;
@@ -297,6 +272,7 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
     int rc = store_begin(&st);
     if (rc == 0) rc = store_run_begin(&st, &ri, run_id);
     if (rc == 0) rc = store_metrics(&st, *run_id, m, sizeof m / sizeof m[0]);
+    if (rc == 0) rc = store_exits(&st, *run_id, exits->rows, exits->n);
     if (rc == 0) rc = store_run_done(&st, *run_id);
     if (rc == 0) rc = store_commit(&st);
     else store_rollback(&st);
@@ -347,9 +323,10 @@ static int parse_sampler(const EvalArgs *a, SamplerConfig *sc, long *n, long *ba
     return 0;
 }
 
-/* draws the n images (ids 0..n-1) into imgs[n,C,H,W]; times and counts them */
-static int draw_samples(Ctx *ctx, const UViT *m, const SamplerConfig *sc, int64_t n, int batch, float *imgs,
-                        double *seconds, CountingPredictor *counter)
+/* draws the n images (ids 0..n-1) into imgs[n,C,H,W] with the method's
+   predictor; times them and counts what they spent into *account */
+static int draw_samples(Ctx *ctx, const UViT *m, Method *me, double threshold, const SamplerConfig *sc, int64_t n,
+                        int batch, float *imgs, double *seconds, SampleAccount *account)
 {
     const UViTConfig *c = &m->cfg;
     int C = c->in_chans, H = c->img_size;
@@ -359,32 +336,34 @@ static int draw_samples(Ctx *ctx, const UViT *m, const SamplerConfig *sc, int64_
         labels = xmalloc(sizeof(int64_t) * (size_t)n);
         sample_labels(sc->seed, ids, n, c->num_classes, labels);
     }
-    UViTDenoiser den;
-    uvit_denoiser_init(&den, ctx, m, batch, sc->schedule);
-    counting_init(counter, &den.base, c->num_blocks);
+    NoisePredictor *pred = method_predictor(me, ctx, m, batch, sc->schedule, threshold, account);
     Progress prog;
     progress_init(&prog, stderr, 0, n, batch, 1);
     int rc = 0;
     double t0 = bench_now();
     for (int64_t at = 0; rc == 0 && at < n; at += batch) {
         int64_t k = n - at < batch ? n - at : batch;
-        rc = sample_run(ctx, &counter->base, sc, C, H, H, k, ids + at, labels ? labels + at : NULL,
+        rc = sample_run(ctx, pred, sc, C, H, H, k, ids + at, labels ? labels + at : NULL,
                         imgs + (size_t)at * C * H * H);
         progress_update(&prog, at + k, NAN);
     }
     ctx_sync(ctx);
     *seconds = bench_now() - t0;
     progress_finish(&prog);
-    uvit_denoiser_destroy(&den, ctx);
+    method_predictor_free(me, ctx, pred);
     free(ids);
     free(labels);
     return rc;
 }
 
-/* the run's name when --name is not given: "fmnist/uvit/dpm50/FD-FMNIST-1k/seed0" */
+/* the run's name when --name is not given: "fmnist/uvit/dpm50/FD-FMNIST-1k/seed0",
+   "fmnist/deediff-t0.1/dpm50/FD-FMNIST-1k/seed0" */
 static void default_name(const Protocol *p, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s/%s/%s%d/%s/seed%llu", p->dataset, p->method, sampler_kind_name(p->sc->kind),
+    char method[64];
+    if (!strcmp(p->method, "none")) snprintf(method, sizeof method, "uvit");
+    else snprintf(method, sizeof method, "%s-t%g", p->method, p->threshold);
+    snprintf(buf, size, "%s/%s/%s%d/%s/seed%llu", p->dataset, method, sampler_kind_name(p->sc->kind),
              p->sc->steps, p->fd_name, (unsigned long long)p->sc->seed);
 }
 
@@ -403,10 +382,11 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     EvalReference er = {0};
 
     // the model, and what the protocol says about it
-    Protocol p = {.model = a->model, .method = "uvit", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
+    Protocol p = {.model = a->model, .method = "none", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
                   .ref = a->ref, .er = &er, .backend = ro->backend, .threads = run->threads};
     char dataset[64];
     UViT m;
+    Method *me = NULL;
     int have_model = 0;
     SafeTensors st;
     if (rc == 0) rc = file_sha256(a->model, p.model_sha256) ? flag_error("--model") : 0;
@@ -417,9 +397,13 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         p.weights_kind = *prefix ? (!strcmp(prefix, "ema.") ? "ema" : "model")
                                  : meta_weights && !strcmp(meta_weights, "ema") ? "ema" : "unstated (plain names)";
         p.dataset = model_dataset(&st, a->ref, dataset, sizeof dataset);
-        rc = uvit_load_prefixed(&m, ctx, a->model, prefix);
-        have_model = rc == 0;
         st_close(&st);
+        rc = method_options_open(&a->mo, a->model, prefix, ctx, &m, &me, &p.threshold);
+        have_model = rc == 0;
+        if (have_model) {
+            p.method = me->kind->name;
+            p.method_options = method_options_json(me);
+        }
     }
     const UViTConfig *c = have_model ? &m.cfg : NULL;
     if (rc == 0 && !strcmp(fn.name, "fmnist") && (c->in_chans != 1 || c->img_size != FMNIST_NET_SIDE))
@@ -447,11 +431,13 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     // 1. sample, timed and counted; 2. onto the PNG grid
     float *imgs = NULL, *feats = NULL;
     double seconds = 0;
-    CountingPredictor counter = {0};
+    SampleAccount account = {0};
+    ExitLog exits = {0};
+    exit_log_attach(&exits, &account);
     if (rc == 0) {
         size_t numel = (size_t)n * c->in_chans * c->img_size * c->img_size;
         imgs = xmalloc(sizeof(float) * numel);
-        rc = draw_samples(ctx, &m, &sc, n, (int)batch, imgs, &seconds, &counter);
+        rc = draw_samples(ctx, &m, me, p.threshold, &sc, n, (int)batch, imgs, &seconds, &account);
         for (size_t i = 0; rc == 0 && i < numel; i++) imgs[i] = dataset_pixel_to_float(png_pixel_u8(imgs[i]));
     }
     // 3. features, statistics, distance
@@ -466,18 +452,16 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     int64_t run_id = 0;
     char run_name[512];
     if (rc == 0) {
-        UViTMacs macs;
-        uvit_macs(c, &macs);
         r.fd = fr.distance;
-        r.blocks_evaluated = counter.blocks_evaluated;
-        r.blocks_available = counter.image_evals * c->num_blocks;
+        r.blocks_evaluated = account.blocks_run;
+        r.blocks_available = account.image_evals * c->num_blocks;
         r.layers_ratio = (double)r.blocks_evaluated / (double)r.blocks_available;
-        r.gmacs = macs.total * ((double)counter.image_evals / n) / 1e9;
+        r.gmacs = account.macs / n / 1e9;
         r.gflops = 2 * r.gmacs;
         r.seconds = seconds / n;
         if (a->name) snprintf(run_name, sizeof run_name, "%s", a->name);
         else default_name(&p, run_name, sizeof run_name);
-        rc = store_result(a, &p, config, &r, run_name, &fr, &run_id);
+        rc = store_result(a, &p, config, &r, run_name, &fr, &exits, &run_id);
     }
     if (rc == 0) {
         char refn[32];
@@ -486,9 +470,11 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
                p.fd_name, r.fd, n, !strcmp(fn.name, "fmnist") ? "proxy" : "Inception", fn.weights, a->ref,
                fd_n_label(er.stats.n, refn, sizeof refn), sampler_kind_name(sc.kind), sc.steps,
                (unsigned long long)sc.seed, !strcmp(p.weights_kind, "ema") ? "EMA" : p.weights_kind, 100 * r.layers_ratio, r.gmacs, r.seconds);
-        printf("  model %s sha256 %.16s, %d blocks, %.4g GMAC per forward x %d evaluations per image "
-               "(1 MAC = 1 multiply-add; %.3g GFLOPs/image)\n",
-               a->model, p.model_sha256, c->num_blocks, r.gmacs / p.evals_per_image, p.evals_per_image, r.gflops);
+        printf("  model %s sha256 %.16s, %d blocks, method %s threshold %g, %.4g GMAC per evaluation x %d "
+               "evaluations per image (1 MAC = 1 multiply-add; %.3g GFLOPs/image)\n",
+               a->model, p.model_sha256, c->num_blocks, p.method, p.threshold, r.gmacs / p.evals_per_image,
+               p.evals_per_image, r.gflops);
+        exit_histogram_print(stdout, &account, c->num_blocks);
         printf("  features sha256 %.16s (dim %d), reference statistics %s sha256 %.16s%s\n", fn.sha256, fn.dim,
                er.path, er.sha256, er.computed ? " (computed now and cached)" : er.cached ? " (cached)" : "");
         printf("  time: %.1f s sampling wall clock on %s, %d threads, fp32; rank %d/%d vs %d/%d, residual %.1e%s\n",
@@ -500,6 +486,9 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
                             "numbers with equal N\n", n, FID_STANDARD_N);
     }
     free(config);
+    free(p.method_options);
+    exit_log_free(&exits);
+    method_free(me, ctx);
     fid_stats_free(&fs);
     free(feats);
     free(imgs);
@@ -523,6 +512,7 @@ int cmd_eval(int argc, char **argv)
         {"--features", "NET", "fmnist[:W.safetensors] (FD-FMNIST, default) or inception:W.safetensors (FID)",
          &a.features, NULL, 0},
         SAMPLER_OPTIONS(a.so),
+        METHOD_OPTIONS(a.mo),
         {"--batch", "B", "images per network call (default 64, as deediff sample)", &a.batch, NULL, 0},
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &a.db, NULL, 0},
         {"--name", "NAME", "the run's name (default dataset/method/samplerSTEPS/metric/seedS)", &a.name, NULL, 0},

@@ -1,12 +1,15 @@
 /*
  * cmd_info.c: `deediff info`: a model's configuration, parameter count and
- * multiply-adds per image per forward, per block and in total.
+ * multiply-adds per image per forward, per block and in total, and for a
+ * method's model (or --method) what its heads and estimators add and what
+ * an image evaluation costs when it leaves after each block.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "../model/method.h"
 #include "../model/uvit.h"
 #include "cli.h"
 
@@ -60,26 +63,60 @@ static void print_info(const char *source, const UViTConfig *c, size_t file_para
                PAPER_CIFAR10_GFLOPS, macs.total / 1e9, 2 * macs.total / 1e9);
 }
 
+/* what the method adds: its parameters, and the cost of an exit after each block */
+static int print_method(const char *name, const char *options_json, const char *source, const UViTConfig *c)
+{
+    Method *me;
+    if (method_new(&me, name)) return -1;
+    if (options_json && method_set_options_json(me, options_json, source)) {
+        method_free(me, NULL);
+        return -1;
+    }
+    method_build_table(me, c);
+    size_t n = 0;
+    for (int i = 0; i < me->num_params; i++) n += me->params[i].numel;
+    char *opts = method_options_json(me);
+    printf("\nmethod       %s %s\n", name, opts);
+    free(opts);
+    printf("parameters   %zu (%.3f M) beside the backbone's\n", n, n / 1e6);
+    double est = me->kind->macs_estimator ? me->kind->macs_estimator(me, c) : 0;
+    double head = me->kind->macs_head ? me->kind->macs_head(me, c) : 0;
+    printf("estimator    %.4f MMAC per image at every block passed (before the last)\n", est / 1e6);
+    printf("exit head    %.4f MMAC per image leaving early\n", head / 1e6);
+    printf("\n  leaving after     MMAC per image evaluation (estimators at every block passed, its head)\n");
+    for (int i = 0; i < c->num_blocks; i++) {
+        char block[32];
+        block_name(c, i, block, sizeof block);
+        int scored = i < c->num_blocks - 1 ? i + 1 : i;
+        printf("  %-16s %10.3f\n", block, method_macs_of_exit(me, c, i, scored) / 1e6);
+    }
+    method_free(me, NULL);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
-    const char *config = NULL;
+    const char *config = NULL, *method = NULL;
     CliOpt opts[] = {
         {"--config", "JSON", "describe a configuration instead of a file", &config, NULL, 0},
+        {"--method", "NAME", "with --config: what a method (deediff) adds, with its default options", &method,
+         NULL, 0},
     };
     const char *pos[1];
     int npos = 0;
     int rc = cli_parse("info", "M.safetensors | --config JSON",
                        "Shows a model's configuration, its parameter count and its multiply-adds "
                        "per image per forward pass, per block and in total.",
-                       argc, argv, opts, 1, pos, 1, &npos);
+                       argc, argv, opts, 2, pos, 1, &npos);
     if (rc) return rc > 0 ? 0 : -1;
     UViTConfig c;
     if (config) {
         if (npos) return err_set("info: give a model file or --config, not both");
         if (uvit_config_parse(&c, config, "--config")) return -1;
         print_info("(--config)", &c, 0);
-        return 0;
+        return method && strcmp(method, "none") ? print_method(method, NULL, "--method", &c) : 0;
     }
+    if (method) return err_set("info: --method goes with --config (a model file names its own method)");
     if (npos != 1) return err_set("info: missing the model file (see deediff info --help)");
     SafeTensors st;
     if (st_open(&st, pos[0])) return -1;
@@ -96,6 +133,9 @@ int cmd_info(int argc, char **argv)
             n += k;
         }
         print_info(pos[0], &c, n);
+        const char *name = method_of_file(&st);
+        snprintf(source, sizeof source, "%s: __metadata__: method_options", pos[0]);
+        if (strcmp(name, "none")) rc = print_method(name, st_metadata(&st, "method_options"), source, &c);
     }
     st_close(&st);
     return rc;

@@ -1,5 +1,6 @@
 /*
- * cmd_sample.c: `deediff sample`: draw images from a U-ViT checkpoint.
+ * cmd_sample.c: `deediff sample`: draw images from a U-ViT checkpoint, with
+ * its method (model/method.h) and an early-exit threshold.
  *
  * Writes DIR/<id>.png for every image, DIR/grid.png, and DIR/samples.json
  * (the protocol and, per image, its id, label and the command that redraws
@@ -17,9 +18,11 @@
 
 #include "../kernels/errors.h"
 #include "../model/denoiser.h"
+#include "../model/method.h"
 #include "../model/sampler.h"
 #include "../model/uvit.h"
 #include "cli.h"
+#include "method_options.h"
 #include "png_write.h"
 #include "progress.h"
 #include "run_context.h"
@@ -29,6 +32,9 @@
 typedef struct {
     const char *model, *out, *n, *first_id, *ids, *guidance, *label, *batch, *weights;
     SamplerOptions so;
+    MethodOptions mo;
+    const char *method;    /* the method that ran */
+    double threshold;
 } SampleArgs;
 
 /* "3,7,12" -> ids; -1 + err on a bad list */
@@ -56,10 +62,10 @@ static char *run_protocol(const SampleArgs *a, const SamplerConfig *sc, const ch
 {
     char buf[2048];
     snprintf(buf, sizeof buf,
-             "{\"model\":\"%s\",\"weights\":\"%s\",\"seed\":%llu,\"sampler\":\"%s\","
-             "\"schedule\":\"%s\",\"steps\":%d,\"eta\":%g,\"guidance\":%g,\"n\":%lld,"
+             "{\"model\":\"%s\",\"weights\":\"%s\",\"method\":\"%s\",\"threshold\":%g,\"seed\":%llu,"
+             "\"sampler\":\"%s\",\"schedule\":\"%s\",\"steps\":%d,\"eta\":%g,\"guidance\":%g,\"n\":%lld,"
              "\"pixels\":\"u8 = floor((x+1)/2*255+0.5) clamped\"}",
-             a->model, *prefix ? prefix : "plain", (unsigned long long)sc->seed,
+             a->model, *prefix ? prefix : "plain", a->method, a->threshold, (unsigned long long)sc->seed,
              sampler_kind_name(sc->kind), schedule_kind_name(sc->schedule), sc->steps, sc->eta,
              guidance, (long long)n);
     return xstrdup(buf);
@@ -71,13 +77,14 @@ static char *image_protocol(const SampleArgs *a, const SamplerConfig *sc, const 
 {
     char buf[2048];
     snprintf(buf, sizeof buf,
-             "{\"model\":\"%s\",\"weights\":\"%s\",\"id\":%lld,\"seed\":%llu,\"sampler\":\"%s\","
+             "{\"model\":\"%s\",\"weights\":\"%s\",\"method\":\"%s\",\"threshold\":%g,\"id\":%lld,"
+             "\"seed\":%llu,\"sampler\":\"%s\","
              "\"schedule\":\"%s\",\"steps\":%d,\"eta\":%g,\"guidance\":%g,\"label\":%lld,"
-             "\"redraw\":\"deediff sample --model %s --weights %s --seed %llu --ids %lld "
+             "\"redraw\":\"deediff sample --model %s --weights %s --method %s --threshold %g --seed %llu --ids %lld "
              "--sampler %s --schedule %s --steps %d --eta %g --guidance %g%s%s --out DIR\"}",
-             a->model, *prefix ? prefix : "plain", (long long)id, (unsigned long long)sc->seed,
+             a->model, *prefix ? prefix : "plain", a->method, a->threshold, (long long)id, (unsigned long long)sc->seed,
              sampler_kind_name(sc->kind), schedule_kind_name(sc->schedule), sc->steps, sc->eta,
-             guidance, (long long)label, a->model, *prefix ? prefix : "plain",
+             guidance, (long long)label, a->model, *prefix ? prefix : "plain", a->method, a->threshold,
              (unsigned long long)sc->seed, (long long)id, sampler_kind_name(sc->kind),
              schedule_kind_name(sc->schedule), sc->steps, sc->eta, guidance,
              a->label ? " --label " : "", a->label ? a->label : "");
@@ -135,7 +142,7 @@ static int write_outputs(const SampleArgs *a, const SamplerConfig *sc, const cha
     return rc;
 }
 
-static int run_sampling(RunContext *run, const SampleArgs *a)
+static int run_sampling(RunContext *run, SampleArgs *a)
 {
     Ctx *ctx = &run->ctx;
     UViT m;
@@ -151,7 +158,9 @@ static int run_sampling(RunContext *run, const SampleArgs *a)
         prefix = uvit_default_prefix(&st);
         st_close(&st);
     }
-    if (uvit_load_prefixed(&m, ctx, a->model, prefix)) return -1;
+    Method *me;
+    if (method_options_open(&a->mo, a->model, prefix, ctx, &m, &me, &a->threshold)) return -1;
+    a->method = me->kind->name;
     const UViTConfig *c = &m.cfg;
     SamplerConfig sc;
     double guidance;
@@ -188,9 +197,9 @@ static int run_sampling(RunContext *run, const SampleArgs *a)
     if (rc == 0) {
         int C = c->in_chans, H = c->img_size;
         imgs = xmalloc((size_t)n * C * H * H * sizeof(float));
-        UViTDenoiser den;
-        uvit_denoiser_init(&den, ctx, &m, (int)batch, sc.schedule);
-        NoisePredictor *pred = &den.base;
+        SampleAccount account = {0};
+        NoisePredictor *inner = method_predictor(me, ctx, &m, (int)batch, sc.schedule, a->threshold, &account);
+        NoisePredictor *pred = inner;
         CfgPredictor cfg;
         if (guidance != 0) {
             cfg_predictor_init(&cfg, ctx, pred, guidance, uvit_null_class(c), C, H, H);
@@ -206,13 +215,15 @@ static int run_sampling(RunContext *run, const SampleArgs *a)
         }
         progress_finish(&prog);
         if (guidance != 0) cfg_predictor_destroy(&cfg, ctx);
-        uvit_denoiser_destroy(&den, ctx);
+        method_predictor_free(me, ctx, inner);
+        if (rc == 0 && strcmp(me->kind->name, "none")) exit_histogram_print(stdout, &account, c->num_blocks);
     }
     if (rc == 0) rc = write_outputs(a, &sc, prefix, guidance, c, imgs, ids, labels, n);
     if (rc == 0) printf("sample: %lld images in %s (grid.png, samples.json)\n", (long long)n, a->out);
     free(imgs);
     free(ids);
     free(labels);
+    method_free(me, ctx);
     uvit_destroy(&m, ctx);
     return rc;
 }
@@ -222,12 +233,13 @@ int cmd_sample(int argc, char **argv)
     SampleArgs a = {0};
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
-        {"--model", "M.safetensors", "U-ViT model or training checkpoint", &a.model, NULL, 1},
+        {"--model", "M.safetensors", "U-ViT model or training checkpoint (a method's too)", &a.model, NULL, 1},
         {"--out", "DIR", "folder for the PNGs, grid.png and samples.json", &a.out, NULL, 1},
         {"--n", "N", "number of images, ids first-id.. (default 16)", &a.n, NULL, 0},
         {"--first-id", "K", "id of the first image (default 0)", &a.first_id, NULL, 0},
         {"--ids", "I,J,..", "exactly these image ids (redraw single images)", &a.ids, NULL, 0},
         SAMPLER_OPTIONS(a.so),
+        METHOD_OPTIONS(a.mo),
         {"--guidance", "W", "classifier-free guidance scale (conditional models)", &a.guidance, NULL, 0},
         {"--label", "L", "class of every image (default: drawn per image)", &a.label, NULL, 0},
         {"--weights", "ema|model|plain", "which weights of a checkpoint (default ema)", &a.weights, NULL, 0},

@@ -62,11 +62,17 @@ static const char *dataset_title(const char *d)
     return d;
 }
 
-static const char *method_title(const char *m)
+/* "U-ViT" (method none; "uvit" in databases before the methods came),
+   "DeeDiff w/o EE" (threshold 0: the paper's name), "DeeDiff (T = 0.1)" */
+static const char *method_title(const Row *r, char *buf, size_t n)
 {
-    if (!strcmp(m, "uvit")) return "U-ViT";
-    if (!strcmp(m, "deediff")) return "DeeDiff";
-    return m;
+    const char *m = cfg_str(r, "method");
+    double th = cfg_num(r, "threshold");
+    if (!strcmp(m, "uvit") || !strcmp(m, "none")) return "U-ViT";
+    const char *name = !strcmp(m, "deediff") ? "DeeDiff" : m;
+    if (th > 0) snprintf(buf, n, "%s (T = %g)", name, th);
+    else snprintf(buf, n, "%s w/o EE", name);
+    return buf;
 }
 
 static char *col_dup(sqlite3_stmt *q, int i)
@@ -75,15 +81,16 @@ static char *col_dup(sqlite3_stmt *q, int i)
     return xstrdup(t ? (const char *)t : "");
 }
 
-/* the latest finished eval run of every (model, method, dataset) setting */
+/* the latest finished eval run of every (model, method, threshold, dataset) setting */
 static int read_rows(Store *st, Row *rows, int *n)
 {
     static const char *sql =
         "SELECT id, name, config, git_commit, machine, cpu, backend, finished_at FROM runs "
         "WHERE id IN (SELECT max(id) FROM runs WHERE kind = 'eval' AND status = 'done' "
         "GROUP BY json_extract(config, '$.model'), json_extract(config, '$.method'), "
-        "json_extract(config, '$.dataset')) "
-        "ORDER BY json_extract(config, '$.dataset'), json_extract(config, '$.method') = 'deediff', id";
+        "json_extract(config, '$.threshold'), json_extract(config, '$.dataset')) "
+        "ORDER BY json_extract(config, '$.dataset'), json_extract(config, '$.method') = 'deediff', "
+        "json_extract(config, '$.threshold'), id";
     sqlite3_stmt *q, *m;
     if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(st->db, "SELECT name, value FROM metrics WHERE run_id = ? AND step IS NULL ORDER BY id",
@@ -181,15 +188,17 @@ static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
         const Row *r = &rows[i];
         Cells c;
         format_cells(r, "%", &c);
+        char title[64];
         text_printf(t, "| %s | %s | %s %s | %s | %s | %s | %s |\n", dataset_title(cfg_str(r, "dataset")),
-                    method_title(cfg_str(r, "method")), r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
+                    method_title(r, title, sizeof title), r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
     }
-    text_printf(t, "\nDeeDiff, BERxiT, CALM, S-Pruning: not implemented yet (later issues); this table has the "
-                   "U-ViT rows only.\n\n");
+    text_printf(t, "\nBERxiT, CALM, S-Pruning: not implemented yet (the next issue); this table has the "
+                   "U-ViT and DeeDiff rows only.\n\n");
     text_printf(t, "## Protocol of each row\n\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
         double evals = cfg_num(r, "evals_per_image");
+        char title[64];
         text_printf(t,
                     "%d. %s, %s: run %lld `%s`. Model `%s` (sha256 %.16s..., %s weights, %.0f blocks); sampler "
                     "%s (%s schedule), %.0f steps = %.0f network evaluations per image, seed %.0f, N = %.0f "
@@ -197,7 +206,7 @@ static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
                     "(sha256 %.16s..., %.0f-d); reference `%s` (N = %.0f, statistics `%s`, sha256 %.16s...). "
                     "Samples quantized to 8 bits by the PNG rule and evaluated from memory. %s, %s backend, %.0f "
                     "threads; machine %s (%s); git commit %s; finished %s.\n",
-                    i + 1, dataset_title(cfg_str(r, "dataset")), method_title(cfg_str(r, "method")),
+                    i + 1, dataset_title(cfg_str(r, "dataset")), method_title(r, title, sizeof title),
                     (long long)r->run_id, r->name, cfg_str(r, "model"), cfg_str(r, "model_sha256"),
                     cfg_str(r, "weights"), cfg_num(r, "blocks"), cfg_str(r, "sampler"), cfg_str(r, "schedule"),
                     cfg_num(r, "steps"), evals, cfg_num(r, "seed"), cfg_num(r, "n"), r->gmacs / evals,
@@ -248,11 +257,12 @@ static void render_tex(TextBuf *t, const Row *rows, int n)
         format_cells(r, "\\%", &c);
         tex_escaped(t, dataset_title(cfg_str(r, "dataset")));
         text_printf(t, " & ");
-        tex_escaped(t, method_title(cfg_str(r, "method")));
+        char title[64];
+        tex_escaped(t, method_title(r, title, sizeof title));
         text_printf(t, " & %s %s & %s & %s & %s & %s \\\\\n", r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
     }
     text_printf(t, "\\hline\n\\end{tabular}\n"
-                   "%% DeeDiff, BERxiT, CALM, S-Pruning: not implemented yet (later issues)\n");
+                   "%% BERxiT, CALM, S-Pruning: not implemented yet (the next issue)\n");
 }
 
 /* path with its extension replaced by .tex ("paper/tables/table1.md" -> ".../table1.tex") */

@@ -101,3 +101,37 @@ CREATE TABLE artifacts (
 );
 CREATE INDEX artifacts_by_run ON artifacts (run_id, kind);
 CREATE INDEX artifacts_by_hash ON artifacts (hash);
+
+-- version 2
+
+-- Where every image left the network at every evaluation of a sampling run
+-- (early-exit methods, model/method.h). eval counts the run's network
+-- evaluations from 0; t is that evaluation's continuous time in [0, 1];
+-- exit_block is the last block computed (num_blocks - 1: the full network);
+-- score is the exit rule's confidence score at that block (DeeDiff: the mean
+-- of the uncertainty map), NULL when no rule ran (threshold 0, method none).
+-- image_id is the sampler's id (classifier-free guidance's unconditional
+-- copy carries bit 62).
+CREATE TABLE exits (
+    run_id     INTEGER NOT NULL REFERENCES runs (id),
+    image_id   INTEGER NOT NULL,
+    eval       INTEGER NOT NULL CHECK (eval >= 0),
+    t          REAL NOT NULL,
+    exit_block INTEGER NOT NULL CHECK (exit_block >= 0),
+    score      REAL,
+    PRIMARY KEY (run_id, image_id, eval)
+) WITHOUT ROWID;
+
+-- The points behind the paper's figures, one row each: figure names the
+-- figure ("fig1_layer_mse", "fig3_loss_by_t", "fig4_uncertainty",
+-- "fig6_error_accumulation", ...), series one curve of it ("block 3",
+-- "threshold 0.1", "map eval 10 block 2 image 0"), x and y the point (an
+-- uncertainty map is a series with x = the pixel's index in C,H,W order).
+CREATE TABLE figure_points (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    figure TEXT NOT NULL,
+    series TEXT NOT NULL,
+    x      REAL NOT NULL,
+    y      REAL NOT NULL,
+    PRIMARY KEY (run_id, figure, series, x)
+) WITHOUT ROWID;

@@ -520,6 +520,57 @@ fail:
     return -1;
 }
 
+int store_exits(Store *s, int64_t run_id, const ExitRow *rows, int64_t n)
+{
+    if (store_begin(s)) return -1;
+    sqlite3_stmt *st = NULL;
+    SQL_TRY(s, sqlite3_prepare_v2(s->db,
+        "INSERT INTO exits (run_id, image_id, eval, t, exit_block, score) VALUES (?,?,?,?,?,?)", -1, &st, NULL));
+    for (int64_t i = 0; i < n; i++) {
+        SQL_TRY(s, sqlite3_bind_int64(st, 1, run_id));
+        SQL_TRY(s, sqlite3_bind_int64(st, 2, rows[i].image_id));
+        SQL_TRY(s, sqlite3_bind_int(st, 3, rows[i].eval));
+        SQL_TRY(s, sqlite3_bind_double(st, 4, rows[i].t));
+        SQL_TRY(s, sqlite3_bind_int(st, 5, rows[i].exit_block));
+        SQL_TRY(s, isnan(rows[i].score) ? sqlite3_bind_null(st, 6) : sqlite3_bind_double(st, 6, rows[i].score));
+        SQL_TRY(s, sqlite3_step(st));
+        SQL_TRY(s, sqlite3_reset(st));
+    }
+    SQL_TRY(s, sqlite3_finalize(st));
+    return store_commit(s);
+fail:
+    sqlite3_finalize(st);
+    store_rollback(s);
+    return -1;
+}
+
+int store_figure_points(Store *s, int64_t run_id, const FigurePoint *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!p[i].figure || !p[i].series || !isfinite(p[i].x) || !isfinite(p[i].y))
+            return err_set("%s: figure point %lld: no figure or series, or a value that is not finite", s->path,
+                           (long long)i);
+    if (store_begin(s)) return -1;
+    sqlite3_stmt *st = NULL;
+    SQL_TRY(s, sqlite3_prepare_v2(s->db,
+        "INSERT OR REPLACE INTO figure_points (run_id, figure, series, x, y) VALUES (?,?,?,?,?)", -1, &st, NULL));
+    for (int64_t i = 0; i < n; i++) {
+        SQL_TRY(s, sqlite3_bind_int64(st, 1, run_id));
+        SQL_TRY(s, sqlite3_bind_text(st, 2, p[i].figure, -1, SQLITE_TRANSIENT));
+        SQL_TRY(s, sqlite3_bind_text(st, 3, p[i].series, -1, SQLITE_TRANSIENT));
+        SQL_TRY(s, sqlite3_bind_double(st, 4, p[i].x));
+        SQL_TRY(s, sqlite3_bind_double(st, 5, p[i].y));
+        SQL_TRY(s, sqlite3_step(st));
+        SQL_TRY(s, sqlite3_reset(st));
+    }
+    SQL_TRY(s, sqlite3_finalize(st));
+    return store_commit(s);
+fail:
+    sqlite3_finalize(st);
+    store_rollback(s);
+    return -1;
+}
+
 int store_artifact(Store *s, int64_t run_id, const Artifact *a)
 {
     if (!a->kind || !a->kind[0]) return err_set("%s: artifact kind: empty", s->path);

@@ -99,6 +99,30 @@ typedef struct {
 
 int store_artifact(Store *s, int64_t run_id, const Artifact *a);
 
+/* where images left the network (schema version 2, table exits) ------------- */
+
+typedef struct {
+    int64_t image_id;
+    int eval;
+    double t;
+    int exit_block;
+    double score;                /* NaN: none (stored as NULL) */
+} ExitRow;
+
+/* records n exits of a run in one transaction */
+int store_exits(Store *s, int64_t run_id, const ExitRow *rows, int64_t n);
+
+/* the points of a figure (table figure_points) -------------------------------- */
+
+typedef struct {
+    const char *figure, *series;
+    double x, y;
+} FigurePoint;
+
+/* records n points in one transaction (a point given again replaces the
+   earlier one) */
+int store_figure_points(Store *s, int64_t run_id, const FigurePoint *p, int64_t n);
+
 /* the training curve, written in batches ---------------------------------------- */
 
 typedef struct {

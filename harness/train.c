@@ -1,10 +1,14 @@
 /*
  * train.c: the U-ViT training loop (VPSDE noise prediction, AdamW, EMA),
- * with progress, SQLite logging, atomic checkpoints and exact resume.
+ * with progress, SQLite logging, atomic checkpoints and exact resume, for
+ * the plain backbone and for any method (model/method.h) trained with it.
  *
  * Order of one step k (1-based): next batch from the data cursor; noise
- * (t, eps, label dropout) keyed by (seed, k); forward; loss; backward;
- * optimizer update (refused on a non-finite gradient); log; checkpoint.
+ * (t, eps, label dropout) keyed by (seed, k); the method's train_step
+ * (forward, loss, backward); optimizer updates of the backbone (unless
+ * train.freeze_backbone) and of the method's parameters (AdamW and EMA with
+ * the same settings, each refused on a non-finite gradient; clipping, when
+ * set, is per buffer); log; checkpoint.
  * Everything is checked before the first write: a bad configuration, data
  * set or resume checkpoint leaves no folder, row or file behind.
  */
@@ -18,6 +22,7 @@
 
 #include "../kernels/errors.h"
 #include "../model/denoiser.h"
+#include "../model/method.h"
 #include "bench_util.h"
 #include "progress.h"
 #include "store.h"
@@ -30,6 +35,8 @@ typedef struct {
     Dataset *ds;
     UViT m;
     Optimizer o;
+    Method *me;
+    Optimizer om;          /* the method's parameters (om.m NULL when it has none) */
     TrainPosition pos;
     int conditional;
     int64_t saved_step;    /* the step of the last checkpoint written (-1: none) */
@@ -70,7 +77,19 @@ static int init_weights(Trainer *t)
     }
     SafeTensors st;
     if (st_open(&st, t->tc->init)) return -1;
-    int rc = uvit_load_weights(&t->m, ctx, &st, uvit_default_prefix(&st));
+    const char *json = st_metadata(&st, "config");
+    UViTConfig cfg;
+    char source[1100];
+    snprintf(source, sizeof source, "%s: __metadata__: config", t->tc->init);
+    int rc = json ? uvit_config_parse(&cfg, json, source)
+                  : err_set("%s: __metadata__: config: missing (the backbone's U-ViT configuration)", t->tc->init);
+    if (rc == 0 && !uvit_config_equal(&cfg, &t->m.cfg)) {
+        char *want = uvit_config_to_json(&t->m.cfg);
+        rc = err_set("%s: __metadata__: config: a backbone of another shape (%s; this run trains %s)",
+                     t->tc->init, json, want);
+        free(want);
+    }
+    if (rc == 0) rc = uvit_load_weights(&t->m, ctx, &st, uvit_default_prefix(&st));
     st_close(&st);
     return rc;
 }
@@ -86,9 +105,15 @@ static int prepare(Trainer *t, const char *resume)
     if (check_data(t)) return -1;
     uvit_create(&t->m, ctx, &t->tc->model);
     if (init_weights(t)) return -1;
+    if (method_new(&t->me, t->tc->method)) return -1;
+    if (method_set_options_json(t->me, t->tc->method_options, t->tc->source)) return -1;
+    method_create_params(t->me, ctx, &t->m);
+    method_init_from_backbone(t->me, ctx, &t->m, t->tc->seed);
     optim_create(&t->o, ctx, &t->tc->optim, t->m.weights, t->m.total);
+    if (t->me->total) optim_create(&t->om, ctx, &t->tc->optim, t->me->weights, t->me->total);
     t->saved_step = -1;
-    if (resume && train_checkpoint_load(resume, ctx, &t->m, &t->o, &t->pos)) return -1;
+    TrainState ts = {&t->m, &t->o, t->me, t->me->total ? &t->om : NULL};
+    if (resume && train_checkpoint_load(resume, ctx, &ts, &t->pos)) return -1;
     if (t->pos.step > t->tc->steps)
         return err_set("%s: the checkpoint is at step %lld, past train.steps = %lld", resume,
                        (long long)t->pos.step, (long long)t->tc->steps);
@@ -109,6 +134,8 @@ static int export_model(Trainer *t, const char *command, double wall_s)
     Ctx *ctx = &t->run->ctx;
     StWriter *w = st_writer_new();
     uvit_write_params(&t->m, ctx, w, "", t->o.ema);
+    if (t->me->total) method_write_params(t->me, ctx, w, "", t->om.ema);
+    if (strcmp(t->me->kind->name, "none")) method_write_meta(t->me, w);
     char *json = uvit_config_to_json(&t->m.cfg), steps[32], loss[32], wall[32];
     snprintf(steps, sizeof steps, "%lld", (long long)t->pos.step);
     snprintf(loss, sizeof loss, "%.6g", t->pos.loss);
@@ -135,6 +162,18 @@ static const char *checkpoint_note(const Trainer *t, char *buf, size_t n)
     return buf;
 }
 
+/* a method's loss terms, averaged over the logging window, as metrics of the
+   step (train.loss_simple, train.loss_u, train.loss_layers) */
+static int log_loss_parts(Store *store, int64_t run_id, int64_t step, const double *sum, int64_t n)
+{
+    Metric m[] = {
+        {"train.loss_simple", sum[0] / n, "", "{\"what\":\"L_simple, mean over the logging window\"}", step},
+        {"train.loss_u", sum[1] / n, "", "{\"what\":\"the estimator loss (deediff: L_u), window mean\"}", step},
+        {"train.loss_layers", sum[2] / n, "", "{\"what\":\"the layer-wise loss (deediff: L_UAL), window mean\"}", step},
+    };
+    return store_metrics(store, run_id, m, 3);
+}
+
 /* the loop itself; -1 + err_msg() when a step fails */
 static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, double *wall)
 {
@@ -150,11 +189,15 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
     train_noise_create(&tn, ctx, tc->noise, B, c->in_chans, c->img_size, c->img_size);
     UViTActs *acts = uvit_acts_create(ctx, &t->m, B, 1);
     uvit_enable_grads(&t->m, ctx);
+    method_enable_grads(t->me, ctx);
+    if (t->me->kind->train_begin) t->me->kind->train_begin(t->me, ctx, &t->m, B);
+    TrainState ts = {&t->m, &t->o, t->me, t->me->total ? &t->om : NULL};
     TrainLog log;
     train_log_init(&log, store, run_id, 10);
     Progress prog;
     progress_init(&prog, stderr, t->pos.step, tc->steps, tc->log_every, B);
     double t0 = bench_now(), loss_sum = 0, last_log = t0;
+    double parts[3] = {0, 0, 0};   /* the method's L_simple, estimator and layer-wise losses */
     int64_t loss_n = 0, log_from = t->pos.step;
     int rc = 0;
     for (int64_t k = t->pos.step + 1; rc == 0 && k <= tc->steps; k++) {
@@ -165,16 +208,22 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
         train_noise_draw(ctx, &tn, x0, tc->seed, (uint32_t)k);
         if (t->conditional)
             train_noise_labels(ctx, &tn, y_host, tc->p_uncond, uvit_null_class(c), tc->seed, (uint32_t)k);
-        float loss = train_noise_uvit_loss(ctx, &tn, &t->m, acts, t->conditional);
+        uvit_zero_grads(&t->m, ctx);
+        method_zero_grads(t->me, ctx);
+        MethodStep ms = {.backbone = &t->m, .acts = acts, .tn = &tn, .conditional = t->conditional,
+                         .train_backbone = !tc->freeze_backbone, .step = k};
+        rc = t->me->kind->train_step(t->me, ctx, &ms);
+        if (rc) break;
+        float loss = (float)ms.loss;
         if (!isfinite(loss)) {
             char note[1300];
             rc = err_set("step %lld: the loss is %s; training stopped (%s)", (long long)k,
                          isnan(loss) ? "NaN" : "infinite", checkpoint_note(t, note, sizeof note));
             break;
         }
-        uvit_zero_grads(&t->m, ctx);
-        uvit_backward(ctx, &t->m, acts, train_noise_dpred(&tn));
-        if (optim_step(ctx, &t->o, &t->m)) {
+        int bad = !tc->freeze_backbone && optim_step(ctx, &t->o, &t->m);
+        if (!bad && t->me->total) bad = optim_step_buffers(ctx, &t->om, t->me->weights, t->me->grads);
+        if (bad) {
             char note[1300], why[1100];
             snprintf(why, sizeof why, "%s", err_msg());
             rc = err_set("step %lld: %s; training stopped (%s)", (long long)k, why,
@@ -184,17 +233,19 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
         t->pos.step = k;
         t->pos.loss = loss;
         loss_sum += loss, loss_n++;
+        parts[0] += ms.loss_simple, parts[1] += ms.loss_u, parts[2] += ms.loss_layers;
         progress_update(&prog, k, loss);
         if (k % tc->log_every == 0 || k == tc->steps) {
             double now = bench_now();
             TrainRow row = {k, loss_sum / loss_n, t->o.last_lr, t->o.last_grad_norm,
                             B * (double)(k - log_from) / (now - last_log), now - t0};
             rc = train_log_add(&log, &row);
+            if (rc == 0 && strcmp(t->me->kind->name, "none")) rc = log_loss_parts(store, run_id, k, parts, loss_n);
             loss_sum = 0, loss_n = 0, log_from = k, last_log = now;
+            parts[0] = parts[1] = parts[2] = 0;
         }
         if (rc == 0 && (k % tc->ckpt_every == 0 || k == tc->steps)) {
-            rc = train_checkpoint_save(t->ckpt_path, ctx, &t->m, &t->o, &t->pos, tc->seed, tc->json,
-                                       command);
+            rc = train_checkpoint_save(t->ckpt_path, ctx, &ts, &t->pos, tc->seed, tc->json, command);
             if (rc == 0) t->saved_step = k;
         }
     }
@@ -204,6 +255,7 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
     int flush = train_log_close(&log);
     if (rc == 0) rc = flush;
     train_noise_destroy(&tn, ctx);
+    if (t->me->kind->train_end) t->me->kind->train_end(t->me, ctx);
     uvit_acts_destroy(ctx, acts);
     ctx_free(ctx, x_dev);
     free(x_host);
@@ -242,6 +294,8 @@ int train_run(RunContext *run, const TrainConfig *tc, const char *resume, const 
         store_close(&store);
     }
     if (t.o.m) optim_destroy(&t.o, &run->ctx);
+    if (t.om.m) optim_destroy(&t.om, &run->ctx);
+    method_free(t.me, &run->ctx);
     if (t.m.weights) uvit_destroy(&t.m, &run->ctx);
     if (t.ds) dataset_close(t.ds);
     return rc;

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "../model/method.h"
+#include "../model/safetensors.h"
 #include "train_config.h"
 
 typedef enum { F_INT, F_I64, F_U64, F_DOUBLE, F_BOOL, F_STRING, F_NOISE } FieldType;
@@ -39,6 +41,7 @@ static const Field fields[] = {
     {"train", "p_uncond", F_DOUBLE, OFF(p_uncond), 0, 0, 1},
     {"train", "log_every", F_I64, OFF(log_every), 0, 1, 1e12},
     {"train", "ckpt_every", F_I64, OFF(ckpt_every), 0, 1, 1e12},
+    {"train", "freeze_backbone", F_BOOL, OFF(freeze_backbone), 0, 0, 1},
     {"optim", "lr", F_DOUBLE, OFF(optim.lr), 0, 0, 1e30},
     {"optim", "beta1", F_DOUBLE, OFF(optim.beta1), 0, 0, 1},
     {"optim", "beta2", F_DOUBLE, OFF(optim.beta2), 0, 0, 1},
@@ -111,6 +114,51 @@ static void defaults(TrainConfig *tc)
     tc->optim = optim_config_uvit(1);
     strcpy(tc->out_dir, "results/runs/train");
     strcpy(tc->db, "results/results.db");
+    strcpy(tc->method, "none");
+}
+
+/* "method": {"name": ..., options...}: the name, and the options checked by
+   the method itself */
+static int parse_method(TrainConfig *tc, const cJSON *sec, const char *path)
+{
+    if (!cJSON_IsObject(sec)) return err_set("%s: method: must be an object", path);
+    cJSON *opts = cJSON_Duplicate(sec, 1);
+    cJSON *name = cJSON_DetachItemFromObjectCaseSensitive(opts, "name");
+    int rc = 0;
+    if (name && (!cJSON_IsString(name) || strlen(name->valuestring) >= sizeof tc->method))
+        rc = err_set("%s: method.name: must be a method's name (%s)", path, method_names());
+    else if (name)
+        strcpy(tc->method, name->valuestring);
+    char *text = cJSON_PrintUnformatted(opts);
+    Method *me = NULL;
+    char where[1100];
+    snprintf(where, sizeof where, "%s", path);
+    if (rc == 0 && method_new(&me, tc->method)) rc = err_set("%s: method.name: '%s' is not a method (%s)", path,
+                                                             tc->method, method_names());
+    if (rc == 0) rc = method_set_options_json(me, text, where);
+    method_free(me, NULL);
+    cJSON_Delete(name);
+    cJSON_Delete(opts);
+    free(tc->method_options);
+    tc->method_options = text;
+    return rc;
+}
+
+/* the configuration of the backbone named by output.init, into "model" */
+static int model_from_backbone(cJSON *root, const char *init, const char *path)
+{
+    if (!init[0]) return err_set("%s: model: missing (the U-ViT configuration, or --backbone)", path);
+    SafeTensors st;
+    if (st_open(&st, init)) return -1;
+    const char *json = st_metadata(&st, "config");
+    cJSON *model = json ? cJSON_Parse(json) : NULL;
+    st_close(&st);
+    if (!cJSON_IsObject(model)) {
+        cJSON_Delete(model);
+        return err_set("%s: __metadata__: config: missing or not JSON (the backbone's U-ViT configuration)", init);
+    }
+    cJSON_AddItemToObject(root, "model", model);
+    return 0;
 }
 
 /* applies "section.key=value" to the JSON tree (creating the section) */
@@ -172,6 +220,10 @@ static int parse_tree(TrainConfig *tc, cJSON *root, const char *path)
             if (rc) return -1;
             continue;
         }
+        if (!strcmp(sec->string, "method")) {
+            if (parse_method(tc, sec, path)) return -1;
+            continue;
+        }
         int known = 0;
         for (int i = 0; i < NFIELDS; i++) known |= !strcmp(fields[i].section, sec->string);
         if (!known) return err_set("%s: unknown section '%s'", path, sec->string);
@@ -185,6 +237,7 @@ static int parse_tree(TrainConfig *tc, cJSON *root, const char *path)
     }
     if (!cJSON_GetObjectItemCaseSensitive(root, "model"))
         return err_set("%s: model: missing (the U-ViT configuration)", path);
+    if (!tc->method_options) tc->method_options = xstrdup("{}");
     return 0;
 }
 
@@ -207,15 +260,22 @@ int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
                       const char *const *overrides)
 {
     defaults(tc);
-    snprintf(tc->source, sizeof tc->source, "%s", path);
+    snprintf(tc->source, sizeof tc->source, "%s", path ? path : "(no --config)");
     char *text = NULL;
-    if (read_text(path, &text)) return -1;
+    if (!path) text = xstrdup("{}");
+    else if (read_text(path, &text)) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root) return err_set("%s: not valid JSON (near byte %ld)", path,
                               (long)(cJSON_GetErrorPtr() ? strlen(cJSON_GetErrorPtr()) : 0));
+    path = tc->source;
     int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) rc = apply_override(root, overrides[i]);
+    if (rc == 0 && !cJSON_GetObjectItemCaseSensitive(root, "model")) {
+        const cJSON *out = cJSON_GetObjectItemCaseSensitive(root, "output");
+        const cJSON *init = cJSON_GetObjectItemCaseSensitive(out, "init");
+        rc = model_from_backbone(root, cJSON_IsString(init) ? init->valuestring : "", path);
+    }
     if (rc == 0) rc = parse_tree(tc, root, path);
     if (rc == 0) rc = validate(tc, path);
     if (rc == 0) tc->json = cJSON_PrintUnformatted(root);
@@ -226,7 +286,9 @@ int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
 void train_config_free(TrainConfig *tc)
 {
     free(tc->json);
+    free(tc->method_options);
     tc->json = NULL;
+    tc->method_options = NULL;
 }
 
 int train_config_dataset(const TrainConfig *tc, DatasetSpec *spec)

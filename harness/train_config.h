@@ -16,8 +16,14 @@
  *                "ema_decay": 0.9999, "max_grad_norm": 0 },
  *     "output": { "dir": "results/runs/NAME", "db": "results/results.db",
  *                 "export": "" (a plain EMA model file written at the end),
- *                 "init": "" (start from these weights: a pretrained backbone) }
+ *                 "init": "" (start from these weights: a pretrained backbone) },
+ *     "method": { "name": "none" (model/method.h: none, deediff), and the
+ *                 method's own options, e.g. "uem_buckets": 4 (deediff
+ *                 --help lists them) }
  *   }
+ * train.freeze_backbone (false) trains only the method's parameters.
+ * "model" may be left out when output.init names a backbone: its
+ * configuration is then the backbone's; when both are given they must agree.
  * The optim defaults are U-ViT's CIFAR-10 settings. An override is
  * "section.key=value" (e.g. train.steps=200 optim.lr=1e-4); its value is
  * read as JSON when it parses as JSON, else as a string.
@@ -46,7 +52,11 @@ typedef struct {
     TrainNoiseKind noise;
     double p_uncond;
     int64_t log_every, ckpt_every;
+    int freeze_backbone;
     OptimConfig optim;
+    /* method */
+    char method[32];
+    char *method_options;   /* JSON object of the method's options (owned) */
     /* output */
     char out_dir[1024], db[1024], export_path[1024], init[1024];
     char source[1024];   /* the configuration file, for error messages */
@@ -55,7 +65,8 @@ typedef struct {
 } TrainConfig;
 
 /* reads path, applies overrides ("a.b=v"), validates; -1 + err_msg() naming
-   the file (or the override) and the key */
+   the file (or the override) and the key. path NULL starts from an empty
+   configuration (then output.init must name the backbone). */
 int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
                       const char *const *overrides);
 void train_config_free(TrainConfig *tc);

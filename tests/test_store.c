@@ -82,7 +82,7 @@ Test(store, fresh_database_has_the_schema)
 {
     Store s;
     cr_assert_eq(store_open(&s, dbpath), 0, "%s", err_msg());
-    cr_expect_eq(store_schema_version(), 1);
+    cr_expect_eq(store_schema_version(), 2);
     cr_expect_eq(query_int(&s, "PRAGMA user_version"), store_schema_version());
     cr_expect_str_eq(query_text(&s, "PRAGMA journal_mode"), "wal");
     cr_expect_eq(query_int(&s, "PRAGMA foreign_keys"), 1);
