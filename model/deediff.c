@@ -432,6 +432,33 @@ static void deediff_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
     (void)me;
 }
 
+/* ---- analysis ---------------------------------------------------------------------------------- */
+
+/* head `block`'s prediction and uncertainty map of the arena's rows, with
+   buffers of its own (allocated per call: analysis is not timed) */
+static void deediff_probe(Method *me, Ctx *ctx, const UViT *bb, UViTActs *a, int block, const double *t,
+                          Tensor net_t, Tensor g, Tensor u)
+{
+    const DeeDiff *d = me->impl;
+    const UViTConfig *c = &bb->cfg;
+    int B = uvit_batch(a);
+    ExitDims dm = exit_dims(c);
+    ExitActs e = {0};
+    exit_acts_alloc(ctx, &e, c, B);
+    float *temb = ctx_alloc(ctx, (size_t)B * dm.D * sizeof(float));
+    int *bucket = xmalloc((size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) bucket[b] = uem_bucket(t[b], d->o.buckets);
+    if (d->o.time_input) op_timestep_embedding_forward(ctx, tensor2(temb, DT_F32, B, dm.D), net_t);
+    ExitHead h = head_view(me, me->weights, block);
+    Uem q = uem_view(me, me->weights, block);
+    exit_head_norm(ctx, c, &h, &e, uvit_hidden(a, block));
+    uem_forward(ctx, c, &q, &e, B, tensor2(temb, DT_F32, B, dm.D), bucket, u);
+    exit_head_decode(ctx, c, &h, &e, e.ln, B, g);
+    free(bucket);
+    ctx_free(ctx, temb);
+    exit_acts_free(ctx, &e);
+}
+
 /* ---- cost ------------------------------------------------------------------------------------ */
 
 static double deediff_macs_estimator(const Method *me, const UViTConfig *c)
@@ -467,6 +494,7 @@ const MethodKind method_deediff_kind = {
     .train_end = deediff_train_end,
     .predictor = deediff_predictor,
     .predictor_free = deediff_predictor_free,
+    .probe = deediff_probe,
     .macs_estimator = deediff_macs_estimator,
     .macs_head = deediff_macs_head,
 };

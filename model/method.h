@@ -99,6 +99,12 @@ typedef struct {
     NoisePredictor *(*predictor)(Method *me, Ctx *ctx, const UViT *backbone, int max_batch,
                                  ScheduleKind schedule, double threshold, SampleAccount *account);
     void (*predictor_free)(Method *me, Ctx *ctx, NoisePredictor *p);
+    /* analysis (deediff analyze, the paper's figures): after a full forward
+       of B images in an inference arena (every hidden state kept), the
+       prediction exit `block` would give, g[B,C,H,W], and its score map
+       u[B,C,H,W] (NULL when the method has no exits) */
+    void (*probe)(Method *me, Ctx *ctx, const UViT *backbone, UViTActs *a, int block, const double *t,
+                  Tensor net_t, Tensor g, Tensor u);
     /* multiply-adds per image of what the method adds at exit point i (its
        estimator at every block passed, its head when taken); for deediff info */
     double (*macs_estimator)(const Method *me, const UViTConfig *cfg);
