@@ -85,24 +85,37 @@ void exit_head_decode(Ctx *ctx, const UViTConfig *c, const ExitHead *h, ExitActs
     }
 }
 
+/* the end of the run of rows from b on that share b's bucket */
+static int run_end(const int *bucket, int b, int B)
+{
+    int e = b + 1;
+    while (e < B && bucket[e] == bucket[b]) e++;
+    return e;
+}
+
 void uem_forward(Ctx *ctx, const UViTConfig *c, const Uem *q, ExitActs *e, int B, Tensor temb,
                  const int *bucket, Tensor u)
 {
     ExitDims d = exit_dims(c);
-    for (int b = 0; b < B; b++) {
-        int k = bucket[b];
-        Tensor tb = tensor1(e->tbias + (size_t)b * d.P, DT_F32, d.P);
-        // tb[P] = temb[b] @ time_w[k]^T + bias[k]: the per-image part of w_t^T [L, t] + b_t
-        if (tensor_present(q->time_w))
-            op_linear_forward(ctx, tensor2(tb.data, DT_F32, 1, d.P),
-                              tensor2((float *)temb.data + (size_t)b * d.D, DT_F32, 1, d.D),
-                              bucket_of(q->time_w, k, d.P, d.D), bucket_bias(q->bias, k, d.P));
-        else
-            ctx_copy(ctx, tb.data, bucket_bias(q->bias, k, d.P).data, (size_t)d.P * sizeof(float));
-        // z[b] [N,P] = ln[b] [N,D] @ proj_w[k]^T + tb
-        op_linear_forward(ctx, tensor2(e->z + (size_t)b * d.N * d.P, DT_F32, d.N, d.P),
-                          tensor2(e->ln + (size_t)b * d.N * d.D, DT_F32, d.N, d.D),
-                          bucket_of(q->proj_w, k, d.P, d.D), tb);
+    int timed = tensor_present(q->time_w);
+    /* one GEMM per run of rows in one bucket (a sampling step's rows share it) */
+    for (int b0 = 0, b1; b0 < B; b0 = b1) {
+        b1 = run_end(bucket, b0, B);
+        int k = bucket[b0], r = b1 - b0;
+        Tensor z = tensor3(e->z + (size_t)b0 * d.N * d.P, DT_F32, r, d.N, d.P);
+        Tensor ln = tensor3(e->ln + (size_t)b0 * d.N * d.D, DT_F32, r, d.N, d.D);
+        // z [r,N,P] = ln [r,N,D] @ proj_w[k]^T (+ bias[k] when there is no time input)
+        op_linear_forward(ctx, z, ln, bucket_of(q->proj_w, k, d.P, d.D),
+                          timed ? tensor_none() : bucket_bias(q->bias, k, d.P));
+        if (!timed) continue;
+        // tb [r,P] = temb [r,D] @ time_w[k]^T + bias[k]: the per-image part of w_t^T [L, t] + b_t
+        Tensor tb = tensor2(e->tbias + (size_t)b0 * d.P, DT_F32, r, d.P);
+        op_linear_forward(ctx, tb, tensor2((float *)temb.data + (size_t)b0 * d.D, DT_F32, r, d.D),
+                          bucket_of(q->time_w, k, d.P, d.D), bucket_bias(q->bias, k, d.P));
+        for (int b = b0; b < b1; b++) {
+            Tensor zb = tensor2(e->z + (size_t)b * d.N * d.P, DT_F32, d.N, d.P);
+            op_add_bcast_forward(ctx, zb, zb, tensor1(e->tbias + (size_t)b * d.P, DT_F32, d.P));
+        }
     }
     Tensor z = tensor3(e->z, DT_F32, B, d.N, d.P), utok = tensor3(e->utok, DT_F32, B, d.N, d.P);
     op_sigmoid_forward(ctx, utok, z);
@@ -134,30 +147,32 @@ void uem_backward(Ctx *ctx, const UViTConfig *c, const Uem *q, const Uem *g, Exi
                   float *d_tbias)
 {
     ExitDims d = exit_dims(c);
+    int timed = tensor_present(q->time_w);
     Tensor dut = tensor3(d_utok, DT_F32, B, d.N, d.P), dz = tensor3(d_z, DT_F32, B, d.N, d.P);
     ctx_zero(ctx, dut);
     op_unpatchify_backward(ctx, dut, du, c->patch_size, PATCH_HWC);
     ctx_zero(ctx, dz);
     op_sigmoid_backward(ctx, dz, dut, tensor3(e->z, DT_F32, B, d.N, d.P));
-    Tensor dtb_all = tensor2(d_tbias, DT_F32, B, d.P);
-    ctx_zero(ctx, dtb_all);
-    for (int b = 0; b < B; b++) {
-        int k = bucket[b];
-        Tensor dtb = tensor1(d_tbias + (size_t)b * d.P, DT_F32, d.P);
-        Tensor dlnb = tensor_present(d_ln)
-                          ? tensor2((float *)d_ln.data + (size_t)b * d.N * d.D, DT_F32, d.N, d.D)
+    for (int b0 = 0, b1; b0 < B; b0 = b1) {
+        b1 = run_end(bucket, b0, B);
+        int k = bucket[b0], r = b1 - b0;
+        Tensor dzr = tensor3(d_z + (size_t)b0 * d.N * d.P, DT_F32, r, d.N, d.P);
+        Tensor dlnr = tensor_present(d_ln)
+                          ? tensor3((float *)d_ln.data + (size_t)b0 * d.N * d.D, DT_F32, r, d.N, d.D)
                           : tensor_none();
-        op_linear_backward(ctx, dlnb, bucket_of(g->proj_w, k, d.P, d.D), dtb,
-                           tensor2(d_z + (size_t)b * d.N * d.P, DT_F32, d.N, d.P),
-                           tensor2(e->ln + (size_t)b * d.N * d.D, DT_F32, d.N, d.D),
+        op_linear_backward(ctx, dlnr, bucket_of(g->proj_w, k, d.P, d.D), timed ? tensor_none() : bucket_bias(g->bias, k, d.P),
+                           dzr, tensor3(e->ln + (size_t)b0 * d.N * d.D, DT_F32, r, d.N, d.D),
                            bucket_of(q->proj_w, k, d.P, d.D));
-        if (tensor_present(q->time_w))
-            op_linear_backward(ctx, tensor_none(), bucket_of(g->time_w, k, d.P, d.D), bucket_bias(g->bias, k, d.P),
-                               tensor2(dtb.data, DT_F32, 1, d.P),
-                               tensor2((float *)temb.data + (size_t)b * d.D, DT_F32, 1, d.D),
-                               bucket_of(q->time_w, k, d.P, d.D));
-        else
-            op_accumulate(ctx, bucket_bias(g->bias, k, d.P), dtb);
+        if (!timed) continue;
+        // dtb [r,P]: each image's sum of dz over its tokens
+        Tensor dtb = tensor2(d_tbias + (size_t)b0 * d.P, DT_F32, r, d.P);
+        ctx_zero(ctx, dtb);
+        for (int b = b0; b < b1; b++)
+            op_add_bcast_backward(ctx, tensor_none(), tensor1(d_tbias + (size_t)b * d.P, DT_F32, d.P),
+                                  tensor2(d_z + (size_t)b * d.N * d.P, DT_F32, d.N, d.P));
+        op_linear_backward(ctx, tensor_none(), bucket_of(g->time_w, k, d.P, d.D), bucket_bias(g->bias, k, d.P), dtb,
+                           tensor2((float *)temb.data + (size_t)b0 * d.D, DT_F32, r, d.D),
+                           bucket_of(q->time_w, k, d.P, d.D));
     }
 }
 

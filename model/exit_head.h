@@ -28,6 +28,8 @@
  *   u   = unpatchify(sigmoid(z))                              [C,H,W]
  * the uncertainty map (the paper unpatchifies a transformer's UEM output).
  * K = 1 with time_input off is the plain module sigmoid(w^T L + b).
+ * Rows are processed in runs of equal bucket, one GEMM per run (all rows of
+ * a sampling step share their time, so one run).
  */
 #ifndef DEEDIFF_EXIT_HEAD_H
 #define DEEDIFF_EXIT_HEAD_H
@@ -56,7 +58,7 @@ typedef struct {
     float *dec;                /* [B,N,P] */
     float *img;                /* [B,C,H,W] before the conv */
     float *z, *utok;           /* [B,N,P] UEM logits and sigmoid */
-    float *tbias;              /* [B,P] UEM: temb @ time_w^T + bias per row */
+    float *tbias;              /* [B,P] UEM: temb @ time_w[k]^T + bias[k] per row */
 } ExitActs;
 
 /* the sizes above, for a configuration */
