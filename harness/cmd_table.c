@@ -1,6 +1,7 @@
 /*
  * cmd_table.c: `deediff table 1`: the paper's Table 1 drawn from the eval
- * runs in the results database, and from nothing else.
+ * runs in the results database, and from nothing else; `deediff table
+ * sweep --model M`: a threshold sweep (table_sweep.h).
  *
  * One row per (model, method, dataset) setting: the latest finished eval run
  * of that setting. Columns follow the paper (FID, Layers Ratio, GFLOPs) with
@@ -30,6 +31,7 @@
 #include "../kernels/errors.h"
 #include "cli.h"
 #include "store.h"
+#include "table_sweep.h"
 #include "text_file.h"
 
 #define TABLE_MAX_ROWS 256
@@ -279,26 +281,43 @@ static char *tex_path(const char *md)
 
 int cmd_table(int argc, char **argv)
 {
-    const char *db = NULL, *output = NULL;
+    const char *db = NULL, *output = NULL, *model = NULL, *baseline = NULL;
     const CliOpt opts[] = {
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &db, NULL, 0},
-        {"--output", "T.md", "also write the Markdown here and a LaTeX tabular next to it (T.tex)", &output, NULL, 0},
+        {"--output", "T.md", "also write the Markdown here (table 1: and a LaTeX tabular next to it, T.tex)",
+         &output, NULL, 0},
+        {"--model", "M", "sweep: the early-exit model file, as eval's --model named it", &model, NULL, 0},
+        {"--baseline", "B", "sweep: a plain model evaluated alone, shown as an extra row", &baseline, NULL, 0},
     };
     const char *pos[1];
     int npos = 0;
-    int rc = cli_parse("table", "1 [--db PATH] [--output T.md]",
+    int rc = cli_parse("table", "1 | sweep --model M [--baseline B] [--db PATH] [--output T.md]",
                        "Renders the paper's Table 1 from the eval runs in the results database (deediff eval): "
-                       "one row per\n(model, method, dataset), its latest run, with the protocol of every row and "
-                       "the paper's own numbers\nin a separate section.",
+                       "one row per\n(model, method, threshold, dataset), its latest run, with the protocol of "
+                       "every row and the paper's own\nnumbers in a separate section. 'sweep' renders one "
+                       "early-exit model's threshold sweep: layer saving,\nwall-clock saving and their ratio "
+                       "against the same weights at threshold 0.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &npos);
     if (rc) return rc > 0 ? 0 : -1;
-    if (npos != 1 || strcmp(pos[0], "1"))
-        return err_set("table: expected the table number 1 (the only table so far; see deediff table --help)");
+    int sweep = npos == 1 && !strcmp(pos[0], "sweep");
+    if (npos != 1 || (strcmp(pos[0], "1") && !sweep))
+        return err_set("table: expected 1 or sweep (see deediff table --help)");
+    if (sweep && !model) return err_set("--model: table sweep needs the early-exit model file");
     if (!db) db = STORE_DEFAULT_PATH;
     struct stat sb;
     if (stat(db, &sb)) return err_set("--db: %s: cannot open: %s (deediff eval writes it)", db, strerror(errno));
     Store st;
     if (store_open(&st, db)) return -1;
+    if (sweep) {
+        TextBuf md;
+        text_init(&md);
+        rc = table_sweep_render(&st, model, baseline, &md);
+        store_close(&st);
+        if (rc == 0) fwrite(md.data, 1, md.len, stdout);
+        if (rc == 0 && output) rc = text_write_atomic(&md, output);
+        text_free(&md);
+        return rc;
+    }
     Row *rows = xmalloc(sizeof(Row) * TABLE_MAX_ROWS);
     int n = 0;
     rc = read_rows(&st, rows, &n);
