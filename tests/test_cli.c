@@ -268,3 +268,92 @@ Test(cli, corrupt_statistics_and_weights_files)
     cr_expect(strstr(err, w) != NULL && count_lines(err) == 1, "%s", err);
     cr_expect(access(path_in("out.safetensors"), F_OK) != 0);
 }
+
+/* ---- the method flags: --method, --threshold, and a method's training ---------------- */
+
+#define PLAIN_BACKBONE "results/weights/fmnist-uvit.safetensors"
+#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+/* runs args and expects exit 2, one stderr line holding both needles (the
+   second may be NULL), and nothing at `written` */
+static void expect_refused(const char *args, const char *written, const char *needle1, const char *needle2)
+{
+    char err[2048];
+    int rc = cli_run(args, NULL, 0, err, sizeof err);
+    cr_expect_eq(rc, 2, "exit %d for %s: %s", rc, args, err);
+    cr_expect_eq(count_lines(err), 1, "%s: not one line: %s", args, err);
+    cr_expect(strstr(err, needle1) != NULL, "%s: '%s' not in: %s", args, needle1, err);
+    cr_expect(!needle2 || strstr(err, needle2) != NULL, "%s: '%s' not in: %s", args, needle2, err);
+    cr_expect(access(written, F_OK) != 0, "%s: %s was written", args, written);
+}
+
+Test(cli, sample_bad_method_flags)
+{
+    if (access(PLAIN_BACKBONE, R_OK)) cr_skip_test(PLAIN_BACKBONE " is not there");
+    static const struct { const char *flags, *needle1, *needle2; } cases[] = {
+        {"--threshold 1.5", "--threshold", "1.5"},
+        {"--threshold -0.1", "--threshold", "-0.1"},
+        {"--threshold abc", "--threshold", NULL},
+        /* a plain backbone is not a deediff model */
+        {"--method deediff", "--method", PLAIN_BACKBONE},
+        {"--method nosuch", "--method", "nosuch"},
+        /* method none (the plain file's own) has no exits */
+        {"--threshold 0.2", "--threshold", PLAIN_BACKBONE},
+        {"--method none --threshold 0.2", "--threshold", PLAIN_BACKBONE},
+    };
+    const char *out = path_in("out");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, "sample --model %s --n 2 --steps 2 %s --out '%s'", PLAIN_BACKBONE, cases[i].flags,
+                 out);
+        expect_refused(args, out, cases[i].needle1, cases[i].needle2);
+    }
+}
+
+/* a Fashion-MNIST training configuration at path: the model section as given */
+static void write_train_config(const char *path, const char *model)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"model\": %s, \"data\": {\"dataset\": \"fmnist\"},"
+               " \"train\": {\"steps\": 2, \"batch\": 2, \"seed\": 1},"
+               " \"output\": {\"dir\": \"%s\", \"db\": \"%s\"}}\n",
+            model, path_in("run"), path_in("results.db"));
+    fclose(f);
+}
+
+Test(cli, train_bad_method_inputs_write_nothing)
+{
+    if (access(PLAIN_BACKBONE, R_OK)) cr_skip_test(PLAIN_BACKBONE " is not there");
+    /* the backbone's own shape but embed_dim 32 (the backbone has 64) */
+    char other[256], tiny[256], run[256], db[256];
+    snprintf(other, sizeof other, "%s", path_in("other.json"));
+    snprintf(tiny, sizeof tiny, "%s", path_in("tiny.json"));
+    snprintf(run, sizeof run, "%s", path_in("run"));
+    snprintf(db, sizeof db, "%s", path_in("results.db"));
+    write_train_config(
+        other, "{\"img_size\":28,\"patch_size\":4,\"in_chans\":1,\"embed_dim\":32,\"depth\":12,"
+                      "\"num_heads\":2,\"mlp_ratio\":4,\"qkv_bias\":false,\"mlp_time_embed\":false,\"conv\":true}");
+    write_train_config(
+        tiny, "{\"img_size\":28,\"patch_size\":7,\"in_chans\":1,\"embed_dim\":16,\"depth\":2,\"num_heads\":2}");
+    char args[1024];
+    if (access(FMNIST, R_OK) == 0) {   /* the shapes are compared after the data set is opened */
+        snprintf(args, sizeof args, "train --method deediff --backbone %s --config '%s'", PLAIN_BACKBONE, other);
+        expect_refused(args, run, PLAIN_BACKBONE, "another shape");
+        cr_expect(access(db, F_OK) != 0, "a database was written");
+    }
+    static const struct { const char *flags, *needle; } cases[] = {
+        {"--method deediff method.nosuch=1", "method.nosuch"},
+        {"--method deediff method.uem_buckets=0", "method.uem_buckets"},
+        {"--method deediff method.uem_buckets=2.5", "method.uem_buckets"},
+        {"--method deediff method.heads=some", "method.heads"},
+        {"--method nosuch", "nosuch"},
+        /* method none takes no options */
+        {"method.uem_buckets=4", "method.uem_buckets"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, "train --config '%s' %s", tiny, cases[i].flags);
+        expect_refused(args, run, cases[i].needle, tiny);
+        cr_expect(access(db, F_OK) != 0, "%s: a database was written", cases[i].flags);
+    }
+}

@@ -3,17 +3,24 @@
  * the plain backbone: the joint loss's gradients for every parameter (the
  * backbone's, the heads', the UEMs'), each option's path, the early-exit
  * predictor's limits (threshold 0 = the full model bit for bit, threshold 1
- * = every image at the first exit), compaction (an image in a shrinking
- * batch gets what it gets alone), and the new ops' gradients.
+ * = every image at the first exit with head 0's prediction), compaction (an
+ * image in a shrinking batch gets what it gets alone, to the 1e-6 the plain
+ * U-ViT itself keeps across batch sizes; also under guidance), the account's
+ * multiply-adds per exit, the heads' initialisation as copies of the tail, a
+ * model file's round trip through method_load, and the new ops' gradients.
  */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../kernels/errors.h"
+#include "../model/denoiser.h"
 #include "../model/early_exit.h"
+#include "../model/exit_head.h"
 #include "../model/method.h"
+#include "support/float_buffers.h"
 #include "support/gradcheck.h"
 #include "support/tiny_uvit.h"
 
@@ -208,4 +215,548 @@ Test(deediff, joint_loss_gradients_shared_and_plain)
     const char *o[] = {"lambda", "0", "heads", "shared", "uem", "shared", "layer_loss", "plain",
                        "uem_buckets", "1", "uem_time_input", "false"};
     check_joint(o, 12, NULL, 1);
+}
+
+/* ---- sampling: the early-exit predictor -------------------------------------------------
+ * A tiny U-ViT whose weights are moved away from their init and a deediff
+ * method whose every parameter is moved too, so the UEMs' scores differ by
+ * image and by block. Thresholds that split the images over several exits
+ * are read off the scores a full forward gives (the probe hook), halfway
+ * between two scores, so no image sits on the edge of a decision.        */
+
+/* class-conditional (4 classes + the null class), no final conv, 7 blocks */
+#define TINY_COND "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":8,\"depth\":6,\"num_heads\":2," \
+                  "\"mlp_ratio\":2,\"conv\":false,\"num_classes\":5}"
+#define NS 6   /* images in a sampling batch */
+
+typedef struct {
+    Ctx ctx;
+    UViT m;
+    Method *me;
+    int L;       /* blocks */
+    int cond;    /* class-conditional */
+    float x[NS * IMG];
+    double t[NS];
+    int64_t ids[NS], y[NS];
+} Net;
+
+/* adds uniform(-amp, amp) noise to every parameter (not to the padding
+   between them, which files do not hold) */
+static void move_params(const ParamInfo *params, int num_params, float *weights, float amp, uint64_t seed)
+{
+    for (int i = 0; i < num_params; i++) {
+        float *noise = fvec((int64_t)params[i].numel, -amp, amp, seed + (uint64_t)i);
+        for (size_t k = 0; k < params[i].numel; k++) weights[params[i].offset + k] += noise[k];
+        free(noise);
+    }
+}
+
+static void net_create(Net *n, const char *json, int move_method, const char *const *options, int n_options)
+{
+    memset(n, 0, sizeof *n);
+    ctx_init_cpu(&n->ctx, 1);
+    tiny_uvit_create(&n->m, &n->ctx, json, 5);
+    move_params(n->m.params, n->m.num_params, n->m.weights, 0.1f, 31);
+    cr_assert_eq(method_new(&n->me, "deediff"), 0);
+    for (int i = 0; i < n_options; i += 2)
+        cr_assert_eq(method_set_option(n->me, options[i], options[i + 1]), 0, "%s", err_msg());
+    method_create_params(n->me, &n->ctx, &n->m);
+    method_init_from_backbone(n->me, &n->ctx, &n->m, 9);
+    if (move_method) move_params(n->me->params, n->me->num_params, n->me->weights, 0.3f, 32);
+    n->L = n->m.cfg.num_blocks;
+    n->cond = n->m.cfg.num_classes > 0;
+    fill_uniform(n->x, NS * IMG, -1.5f, 1.5f, 33);
+    for (int b = 0; b < NS; b++) {
+        n->t[b] = 0.04 + 0.92 * b / (NS - 1);   /* every UEM bucket */
+        n->ids[b] = 100 + 7 * b;
+        n->y[b] = n->cond ? b % (n->m.cfg.num_classes - 1) : 0;
+    }
+}
+
+static void net_destroy(Net *n)
+{
+    method_free(n->me, &n->ctx);
+    uvit_destroy(&n->m, &n->ctx);
+    ctx_destroy(&n->ctx);
+}
+
+static Tensor img4(float *x, int rows) { return tensor4(x, DT_F32, rows, 2, 8, 8); }
+
+/* one predictor call (evaluation 0) on images first..first+count-1 */
+static void predict_rows(Net *n, NoisePredictor *p, int first, int count, float *out)
+{
+    Tensor y = n->cond ? tensor1(n->y + first, DT_I64, count) : tensor_none();
+    int rc = p->predict(p, &n->ctx, img4(n->x + first * IMG, count), n->t + first, y, n->ids + first, 0,
+                        img4(out, count));
+    cr_assert_eq(rc, 0, "%s", err_msg());
+}
+
+/* a full forward of rows[count] (x, continuous t, labels or NULL) in an
+   inference arena, then every exit's probe: s[b * L + i] the mean of u_i of
+   row b (as the exit rule scores it), and head `head`'s prediction into g
+   (either may be NULL) */
+static void probe_rows(Net *n, const float *x, const double *t, const int64_t *y, int count, float *s, int head,
+                       float *g_out)
+{
+    Ctx *ctx = &n->ctx;
+    UViTActs *a = uvit_acts_create(ctx, &n->m, count, 0);
+    float *net_t = fzeros(count), *out = fzeros(count * IMG), *g = fzeros(count * IMG), *u = fzeros(count * IMG);
+    for (int b = 0; b < count; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, t[b]);
+    Tensor tt = tensor1(net_t, DT_F32, count);
+    uvit_forward(ctx, &n->m, a, img4((float *)x, count), tt, y ? tensor1((int64_t *)y, DT_I64, count) : tensor_none(),
+                 img4(out, count));
+    for (int i = 0; i < n->L - 1; i++) {
+        n->me->kind->probe(n->me, ctx, &n->m, a, i, t, tt, img4(g, count), img4(u, count));
+        for (int b = 0; s && b < count; b++) {
+            double sum = 0;
+            for (int j = 0; j < IMG; j++) sum += u[b * IMG + j];
+            s[b * n->L + i] = (float)(sum / (double)IMG);
+        }
+        if (g_out && i == head) memcpy(g_out, g, (size_t)count * IMG * sizeof(float));
+    }
+    free(net_t);
+    free(out);
+    free(g);
+    free(u);
+    uvit_acts_destroy(ctx, a);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* the exit block of row b under threshold T, by the rule of early_exit.h */
+static int exit_of(const float *s, int L, int b, double T)
+{
+    for (int i = 0; i < L - 1; i++)
+        if (s[b * L + i] < T) return i;
+    return L - 1;
+}
+
+/* a threshold halfway between two scores at least 1e-4 apart that sends
+   rows[rows] to the most different exit blocks; their number in *distinct */
+static double spread_threshold(const float *s, int L, int rows, int *distinct)
+{
+    int nv = 0;
+    float *v = fzeros(rows * L);
+    for (int b = 0; b < rows; b++)
+        for (int i = 0; i < L - 1; i++) v[nv++] = s[b * L + i];
+    qsort(v, (size_t)nv, sizeof *v, cmp_float);
+    double best_t = 0;
+    *distinct = 0;
+    for (int k = 0; k + 1 < nv; k++) {
+        if (v[k + 1] - v[k] < 1e-4f) continue;
+        double T = 0.5 * ((double)v[k] + v[k + 1]);
+        int used[UVIT_MAX_BLOCKS] = {0}, d = 0;
+        for (int b = 0; b < rows; b++) used[exit_of(s, L, b, T)] = 1;
+        for (int i = 0; i < L; i++) d += used[i];
+        if (d > *distinct) *distinct = d, best_t = T;
+    }
+    free(v);
+    return best_t;
+}
+
+/* the threshold for the net's batch (with guidance: its conditional and
+   unconditional rows together) */
+static double net_threshold(Net *n, int guided, int *distinct)
+{
+    int rows = guided ? 2 * NS : NS;
+    float *x = fzeros(rows * IMG), *s = fzeros(rows * n->L);
+    double t[2 * NS];
+    int64_t y[2 * NS];
+    for (int r = 0; r < rows; r++) {
+        memcpy(x + r * IMG, n->x + (r % NS) * IMG, IMG * sizeof(float));
+        t[r] = n->t[r % NS];
+        y[r] = r < NS ? n->y[r] : uvit_null_class(&n->m.cfg);
+    }
+    probe_rows(n, x, t, n->cond ? y : NULL, rows, s, -1, NULL);
+    double T = spread_threshold(s, n->L, rows, distinct);
+    cr_log_info("threshold %.6f sends %d rows to %d different exits", T, rows, *distinct);
+    free(x);
+    free(s);
+    return T;
+}
+
+static int distinct_exits(const SampleAccount *acc, int L)
+{
+    int d = 0;
+    for (int i = 0; i < L; i++) d += acc->exits[i] > 0;
+    return d;
+}
+
+static SamplerConfig sampler(SamplerKind k, int steps, uint64_t seed)
+{
+    SamplerConfig c = sampler_config_default(k, SCHEDULE_VPSDE);
+    c.steps = steps;
+    c.seed = seed;
+    return c;
+}
+
+/* sample_run of images first..first+count-1 into out */
+static void sample_rows(Net *n, NoisePredictor *p, const SamplerConfig *sc, int first, int count, float *out)
+{
+    int rc = sample_run(&n->ctx, p, sc, 2, 8, 8, count, n->ids + first, n->cond ? n->y + first : NULL, out);
+    cr_assert_eq(rc, 0, "%s", err_msg());
+}
+
+/* 1. threshold 0 computes no score and lets nothing leave: the plain U-ViT's bits */
+Test(deediff, threshold_zero_is_the_full_model_bit_for_bit)
+{
+    const char *jsons[2] = {TINY, TINY_COND};
+    for (int c = 0; c < 2; c++) {
+        Net n;
+        net_create(&n, jsons[c], 1, NULL, 0);
+        UViTDenoiser den;
+        uvit_denoiser_init(&den, &n.ctx, &n.m, 2 * NS, SCHEDULE_VPSDE);
+        SampleAccount acc = {0};
+        NoisePredictor *p = method_predictor(n.me, &n.ctx, &n.m, 2 * NS, SCHEDULE_VPSDE, 0, &acc);
+        float a[NS * IMG], b[NS * IMG];
+        predict_rows(&n, p, 0, NS, a);
+        predict_rows(&n, &den.base, 0, NS, b);
+        cr_expect(memcmp(a, b, sizeof a) == 0, "%s: one evaluation differs from the plain U-ViT", jsons[c]);
+        cr_expect(acc.image_evals == NS && acc.exits[n.L - 1] == NS && acc.blocks_run == (int64_t)NS * n.L);
+        /* through the samplers (with guidance around both on the conditional model) */
+        CfgPredictor ga, gb;
+        NoisePredictor *pa = p, *pb = &den.base;
+        if (n.cond) {
+            cfg_predictor_init(&ga, &n.ctx, p, 0.7, uvit_null_class(&n.m.cfg), 2, 8, 8);
+            cfg_predictor_init(&gb, &n.ctx, &den.base, 0.7, uvit_null_class(&n.m.cfg), 2, 8, 8);
+            pa = &ga.base, pb = &gb.base;
+        }
+        SamplerConfig sc[2] = {sampler(SAMPLER_DPM, 6, 1), sampler(SAMPLER_EM, 8, 2)};
+        for (int k = 0; k < 2; k++) {
+            sample_rows(&n, pa, &sc[k], 0, NS, a);
+            sample_rows(&n, pb, &sc[k], 0, NS, b);
+            cr_expect(memcmp(a, b, sizeof a) == 0, "%s, %s: the samples differ from the plain U-ViT's", jsons[c],
+                      sampler_kind_name(sc[k].kind));
+        }
+        cr_expect(acc.exits[n.L - 1] == acc.image_evals && acc.blocks_run == acc.image_evals * n.L);
+        if (n.cond) {
+            cfg_predictor_destroy(&ga, &n.ctx);
+            cfg_predictor_destroy(&gb, &n.ctx);
+        }
+        method_predictor_free(n.me, &n.ctx, p);
+        uvit_denoiser_destroy(&den, &n.ctx);
+        net_destroy(&n);
+    }
+}
+
+/* 2. threshold 1: every image at the first exit, with head 0's prediction */
+Test(deediff, threshold_one_leaves_every_image_at_the_first_exit)
+{
+    const char *jsons[2] = {TINY, TINY_COND};
+    for (int c = 0; c < 2; c++) {
+        Net n;
+        net_create(&n, jsons[c], 1, NULL, 0);
+        SampleAccount acc = {0};
+        NoisePredictor *p = method_predictor(n.me, &n.ctx, &n.m, NS, SCHEDULE_VPSDE, 1, &acc);
+        float out[NS * IMG], g[NS * IMG];
+        predict_rows(&n, p, 0, NS, out);
+        cr_expect(acc.image_evals == NS && acc.exits[0] == NS && acc.blocks_run == NS, "%lld evals, %lld at 0, %lld blocks",
+                  (long long)acc.image_evals, (long long)acc.exits[0], (long long)acc.blocks_run);
+        probe_rows(&n, n.x, n.t, n.cond ? n.y : NULL, NS, NULL, 0, g);
+        cr_expect(memcmp(out, g, sizeof out) == 0, "%s: not head 0's prediction (rel. error %g)", jsons[c],
+                  rel_l2(out, g, NS * IMG));
+        /* a whole sampling run */
+        memset(&acc, 0, sizeof acc);
+        SamplerConfig sc = sampler(SAMPLER_EM, 8, 3);
+        sample_rows(&n, p, &sc, 0, NS, out);
+        cr_expect(acc.image_evals == (int64_t)NS * sampler_num_evals(&sc) && acc.exits[0] == acc.image_evals &&
+                  acc.blocks_run == acc.image_evals);
+        method_predictor_free(n.me, &n.ctx, p);
+        net_destroy(&n);
+    }
+}
+
+/* how an image's prediction in a batch compares with its prediction alone:
+   counts the images that differ in any bit, and the worst relative error.
+   Not bit for bit: the plain U-ViT already rounds differently at batch 1
+   and batch 6 on the CPU backend (relative 1e-7; test_uvit's
+   rows_are_independent_and_blocks_compose allows 1e-6), so compaction is
+   held to the same 1e-6. */
+#define COMPACTION_TOL 1e-6
+static void compare_rows(const float *batch, const float *alone, int b, int *differ, double *worst)
+{
+    if (memcmp(batch + b * IMG, alone, IMG * sizeof(float))) {
+        (*differ)++;
+        *worst = fmax(*worst, rel_l2(alone, batch + b * IMG, IMG));
+    }
+}
+
+/* 3. compaction: an image in a batch whose other images leave early gets
+   what it gets alone; guidance > 0 wraps the method's predictor in CFG */
+static void expect_compaction(const char *json, double guidance)
+{
+    Net n;
+    net_create(&n, json, 1, NULL, 0);
+    int distinct;
+    double T = net_threshold(&n, guidance > 0, &distinct);
+    cr_assert(distinct >= 2, "no threshold splits the images over two exits");
+    SampleAccount acc = {0};
+    int max_batch = guidance > 0 ? 2 * NS : NS;
+    NoisePredictor *p = method_predictor(n.me, &n.ctx, &n.m, max_batch, SCHEDULE_VPSDE, T, &acc);
+    CfgPredictor g;
+    if (guidance > 0) {
+        cfg_predictor_init(&g, &n.ctx, p, guidance, uvit_null_class(&n.m.cfg), 2, 8, 8);
+        p = &g.base;
+    }
+    /* one evaluation */
+    float batch[NS * IMG], alone[IMG];
+    predict_rows(&n, p, 0, NS, batch);
+    cr_expect(distinct_exits(&acc, n.L) >= 2, "one evaluation: every image left at the same block");
+    int differ = 0;
+    double worst = 0;
+    for (int b = 0; b < NS; b++) {
+        predict_rows(&n, p, b, 1, alone);
+        compare_rows(batch, alone, b, &differ, &worst);
+    }
+    cr_log_info("one evaluation: %d of %d images differ in some bit alone, worst rel. error %g", differ, NS, worst);
+    cr_expect(worst <= COMPACTION_TOL, "one evaluation: an image alone differs from its batch copy by %g", worst);
+    /* a sampling run */
+    memset(&acc, 0, sizeof acc);
+    SamplerConfig sc = sampler(SAMPLER_DPM, 6, 4);
+    sample_rows(&n, p, &sc, 0, NS, batch);
+    cr_expect(distinct_exits(&acc, n.L) >= 2, "sampling: every image left at the same block");
+    cr_log_info("%s guidance %g: exits 0..%d: %lld %lld %lld %lld %lld ...", json, guidance, n.L - 1,
+                (long long)acc.exits[0], (long long)acc.exits[1], (long long)acc.exits[2],
+                (long long)acc.exits[3], (long long)acc.exits[4]);
+    differ = 0, worst = 0;
+    for (int b = 0; b < NS; b++) {
+        sample_rows(&n, p, &sc, b, 1, alone);
+        compare_rows(batch, alone, b, &differ, &worst);
+    }
+    cr_log_info("sampling: %d of %d images differ in some bit alone, worst rel. error %g", differ, NS, worst);
+    cr_expect(worst <= COMPACTION_TOL, "sampling: an image alone differs from its batch copy by %g", worst);
+    if (guidance > 0) {
+        p = g.inner;
+        cfg_predictor_destroy(&g, &n.ctx);
+    }
+    method_predictor_free(n.me, &n.ctx, p);
+    net_destroy(&n);
+}
+
+Test(deediff, compaction_an_image_in_a_batch_equals_it_alone)
+{
+    expect_compaction(TINY, 0);
+}
+
+Test(deediff, compaction_with_classifier_free_guidance)
+{
+    expect_compaction(TINY_COND, 0.8);
+}
+
+/* 4. the account's multiply-adds */
+typedef struct {
+    int n;
+    int exit_block[4096];
+} ExitTrace;
+
+static void trace_exit(void *user, int64_t id, int eval, double t, int exit_block, float u)
+{
+    ExitTrace *tr = user;
+    cr_assert(tr->n < 4096);
+    tr->exit_block[tr->n++] = exit_block;
+    (void)id, (void)eval, (void)t, (void)u;
+}
+
+Test(deediff, account_macs_are_what_each_exit_costs)
+{
+    Net n;
+    net_create(&n, TINY, 1, NULL, 0);
+    const UViTConfig *cfg = &n.m.cfg;
+    int L = n.L, distinct;
+    double T = net_threshold(&n, 0, &distinct);
+    cr_assert(distinct >= 2);
+    /* each image alone, one evaluation: exactly its exit's cost */
+    SampleAccount acc = {0};
+    NoisePredictor *p = method_predictor(n.me, &n.ctx, &n.m, NS, SCHEDULE_VPSDE, T, &acc);
+    float out[NS * IMG];
+    int seen[UVIT_MAX_BLOCKS] = {0};
+    for (int b = 0; b < NS; b++) {
+        memset(&acc, 0, sizeof acc);
+        predict_rows(&n, p, b, 1, out);
+        int e = -1;
+        for (int i = 0; i < L; i++)
+            if (acc.exits[i]) e = i;
+        cr_assert(acc.image_evals == 1 && e >= 0 && acc.exits[e] == 1);
+        seen[e] = 1;
+        double want = method_macs_of_exit(n.me, cfg, e, e < L - 1 ? e + 1 : L - 1);
+        cr_expect(acc.macs == want, "image %d left after block %d: %.17g MACs, expected %.17g", b, e, acc.macs, want);
+        cr_expect(acc.blocks_run == e + 1);
+    }
+    int d = 0;
+    for (int i = 0; i < L; i++) d += seen[i];
+    cr_expect(d >= 2, "the images alone left at %d different blocks", d);
+    /* a whole run: the sum of the exits' costs, in the order they were counted */
+    ExitTrace *tr = calloc(1, sizeof *tr);
+    memset(&acc, 0, sizeof acc);
+    acc.record = trace_exit;
+    acc.record_user = tr;
+    SamplerConfig sc = sampler(SAMPLER_DPM, 6, 5);
+    sample_rows(&n, p, &sc, 0, NS, out);
+    cr_assert_eq(tr->n, NS * sampler_num_evals(&sc));
+    double want = 0;
+    int64_t blocks = 0, exits[UVIT_MAX_BLOCKS] = {0};
+    for (int k = 0; k < tr->n; k++) {
+        int e = tr->exit_block[k];
+        want += method_macs_of_exit(n.me, cfg, e, e < L - 1 ? e + 1 : L - 1);
+        blocks += e + 1;
+        exits[e]++;
+    }
+    cr_expect(acc.macs == want, "%.17g MACs, expected %.17g", acc.macs, want);
+    cr_expect(acc.image_evals == tr->n && acc.blocks_run == blocks);
+    cr_expect(memcmp(acc.exits, exits, sizeof exits) == 0);
+    cr_expect(distinct_exits(&acc, L) >= 2);
+    method_predictor_free(n.me, &n.ctx, p);
+    /* threshold 0: U-ViT's own cost per image evaluation */
+    UViTMacs um;
+    uvit_macs(cfg, &um);
+    cr_expect(method_macs_of_exit(n.me, cfg, L - 1, 0) == um.total);
+    memset(&acc, 0, sizeof acc);
+    p = method_predictor(n.me, &n.ctx, &n.m, NS, SCHEDULE_VPSDE, 0, &acc);
+    sample_rows(&n, p, &sc, 0, NS, out);
+    want = 0;
+    for (int k = 0; k < NS * sampler_num_evals(&sc); k++) want += um.total;
+    cr_expect(acc.macs == want, "threshold 0: %.17g MACs, expected %.17g", acc.macs, want);
+    method_predictor_free(n.me, &n.ctx, p);
+    free(tr);
+    net_destroy(&n);
+}
+
+/* 5. the heads start as copies of the backbone's tail: head i on the last
+   block's hidden state is the backbone's own decode */
+static ExitHead head_params(const Method *me, int i, int shared)
+{
+    char prefix[64], name[128];
+    snprintf(prefix, sizeof prefix, shared ? "method.head." : "method.heads.%d.", i);
+    static const char *const parts[6] = {"norm.weight", "norm.bias", "decoder_pred.weight", "decoder_pred.bias",
+                                         "final_layer.weight", "final_layer.bias"};
+    Tensor t[6];
+    for (int k = 0; k < 6; k++) {
+        snprintf(name, sizeof name, "%s%s", prefix, parts[k]);
+        int idx = -1;
+        for (int p = 0; p < me->num_params; p++)
+            if (!strcmp(me->params[p].name, name)) idx = p;
+        cr_assert(idx >= 0 || k >= 4, "%s: no such parameter", name);
+        t[k] = method_param(me, me->weights, idx);
+    }
+    return (ExitHead){t[0], t[1], t[2], t[3], t[4], t[5]};
+}
+
+Test(deediff, exit_heads_start_as_copies_of_the_backbone_tail)
+{
+    static const char *const shared[] = {"heads", "shared"};
+    struct { const char *json; const char *const *opts; int n_opts; } cases[3] = {
+        {TINY, NULL, 0}, {TINY, shared, 2}, {TINY_COND, NULL, 0}};
+    for (int c = 0; c < 3; c++) {
+        Net n;
+        net_create(&n, cases[c].json, 0, cases[c].opts, cases[c].n_opts);
+        Ctx *ctx = &n.ctx;
+        const UViTConfig *cfg = &n.m.cfg;
+        UViTActs *a = uvit_acts_create(ctx, &n.m, NS, 0);
+        float net_t[NS], out[NS * IMG], g[NS * IMG];
+        for (int b = 0; b < NS; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, n.t[b]);
+        uvit_forward(ctx, &n.m, a, img4(n.x, NS), tensor1(net_t, DT_F32, NS),
+                     n.cond ? tensor1(n.y, DT_I64, NS) : tensor_none(), img4(out, NS));
+        ExitActs e = {0};
+        exit_acts_alloc(ctx, &e, cfg, NS);
+        for (int i = 0; i < n.L - 1; i++) {
+            ExitHead h = head_params(n.me, i, cases[c].n_opts > 0);
+            exit_head_norm(ctx, cfg, &h, &e, uvit_hidden(a, n.L - 1));
+            exit_head_decode(ctx, cfg, &h, &e, e.ln, NS, img4(g, NS));
+            cr_expect(memcmp(g, out, sizeof g) == 0, "case %d: head %d on the last hidden state is not the tail "
+                      "(rel. error %g)", c, i, rel_l2(g, out, NS * IMG));
+        }
+        /* the UEMs: weights normal(0, 0.02), biases 0 */
+        for (int p = 0; p < n.me->num_params; p++) {
+            const ParamInfo *pi = &n.me->params[p];
+            const float *w = n.me->weights + pi->offset;
+            double ss = 0, amax = 0;
+            for (size_t k = 0; k < pi->numel; k++) ss += (double)w[k] * w[k], amax = fmax(amax, fabs(w[k]));
+            if (strstr(pi->name, ".uem") && strstr(pi->name, ".bias")) cr_expect(amax == 0, "%s is not 0", pi->name);
+            if (strstr(pi->name, ".proj.weight") || strstr(pi->name, ".time.weight")) {
+                double sd = sqrt(ss / (double)pi->numel);
+                cr_expect(sd > 0.015 && sd < 0.025, "%s: sd %g, not 0.02", pi->name, sd);
+            }
+        }
+        exit_acts_free(ctx, &e);
+        uvit_acts_destroy(ctx, a);
+        net_destroy(&n);
+    }
+}
+
+/* 7. a model file of the method: written as `deediff train` exports one,
+   method_load with no requested method takes deediff and its options from
+   the metadata, and the loaded model redraws the same samples */
+/* every parameter of two buffers of one layout is bit-identical */
+static int same_params(const ParamInfo *params, int num_params, const float *a, const float *b)
+{
+    for (int i = 0; i < num_params; i++)
+        if (memcmp(a + params[i].offset, b + params[i].offset, params[i].numel * sizeof(float))) return 0;
+    return 1;
+}
+
+Test(deediff, model_file_loads_the_method_and_redraws_the_samples)
+{
+    static const char *const opts[] = {"uem_buckets", "3", "heads", "shared", "lambda", "0.5"};
+    Net n;
+    net_create(&n, TINY, 1, opts, 6);
+    Ctx *ctx = &n.ctx;
+    char path[] = "/tmp/deediff-method-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    StWriter *w = st_writer_new();
+    uvit_write_params(&n.m, ctx, w, "", n.m.weights);
+    method_write_params(n.me, ctx, w, "", n.me->weights);
+    method_write_meta(n.me, w);
+    char *json = uvit_config_to_json(&n.m.cfg);
+    st_writer_meta(w, "config", json);
+    free(json);
+    cr_assert_eq(st_writer_save(w, path), 0, "%s", err_msg());
+    st_writer_free(w);
+
+    UViT m2;
+    Method *me2;
+    cr_assert_eq(method_load(path, NULL, NULL, ctx, &m2, &me2), 0, "%s", err_msg());
+    cr_expect_str_eq(me2->kind->name, "deediff");
+    char *o1 = method_options_json(n.me), *o2 = method_options_json(me2);
+    cr_expect_str_eq(o2, o1);
+    free(o1);
+    free(o2);
+    cr_assert_eq(me2->total, n.me->total);
+    cr_assert_eq(m2.total, n.m.total);
+    cr_expect(same_params(n.me->params, n.me->num_params, me2->weights, n.me->weights), "method weights differ");
+    cr_expect(same_params(n.m.params, n.m.num_params, m2.weights, n.m.weights), "backbone weights differ");
+
+    int distinct;
+    double T = net_threshold(&n, 0, &distinct);
+    cr_assert(distinct >= 2);
+    SampleAccount a1 = {0}, a2 = {0};
+    NoisePredictor *p1 = method_predictor(n.me, ctx, &n.m, NS, SCHEDULE_VPSDE, T, &a1);
+    NoisePredictor *p2 = method_predictor(me2, ctx, &m2, NS, SCHEDULE_VPSDE, T, &a2);
+    float s1[NS * IMG], s2[NS * IMG];
+    SamplerConfig sc = sampler(SAMPLER_DPM, 6, 6);
+    sample_rows(&n, p1, &sc, 0, NS, s1);
+    sample_rows(&n, p2, &sc, 0, NS, s2);
+    cr_expect(memcmp(s1, s2, sizeof s1) == 0, "the loaded model draws other samples");
+    cr_expect(memcmp(a1.exits, a2.exits, sizeof a1.exits) == 0 && a1.macs == a2.macs);
+    cr_expect(distinct_exits(&a1, n.L) >= 2);
+    method_predictor_free(n.me, ctx, p1);
+    method_predictor_free(me2, ctx, p2);
+    method_free(me2, ctx);
+    uvit_destroy(&m2, ctx);
+
+    /* "none" runs the file's backbone alone; another method is refused */
+    cr_assert_eq(method_load(path, "none", NULL, ctx, &m2, &me2), 0, "%s", err_msg());
+    cr_expect_str_eq(me2->kind->name, "none");
+    cr_expect(me2->total == 0 && same_params(n.m.params, n.m.num_params, m2.weights, n.m.weights));
+    method_free(me2, ctx);
+    uvit_destroy(&m2, ctx);
+    cr_expect_eq(method_load(path, "nosuch", NULL, ctx, &m2, &me2), -1);
+    cr_expect(strstr(err_msg(), "--method") != NULL, "%s", err_msg());
+    unlink(path);
+    net_destroy(&n);
 }
