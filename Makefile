@@ -156,6 +156,7 @@ fixtures: deps-pytorch
 	/usr/bin/python3 tests/reference/make_inception_fixture.py tests/fixtures
 	/usr/bin/python3 tests/reference/make_adamw_fixture.py
 	/usr/bin/python3 tests/reference/make_npz_fixtures.py tests/fixtures/npz
+	/usr/bin/python3 tests/reference/make_deediff_fixture.py tests/fixtures
 
 # ---- the main job ----------------------------------------------------------------
 # Table 1 on the embedded default (Fashion-MNIST): the U-ViT row, DeeDiff
