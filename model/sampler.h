@@ -25,9 +25,11 @@
  *
  * Noise is counter-based (kernels/philox.h): x_T of image id is stream
  * (seed, RNG_SAMPLE_INIT, 0) elements id*CHW + j, the noise a step adds is
- * (seed, RNG_SAMPLE_STEP, step) elements id*CHW + j. An image is the same
- * bits whatever batch it is sampled in (when the predictor's rows are
- * independent, as they are for U-ViT on one backend).
+ * (seed, RNG_SAMPLE_STEP, step) elements id*CHW + j. An image's noise is
+ * the same whatever batch it is sampled in; its network outputs agree to
+ * about 1e-7 relative across batch sizes on the CPU (OpenBLAS may round a
+ * GEMM differently for another row count), and bit for bit for the same
+ * batch, which is how deediff sample and eval redraw an image.
  *
  * Using it (what `deediff sample` does):
  *   UViTDenoiser den; uvit_denoiser_init(&den, ctx, &model, 64, SCHEDULE_VPSDE);
