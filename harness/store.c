@@ -490,25 +490,18 @@ int store_run_failed(Store *s, int64_t run_id, const char *error)
 
 /* ---- metrics and artifacts ----------------------------------------------------- */
 
-int store_metrics(Store *s, int64_t run_id, const Metric *m, int n)
+/* binds row i of rows (columns 2..: column 1 is the run id) */
+typedef int (*BindRow)(sqlite3_stmt *st, const void *rows, int64_t i);
+
+/* inserts n rows with one prepared statement, in one transaction (all or none) */
+static int insert_rows(Store *s, int64_t run_id, const char *sql, const void *rows, int64_t n, BindRow bind)
 {
-    for (int i = 0; i < n; i++) {
-        if (!m[i].name || !m[i].name[0]) return err_set("%s: metric %d: empty name", s->path, i);
-        if (isnan(m[i].value))
-            return err_set("%s: metric %s: value is NaN", s->path, m[i].name);
-    }
     if (store_begin(s)) return -1;
     sqlite3_stmt *st = NULL;
-    SQL_TRY(s, sqlite3_prepare_v2(s->db,
-        "INSERT INTO metrics (run_id, name, value, unit, step, protocol) VALUES (?,?,?,?,?,?)",
-        -1, &st, NULL));
-    for (int i = 0; i < n; i++) {
+    SQL_TRY(s, sqlite3_prepare_v2(s->db, sql, -1, &st, NULL));
+    for (int64_t i = 0; i < n; i++) {
         SQL_TRY(s, sqlite3_bind_int64(st, 1, run_id));
-        SQL_TRY(s, sqlite3_bind_text(st, 2, m[i].name, -1, SQLITE_TRANSIENT));
-        SQL_TRY(s, sqlite3_bind_double(st, 3, m[i].value));
-        SQL_TRY(s, sqlite3_bind_text(st, 4, or_default(m[i].unit, ""), -1, SQLITE_TRANSIENT));
-        SQL_TRY(s, bind_optional_int(st, 5, m[i].step));
-        SQL_TRY(s, sqlite3_bind_text(st, 6, or_default(m[i].protocol_json, "{}"), -1, SQLITE_TRANSIENT));
+        SQL_TRY(s, bind(st, rows, i));
         SQL_TRY(s, sqlite3_step(st));
         SQL_TRY(s, sqlite3_reset(st));
     }
@@ -520,28 +513,57 @@ fail:
     return -1;
 }
 
+/* the first failing sqlite3 code of a row's binds, else SQLITE_OK */
+#define BIND(call)                          \
+    do {                                    \
+        int rc_ = (call);                   \
+        if (rc_ != SQLITE_OK) return rc_;   \
+    } while (0)
+
+static int bind_metric(sqlite3_stmt *st, const void *rows, int64_t i)
+{
+    const Metric *m = (const Metric *)rows + i;
+    BIND(sqlite3_bind_text(st, 2, m->name, -1, SQLITE_TRANSIENT));
+    BIND(sqlite3_bind_double(st, 3, m->value));
+    BIND(sqlite3_bind_text(st, 4, or_default(m->unit, ""), -1, SQLITE_TRANSIENT));
+    BIND(bind_optional_int(st, 5, m->step));
+    return sqlite3_bind_text(st, 6, or_default(m->protocol_json, "{}"), -1, SQLITE_TRANSIENT);
+}
+
+int store_metrics(Store *s, int64_t run_id, const Metric *m, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!m[i].name || !m[i].name[0]) return err_set("%s: metric %d: empty name", s->path, i);
+        if (isnan(m[i].value))
+            return err_set("%s: metric %s: value is NaN", s->path, m[i].name);
+    }
+    return insert_rows(s, run_id, "INSERT INTO metrics (run_id, name, value, unit, step, protocol) VALUES (?,?,?,?,?,?)",
+                       m, n, bind_metric);
+}
+
+static int bind_exit(sqlite3_stmt *st, const void *rows, int64_t i)
+{
+    const ExitRow *r = (const ExitRow *)rows + i;
+    BIND(sqlite3_bind_int64(st, 2, r->image_id));
+    BIND(sqlite3_bind_int(st, 3, r->eval));
+    BIND(sqlite3_bind_double(st, 4, r->t));
+    BIND(sqlite3_bind_int(st, 5, r->exit_block));
+    return isnan(r->score) ? sqlite3_bind_null(st, 6) : sqlite3_bind_double(st, 6, r->score);
+}
+
 int store_exits(Store *s, int64_t run_id, const ExitRow *rows, int64_t n)
 {
-    if (store_begin(s)) return -1;
-    sqlite3_stmt *st = NULL;
-    SQL_TRY(s, sqlite3_prepare_v2(s->db,
-        "INSERT INTO exits (run_id, image_id, eval, t, exit_block, score) VALUES (?,?,?,?,?,?)", -1, &st, NULL));
-    for (int64_t i = 0; i < n; i++) {
-        SQL_TRY(s, sqlite3_bind_int64(st, 1, run_id));
-        SQL_TRY(s, sqlite3_bind_int64(st, 2, rows[i].image_id));
-        SQL_TRY(s, sqlite3_bind_int(st, 3, rows[i].eval));
-        SQL_TRY(s, sqlite3_bind_double(st, 4, rows[i].t));
-        SQL_TRY(s, sqlite3_bind_int(st, 5, rows[i].exit_block));
-        SQL_TRY(s, isnan(rows[i].score) ? sqlite3_bind_null(st, 6) : sqlite3_bind_double(st, 6, rows[i].score));
-        SQL_TRY(s, sqlite3_step(st));
-        SQL_TRY(s, sqlite3_reset(st));
-    }
-    SQL_TRY(s, sqlite3_finalize(st));
-    return store_commit(s);
-fail:
-    sqlite3_finalize(st);
-    store_rollback(s);
-    return -1;
+    return insert_rows(s, run_id, "INSERT INTO exits (run_id, image_id, eval, t, exit_block, score) VALUES (?,?,?,?,?,?)",
+                       rows, n, bind_exit);
+}
+
+static int bind_point(sqlite3_stmt *st, const void *rows, int64_t i)
+{
+    const FigurePoint *p = (const FigurePoint *)rows + i;
+    BIND(sqlite3_bind_text(st, 2, p->figure, -1, SQLITE_TRANSIENT));
+    BIND(sqlite3_bind_text(st, 3, p->series, -1, SQLITE_TRANSIENT));
+    BIND(sqlite3_bind_double(st, 4, p->x));
+    return sqlite3_bind_double(st, 5, p->y);
 }
 
 int store_figure_points(Store *s, int64_t run_id, const FigurePoint *p, int64_t n)
@@ -550,25 +572,8 @@ int store_figure_points(Store *s, int64_t run_id, const FigurePoint *p, int64_t 
         if (!p[i].figure || !p[i].series || !isfinite(p[i].x) || !isfinite(p[i].y))
             return err_set("%s: figure point %lld: no figure or series, or a value that is not finite", s->path,
                            (long long)i);
-    if (store_begin(s)) return -1;
-    sqlite3_stmt *st = NULL;
-    SQL_TRY(s, sqlite3_prepare_v2(s->db,
-        "INSERT OR REPLACE INTO figure_points (run_id, figure, series, x, y) VALUES (?,?,?,?,?)", -1, &st, NULL));
-    for (int64_t i = 0; i < n; i++) {
-        SQL_TRY(s, sqlite3_bind_int64(st, 1, run_id));
-        SQL_TRY(s, sqlite3_bind_text(st, 2, p[i].figure, -1, SQLITE_TRANSIENT));
-        SQL_TRY(s, sqlite3_bind_text(st, 3, p[i].series, -1, SQLITE_TRANSIENT));
-        SQL_TRY(s, sqlite3_bind_double(st, 4, p[i].x));
-        SQL_TRY(s, sqlite3_bind_double(st, 5, p[i].y));
-        SQL_TRY(s, sqlite3_step(st));
-        SQL_TRY(s, sqlite3_reset(st));
-    }
-    SQL_TRY(s, sqlite3_finalize(st));
-    return store_commit(s);
-fail:
-    sqlite3_finalize(st);
-    store_rollback(s);
-    return -1;
+    return insert_rows(s, run_id, "INSERT OR REPLACE INTO figure_points (run_id, figure, series, x, y) VALUES (?,?,?,?,?)",
+                       p, n, bind_point);
 }
 
 int store_artifact(Store *s, int64_t run_id, const Artifact *a)
