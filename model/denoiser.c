@@ -18,22 +18,26 @@ static Tensor with_batch(Tensor x, void *data, int64_t b)
 
 /* ---- the plain U-ViT ----------------------------------------------------------------- */
 
+int uvit_predict_check(const UViTConfig *c, Tensor x, Tensor y, int max_batch, const char *who)
+{
+    int64_t B = x.shape[0];
+    if (B < 1 || B > max_batch)
+        return err_set("%s: batch: %lld images, the arena holds 1..%d", who, (long long)B, max_batch);
+    if (x.ndim != 4 || x.shape[1] != c->in_chans || x.shape[2] != c->img_size || x.shape[3] != c->img_size)
+        return err_set("%s: x: not [B, %d, %d, %d]", who, c->in_chans, c->img_size, c->img_size);
+    if ((c->num_classes > 0) != tensor_present(y))
+        return err_set("%s: y: the network is %s but labels were %s", who,
+                       c->num_classes > 0 ? "class-conditional" : "unconditional",
+                       tensor_present(y) ? "given" : "not given");
+    return 0;
+}
+
 static int uvit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
                         const int64_t *ids, int eval, Tensor eps_out)
 {
     UViTDenoiser *d = self->state;
-    const UViTConfig *c = &d->m->cfg;
     int64_t B = x.shape[0];
-    if (B < 1 || B > self->max_batch)
-        return err_set("denoiser: batch: %lld images, the arena holds 1..%d", (long long)B,
-                       self->max_batch);
-    if (x.ndim != 4 || x.shape[1] != c->in_chans || x.shape[2] != c->img_size ||
-        x.shape[3] != c->img_size)
-        return err_set("denoiser: x: not [B, %d, %d, %d]", c->in_chans, c->img_size, c->img_size);
-    if ((c->num_classes > 0) != tensor_present(y))
-        return err_set("denoiser: y: the network is %s but labels were %s",
-                       c->num_classes > 0 ? "class-conditional" : "unconditional",
-                       tensor_present(y) ? "given" : "not given");
+    if (uvit_predict_check(&d->m->cfg, x, y, self->max_batch, "denoiser")) return -1;
     for (int64_t i = 0; i < B; i++) d->t_host[i] = (float)sampler_network_time(d->schedule, t[i]);
     ctx_upload(ctx, d->t_dev, d->t_host, (size_t)B * sizeof(float));
     // x, eps_out are (B, C, H, W); the network's time input is (B)

@@ -34,6 +34,11 @@ typedef struct {
     float *t_host;         /* host [max_batch] */
 } UViTDenoiser;
 
+/* what every U-ViT predictor checks of a call: 1..max_batch images x of the
+   configuration's shape, labels exactly when class-conditional; -1 + err_set
+   ("<who>: x: ...") */
+int uvit_predict_check(const UViTConfig *c, Tensor x, Tensor y, int max_batch, const char *who);
+
 void uvit_denoiser_init(UViTDenoiser *d, Ctx *ctx, const UViT *m, int max_batch,
                         ScheduleKind schedule);
 void uvit_denoiser_destroy(UViTDenoiser *d, Ctx *ctx);

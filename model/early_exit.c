@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "denoiser.h"
 #include "early_exit.h"
 
 typedef struct {
@@ -48,13 +49,7 @@ static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const do
     EarlyExitPredictor *p = self->state;
     const UViTConfig *c = &p->m->cfg;
     int B = (int)x.shape[0], L = c->num_blocks;
-    if (B < 1 || B > self->max_batch)
-        return err_set("early exit: batch: %d images, the arena holds 1..%d", B, self->max_batch);
-    if (x.ndim != 4 || x.shape[1] != c->in_chans || x.shape[2] != c->img_size || x.shape[3] != c->img_size)
-        return err_set("early exit: x: not [B, %d, %d, %d]", c->in_chans, c->img_size, c->img_size);
-    if ((c->num_classes > 0) != tensor_present(y))
-        return err_set("early exit: y: the network is %s but labels were %s",
-                       c->num_classes > 0 ? "class-conditional" : "unconditional", tensor_present(y) ? "given" : "not given");
+    if (uvit_predict_check(c, x, y, self->max_batch, "early exit")) return -1;
     for (int i = 0; i < B; i++) p->t_host[i] = (float)sampler_network_time(p->schedule, t[i]);
     ctx_upload(ctx, p->t_dev, p->t_host, (size_t)B * sizeof(float));
     Tensor net_t = tensor1(p->t_dev, DT_F32, B);

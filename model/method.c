@@ -161,22 +161,7 @@ const char *method_of_file(const SafeTensors *st)
 
 int method_read_params(const Method *me, Ctx *ctx, const SafeTensors *st, const char *prefix, float *dst)
 {
-    size_t biggest = 0;
-    for (int i = 0; i < me->num_params; i++)
-        if (me->params[i].numel > biggest) biggest = me->params[i].numel;
-    float *host = xmalloc((biggest ? biggest : 1) * sizeof(float));
-    char name[256];
-    int rc = 0;
-    for (int i = 0; i < me->num_params && rc == 0; i++) {
-        const ParamInfo *p = &me->params[i];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        rc = st_read_f32(st, name, host, p->ndim, p->shape);
-        for (size_t k = 0; rc == 0 && k < p->numel; k++)
-            if (!isfinite(host[k])) rc = err_set("%s: tensor '%s': element %zu is not finite", st->path, name, k);
-        if (rc == 0) ctx_upload(ctx, dst + p->offset, host, p->numel * sizeof(float));
-    }
-    free(host);
-    return rc;
+    return param_table_read(st, me->params, me->num_params, prefix, ctx, dst);
 }
 
 void method_write_params(const Method *me, Ctx *ctx, StWriter *w, const char *prefix, const float *src)

@@ -1,8 +1,10 @@
 /*
  * param_table.c: placing parameters in one buffer, their tensor views, and
- * writing a table to safetensors (see param_table.h).
+ * writing a table to safetensors and reading it back (see param_table.h).
  */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "../kernels/errors.h"
 #include "param_table.h"
@@ -36,4 +38,25 @@ void param_table_write(StWriter *w, const ParamInfo *table, int n, const char *p
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
         st_writer_add(w, name, DT_F32, p->ndim, p->shape, host + p->offset);
     }
+}
+
+int param_table_read(const SafeTensors *st, const ParamInfo *table, int n, const char *prefix, Ctx *ctx,
+                     float *dst)
+{
+    size_t biggest = 1;
+    for (int i = 0; i < n; i++)
+        if (table[i].numel > biggest) biggest = table[i].numel;
+    float *host = xmalloc(biggest * sizeof(float));
+    char name[256];
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const ParamInfo *p = &table[i];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        rc = st_read_f32(st, name, host, p->ndim, p->shape);
+        for (size_t k = 0; rc == 0 && k < p->numel; k++)
+            if (!isfinite(host[k])) rc = err_set("%s: tensor '%s': element %zu is not finite", st->path, name, k);
+        if (rc == 0) ctx_upload(ctx, dst + p->offset, host, p->numel * sizeof(float));
+    }
+    free(host);
+    return rc;
 }

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../kernels/tensor.h"
+#include "../kernels/ops.h"
 #include "safetensors.h"
 
 typedef struct {
@@ -36,5 +36,11 @@ Tensor param_view(const ParamInfo *p, const float *base);
    host + offset (host is a whole parameter buffer on the host) */
 void param_table_write(StWriter *w, const ParamInfo *table, int n, const char *prefix,
                        const float *host);
+
+/* reads prefix + name of every parameter of table (any dtype st_read_f32
+   converts, shape checked, every value finite) into dst + offset (a backend
+   buffer of the table's layout); -1 + err_set naming the file and tensor */
+int param_table_read(const SafeTensors *st, const ParamInfo *table, int n, const char *prefix, Ctx *ctx,
+                     float *dst);
 
 #endif

@@ -231,23 +231,7 @@ int uvit_read_params(const UViT *m, Ctx *ctx, const SafeTensors *st, const char 
             return err_set("%s: tensor '%s': not a parameter of this configuration "
                            "(check the config metadata)", st->path, name);
     }
-    size_t biggest = 0;
-    for (int i = 0; i < m->num_params; i++)
-        if (m->params[i].numel > biggest) biggest = m->params[i].numel;
-    float *host = xmalloc(biggest * sizeof(float));
-    char name[256];
-    int rc = 0;
-    for (int i = 0; i < m->num_params && rc == 0; i++) {
-        const ParamInfo *p = &m->params[i];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        rc = st_read_f32(st, name, host, p->ndim, p->shape);
-        for (size_t k = 0; rc == 0 && k < p->numel; k++)
-            if (!isfinite(host[k]))
-                rc = err_set("%s: tensor '%s': element %zu is not finite", st->path, name, k);
-        if (rc == 0) ctx_upload(ctx, dst + p->offset, host, p->numel * sizeof(float));
-    }
-    free(host);
-    return rc;
+    return param_table_read(st, m->params, m->num_params, prefix, ctx, dst);
 }
 
 int uvit_load_weights(UViT *m, Ctx *ctx, const SafeTensors *st, const char *prefix)
