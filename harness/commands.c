@@ -16,6 +16,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_train_fmnist_features(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_table(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -31,5 +32,7 @@ const CliCommand cli_commands[] = {
      cmd_train_fmnist_features},
     {"eval", "sample N images and store FD/FID-<N>, layers ratio, GMAC and s per image with the protocol", cmd_eval},
     {"table", "render a paper table (1) from the eval runs in the results database", cmd_table},
+    {"analyze", "data of the paper's figures 1, 3, 4, 6 (exit MSE, loss by t, uncertainty maps, error accumulation)",
+     cmd_analyze},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];
