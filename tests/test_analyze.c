@@ -9,7 +9,6 @@
  * flags exit 2 with one line and write no database.
  */
 #include <criterion/criterion.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +17,9 @@
 #include "../kernels/errors.h"
 #include "../model/method.h"
 #include "support/cli_run.h"
+#include "support/db_query.h"
 #include "support/float_buffers.h"
+#include "support/temp_dir.h"
 #include "support/tiny_uvit.h"
 
 #define UVIT "results/weights/fmnist-uvit.safetensors"
@@ -62,52 +63,27 @@ static void write_tiny_deediff(const char *path)
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/deediff-analyze-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    temp_dir_make(dir, sizeof dir, "/tmp/deediff-analyze-XXXXXX");
     snprintf(model, sizeof model, "%s/tiny-deediff.safetensors", dir);
     snprintf(db, sizeof db, "%s/results.db", dir);
     write_tiny_deediff(model);
 }
 
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0]) cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { temp_dir_remove(dir); }
 
 TestSuite(analyze, .init = setup, .fini = teardown, .timeout = 120);
-
-static void need_binary(void)
-{
-    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
-}
-
-/* one number from the database: the first column of the first row of sql */
-static double db_number(const char *sql)
-{
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q;
-    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-    cr_assert_eq(sqlite3_step(q), SQLITE_ROW, "no row for %s", sql);
-    double v = sqlite3_column_double(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return v;
-}
 
 static double points(const char *figure, const char *series_like)
 {
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM figure_points WHERE figure = '%s' AND series LIKE '%s'", figure,
              series_like);
-    return db_number(sql);
+    return db_number(db, sql);
 }
 
 Test(analyze, stores_every_figure)
 {
-    need_binary();
+    cli_need_binary();
     if (access(FMNIST, R_OK)) cr_skip_test("%s is missing (figure 3 reads it)", FMNIST);
     char args[1024], out[8192], err[8192];
     snprintf(args, sizeof args,
@@ -116,36 +92,36 @@ Test(analyze, stores_every_figure)
              model, dir, db, EVALS);
     cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "stdout: %s\nstderr: %s", out, err);
 
-    cr_expect_eq(db_number("SELECT COUNT(*) FROM runs WHERE kind = 'sample' AND status = 'done' AND "
-                           "json_extract(config, '$.command') = 'analyze'"), 1);
+    cr_expect_eq(db_number(db, "SELECT COUNT(*) FROM runs WHERE kind = 'sample' AND status = 'done' AND "
+                               "json_extract(config, '$.command') = 'analyze'"), 1);
     // fig 1: every exit at every evaluation, finite and >= 0
     cr_expect_eq(points("fig1_layer_mse", "block %"), EXITS * EVALS);
-    cr_expect_eq(db_number("SELECT COUNT(*) FROM figure_points WHERE figure = 'fig1_layer_mse' AND y < 0"), 0);
+    cr_expect_eq(db_number(db, "SELECT COUNT(*) FROM figure_points WHERE figure = 'fig1_layer_mse' AND y < 0"), 0);
     // fig 3: "full" and every exit at 3 times in (0, 1)
     cr_expect_eq(points("fig3_loss_by_t", "full"), 3);
     cr_expect_eq(points("fig3_loss_by_t", "block %"), EXITS * 3);
-    cr_expect_eq(db_number("SELECT COUNT(*) FROM figure_points WHERE figure = 'fig3_loss_by_t' AND "
-                           "(x <= 0 OR x >= 1 OR y <= 0)"), 0);
+    cr_expect_eq(db_number(db, "SELECT COUNT(*) FROM figure_points WHERE figure = 'fig3_loss_by_t' AND "
+                               "(x <= 0 OR x >= 1 OR y <= 0)"), 0);
     // fig 4: the means, and 2 evaluations x 4 exits x 2 images of whole maps in [0, 1]
     cr_expect_eq(points("fig4_uncertainty", "mean block %"), EXITS * EVALS);
     cr_expect_eq(points("fig4_uncertainty", "map eval %"), 2 * EXITS * 2 * CHW);
     cr_expect_eq(points("fig4_uncertainty", "map eval 3 block 3 image 1"), CHW);
-    cr_expect_eq(db_number("SELECT COUNT(*) FROM figure_points WHERE figure = 'fig4_uncertainty' AND "
-                           "(y < 0 OR y > 1)"), 0);
-    cr_expect_gt(db_number("SELECT MAX(y) - MIN(y) FROM figure_points WHERE series = 'map eval 3 block 0 image 0'"),
+    cr_expect_eq(db_number(db, "SELECT COUNT(*) FROM figure_points WHERE figure = 'fig4_uncertainty' AND "
+                               "(y < 0 OR y > 1)"), 0);
+    cr_expect_gt(db_number(db, "SELECT MAX(y) - MIN(y) FROM figure_points WHERE series = 'map eval 3 block 0 image 0'"),
                  0);
     // fig 6: threshold 0 is the full model bit for bit; threshold 1 (every image at exit 0) is not
     cr_expect_eq(points("fig6_error_accumulation", "threshold 0"), EVALS);
-    cr_expect_eq(db_number("SELECT MAX(ABS(y)) FROM figure_points WHERE series = 'threshold 0'"), 0);
-    cr_expect_eq(db_number("SELECT y FROM figure_points WHERE series = 'final samples' AND x = 0"), 0);
-    cr_expect_eq(db_number("SELECT y FROM figure_points WHERE series = 'layers ratio' AND x = 0"), 1);
-    cr_expect_eq(db_number("SELECT y FROM figure_points WHERE series = 'threshold 1' AND x = 0"), 0);
-    cr_expect_gt(db_number("SELECT y FROM figure_points WHERE series = 'threshold 1' AND x = 3"), 0);
-    cr_expect_gt(db_number("SELECT y FROM figure_points WHERE series = 'final samples' AND x = 1"), 0);
-    cr_expect_eq(db_number("SELECT y FROM figure_points WHERE series = 'layers ratio' AND x = 1"), 1.0 / 5);
+    cr_expect_eq(db_number(db, "SELECT MAX(ABS(y)) FROM figure_points WHERE series = 'threshold 0'"), 0);
+    cr_expect_eq(db_number(db, "SELECT y FROM figure_points WHERE series = 'final samples' AND x = 0"), 0);
+    cr_expect_eq(db_number(db, "SELECT y FROM figure_points WHERE series = 'layers ratio' AND x = 0"), 1);
+    cr_expect_eq(db_number(db, "SELECT y FROM figure_points WHERE series = 'threshold 1' AND x = 0"), 0);
+    cr_expect_gt(db_number(db, "SELECT y FROM figure_points WHERE series = 'threshold 1' AND x = 3"), 0);
+    cr_expect_gt(db_number(db, "SELECT y FROM figure_points WHERE series = 'final samples' AND x = 1"), 0);
+    cr_expect_eq(db_number(db, "SELECT y FROM figure_points WHERE series = 'layers ratio' AND x = 1"), 1.0 / 5);
     cr_expect_eq(points("fig6_error_accumulation", "t"), EVALS);
     // the two map grids, written and recorded
-    cr_expect_eq(db_number("SELECT COUNT(*) FROM artifacts WHERE kind = 'figure' AND bytes > 0"), 2);
+    cr_expect_eq(db_number(db, "SELECT COUNT(*) FROM artifacts WHERE kind = 'figure' AND bytes > 0"), 2);
     char png[160];
     snprintf(png, sizeof png, "%s/maps/fig4_uncertainty_eval3.png", dir);
     cr_expect_eq(access(png, R_OK), 0, "%s", png);
@@ -165,14 +141,14 @@ static void expect_refused(const char *flags, const char *names)
 
 Test(analyze, refuses_a_plain_backbone)
 {
-    need_binary();
+    cli_need_binary();
     if (access(UVIT, R_OK)) cr_skip_test("%s is missing", UVIT);
     expect_refused("--model " UVIT " --n 2 --sampler ddim --steps 2", UVIT);
 }
 
 Test(analyze, refuses_bad_flags)
 {
-    need_binary();
+    cli_need_binary();
     char flags[512];
     snprintf(flags, sizeof flags, "--model %s --sampler ddim --steps 4 --maps-at 1,4", model);
     expect_refused(flags, "--maps-at");

@@ -13,6 +13,7 @@
 #include "../kernels/errors.h"
 #include "../model/safetensors.h"
 #include "support/cli_run.h"
+#include "support/temp_dir.h"
 
 #define MODEL "tests/fixtures/uvit_uncond_conv.model.safetensors"
 #define COND_MODEL "tests/fixtures/uvit_cond_mlp.model.safetensors"
@@ -21,28 +22,15 @@ static char dir[64];
 
 static void setup(void)
 {
-    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
-    strcpy(dir, "/tmp/deediff-cli-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    cli_need_binary();
+    temp_dir_make(dir, sizeof dir, "/tmp/deediff-cli-XXXXXX");
 }
 
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0]) cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { temp_dir_remove(dir); }
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
 
-static const char *path_in(const char *name)
-{
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path_in(const char *name) { return temp_dir_path(dir, name); }
 
 /* a raw safetensors file: header length, header text, data bytes */
 static void write_raw(const char *path, uint64_t header_len, const char *header, const void *data,

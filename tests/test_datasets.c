@@ -26,32 +26,17 @@
 #include "kernels/errors.h"
 #include "kernels/philox.h"
 #include "model/npy.h"
+#include "support/temp_dir.h"
 
 static char tmpdir[256];
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/deediff-test-data-XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
+static void make_tmpdir(void) { temp_dir_make(tmpdir, sizeof tmpdir, "/tmp/deediff-test-data-XXXXXX"); }
 
-static void remove_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void remove_tmpdir(void) { temp_dir_remove(tmpdir); }
 
 TestSuite(datasets, .init = make_tmpdir, .fini = remove_tmpdir);
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
+static const char *tmp_path(const char *name) { return temp_dir_path(tmpdir, name); }
 
 static void write_file(const char *path, const void *data, size_t n)
 {

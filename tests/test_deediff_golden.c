@@ -29,6 +29,7 @@
 #include "../model/method.h"
 #include "../model/safetensors.h"
 #include "../model/uvit.h"
+#include "support/golden_fixture.h"
 #include "support/gradcheck.h"
 
 #define LOSS_TOL 1e-5
@@ -36,51 +37,19 @@
 #define EXIT_TOL 1e-5
 #define BATCH 3
 
-/* reads io tensor `name` (F32) of the expected shape into a new host buffer */
-static float *read_f32(const SafeTensors *io, const char *name, int ndim, const int64_t *shape)
-{
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *dst = xmalloc((size_t)n * sizeof(float));
-    cr_assert_eq(st_read_f32(io, name, dst, ndim, shape), 0, "%s", err_msg());
-    return dst;
-}
-
 static double read_scalar(const SafeTensors *io, const char *name)
 {
     int64_t one[1] = {1};
-    float *v = read_f32(io, name, 1, one);
+    float *v = fixture_f32(io, name, 1, one);
     double x = v[0];
     free(v);
     return x;
 }
 
-/* compares every parameter's gradient (grads: a host copy of the buffer)
-   with grad.<name>; returns the worst relative L2 error and its name */
-static double worst_grad(const SafeTensors *io, const ParamInfo *params, int n, const float *grads,
-                         const char **worst_name)
-{
-    double worst = -1;
-    for (int i = 0; i < n; i++) {
-        const ParamInfo *p = &params[i];
-        char key[160];
-        snprintf(key, sizeof key, "grad.%s", p->name);
-        float *want = read_f32(io, key, p->ndim, p->shape);
-        double err = rel_l2(grads + p->offset, want, (int64_t)p->numel);
-        if (err > worst) {
-            worst = err;
-            *worst_name = p->name;
-        }
-        free(want);
-    }
-    return worst;
-}
-
 static void check_fixture(const char *name)
 {
-    char model_path[256], io_path[256];
-    snprintf(model_path, sizeof model_path, "tests/fixtures/deediff_%s.model.safetensors", name);
-    snprintf(io_path, sizeof io_path, "tests/fixtures/deediff_%s.io.safetensors", name);
+    char model_path[FIXTURE_PATH_MAX], io_path[FIXTURE_PATH_MAX];
+    fixture_paths("deediff", name, model_path, io_path);
 
     Ctx ctx;
     ctx_init_cpu(&ctx, 1);
@@ -104,12 +73,12 @@ static void check_fixture(const char *name)
     size_t img_bytes = (size_t)(B * C * H * H) * sizeof(float);
 
     // inputs: x_t, eps (B,C,H,W); t (B) continuous; net_t (B) = t * 999; a, s (B)
-    float *x_t = read_f32(&io, "x_t", 4, img_shape);
-    float *eps = read_f32(&io, "eps", 4, img_shape);
-    float *t = read_f32(&io, "t", 1, batch_shape);
-    float *net_t = read_f32(&io, "net_t", 1, batch_shape);
-    float *a = read_f32(&io, "a", 1, batch_shape);
-    float *s = read_f32(&io, "s", 1, batch_shape);
+    float *x_t = fixture_f32(&io, "x_t", 4, img_shape);
+    float *eps = fixture_f32(&io, "eps", 4, img_shape);
+    float *t = fixture_f32(&io, "t", 1, batch_shape);
+    float *net_t = fixture_f32(&io, "net_t", 1, batch_shape);
+    float *a = fixture_f32(&io, "a", 1, batch_shape);
+    float *s = fixture_f32(&io, "s", 1, batch_shape);
     double t_d[BATCH];
     for (int b = 0; b < B; b++) t_d[b] = t[b];
 
@@ -147,8 +116,7 @@ static void check_fixture(const char *name)
     }
 
     // every parameter's gradient: the backbone's, then the method's
-    int grads_in_file = 0;
-    for (int k = 0; k < io.count; k++) grads_in_file += strncmp(io.entries[k].name, "grad.", 5) == 0;
+    int grads_in_file = fixture_grad_count(&io);
     cr_expect_eq(grads_in_file, m.num_params + me->num_params,
                  "%s: %d gradients in the fixture, %d + %d parameters in the model", name, grads_in_file,
                  m.num_params, me->num_params);
@@ -156,8 +124,8 @@ static void check_fixture(const char *name)
     ctx_download(&ctx, bg, m.grads, m.total * sizeof(float));
     ctx_download(&ctx, mg, me->grads, me->total * sizeof(float));
     const char *wb = "", *wm = "";
-    double eb = worst_grad(&io, m.params, m.num_params, bg, &wb);
-    double em = worst_grad(&io, me->params, me->num_params, mg, &wm);
+    double eb = fixture_worst_grad(&io, m.params, m.num_params, bg, &wb);
+    double em = fixture_worst_grad(&io, me->params, me->num_params, mg, &wm);
     cr_log_info("%s: worst backbone gradient %s %.3g, worst method gradient %s %.3g", name, wb, eb, wm, em);
     cr_expect_lt(eb, GRAD_TOL, "%s: gradient of %s: relative L2 error %.3g (the worst of %d backbone parameters)",
                  name, wb, eb, m.num_params);
@@ -185,9 +153,9 @@ static void check_fixture(const char *name)
         ctx_download(&ctx, u, u_dev, img_bytes);
         char key[32];
         snprintf(key, sizeof key, "g.%d", i);
-        float *want_g = read_f32(&io, key, 4, img_shape);
+        float *want_g = fixture_f32(&io, key, 4, img_shape);
         snprintf(key, sizeof key, "u.%d", i);
-        float *want_u = read_f32(&io, key, 4, img_shape);
+        float *want_u = fixture_f32(&io, key, 4, img_shape);
         double eg = rel_l2(g, want_g, B * C * H * H), eu = rel_l2(u, want_u, B * C * H * H);
         cr_expect_lt(eg, EXIT_TOL, "%s: exit %d: g relative L2 error %.3g", name, i, eg);
         cr_expect_lt(eu, EXIT_TOL, "%s: exit %d: u relative L2 error %.3g", name, i, eu);

@@ -13,40 +13,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../harness/train.h"
 #include "../kernels/errors.h"
 #include "../model/method.h"
 #include "../model/safetensors.h"
 #include "support/cli_run.h"
+#include "support/temp_dir.h"
 #include "support/tiny_uvit.h"
+#include "support/train_cpu.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 static char dir[64];
 
-static void setup(void)
-{
-    strcpy(dir, "/tmp/deediff-dtrain-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
+static void setup(void) { temp_dir_make(dir, sizeof dir, "/tmp/deediff-dtrain-XXXXXX"); }
 
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { temp_dir_remove(dir); }
 
 TestSuite(deediff_train, .init = setup, .fini = teardown, .timeout = 180);
 
-static const char *path_in(const char *name)
-{
-    static char buf[8][256];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path_in(const char *name) { return temp_dir_path(dir, name); }
 
 /* a tiny Fashion-MNIST backbone (5 blocks: 4 exits), randomly initialised,
    as a plain model file; the training configuration (no model section: it
@@ -85,15 +70,7 @@ static int train(const char *out, const char *resume, const char *extra1, const 
     int n = 4;
     if (extra1) ov[n++] = extra1;
     if (extra2) ov[n++] = extra2;
-    TrainConfig tc;
-    int rc = train_config_load(&tc, path_in("deediff.json"), n, ov);
-    if (rc) return rc;
-    RunContext run;
-    cr_assert_eq(run_context_open(&run, &(RunOptions){"cpu", "1"}), 0);
-    rc = train_run(&run, &tc, resume, "test");
-    run_context_close(&run);
-    train_config_free(&tc);
-    return rc;
+    return train_cpu(path_in("deediff.json"), n, ov, resume);
 }
 
 /* every tensor of two files is bit-identical; returns how many differ */

@@ -10,7 +10,6 @@
  * SHA-256 behind every protocol's hashes, against FIPS 180-4 vectors.
  */
 #include <criterion/criterion.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,44 +18,23 @@
 #include "../harness/fd_name.h"
 #include "../harness/file_hash.h"
 #include "support/cli_run.h"
+#include "support/db_query.h"
+#include "support/temp_dir.h"
 
 #define UVIT "results/weights/fmnist-uvit.safetensors"
 
 static char dir[64];
 
-static void setup(void)
-{
-    strcpy(dir, "/tmp/deediff-eval-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
+static void setup(void) { temp_dir_make(dir, sizeof dir, "/tmp/deediff-eval-XXXXXX"); }
 
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0]) cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { temp_dir_remove(dir); }
 
 TestSuite(eval, .init = setup, .fini = teardown, .timeout = 120);
 
 static void need_binary(void)
 {
-    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
+    cli_need_binary();
     if (access(UVIT, R_OK)) cr_skip_test("%s is missing", UVIT);
-}
-
-/* one number from the database: the first column of the first row of sql */
-static double db_number(const char *db, const char *sql)
-{
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q;
-    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-    cr_assert_eq(sqlite3_step(q), SQLITE_ROW, "no row for %s", sql);
-    double v = sqlite3_column_double(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return v;
 }
 
 Test(eval, sha256_matches_fips_vectors)

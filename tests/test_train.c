@@ -10,27 +10,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../harness/train.h"
 #include "../harness/train_checkpoint.h"
 #include "../kernels/errors.h"
 #include "../model/safetensors.h"
+#include "support/temp_dir.h"
+#include "support/train_cpu.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 static char dir[64];
 
-static void setup(void)
-{
-    strcpy(dir, "/tmp/deediff-train-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
+static void setup(void) { temp_dir_make(dir, sizeof dir, "/tmp/deediff-train-XXXXXX"); }
 
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { temp_dir_remove(dir); }
 
 /* writes the tiny configuration and returns its path */
 static const char *tiny_config(void)
@@ -55,15 +47,7 @@ static int train(const char *out, const char *resume, const char *extra)
     snprintf(o1, sizeof o1, "output.dir=%s/%s", dir, out);
     snprintf(o2, sizeof o2, "output.db=%s/results.db", dir);
     const char *ov[3] = {o1, o2, extra};
-    TrainConfig tc;
-    int rc = train_config_load(&tc, tiny_config(), extra ? 3 : 2, ov);
-    if (rc) return rc;
-    RunContext run;
-    cr_assert_eq(run_context_open(&run, &(RunOptions){"cpu", "1"}), 0);
-    rc = train_run(&run, &tc, resume, "test");
-    run_context_close(&run);
-    train_config_free(&tc);
-    return rc;
+    return train_cpu(tiny_config(), extra ? 3 : 2, ov, resume);
 }
 
 static uint8_t *slurp(const char *path, size_t *n)

@@ -18,6 +18,7 @@
 #include "../kernels/errors.h"
 #include "../model/safetensors.h"
 #include "../model/uvit.h"
+#include "support/golden_fixture.h"
 #include "support/gradcheck.h"
 
 #define OUT_TOL 1e-4
@@ -32,21 +33,10 @@ static void *upload(Ctx *ctx, const void *host, size_t bytes)
     return dev;
 }
 
-/* reads io tensor `name` (F32) of the expected shape into a new host buffer */
-static float *read_f32(const SafeTensors *io, const char *name, int ndim, const int64_t *shape)
-{
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *dst = xmalloc((size_t)n * sizeof(float));
-    cr_assert_eq(st_read_f32(io, name, dst, ndim, shape), 0, "%s", err_msg());
-    return dst;
-}
-
 static void check_fixture(const char *name)
 {
-    char model_path[256], io_path[256];
-    snprintf(model_path, sizeof model_path, "tests/fixtures/uvit_%s.model.safetensors", name);
-    snprintf(io_path, sizeof io_path, "tests/fixtures/uvit_%s.io.safetensors", name);
+    char model_path[FIXTURE_PATH_MAX], io_path[FIXTURE_PATH_MAX];
+    fixture_paths("uvit", name, model_path, io_path);
 
     Ctx ctx;
     ctx_init_cpu(&ctx, 1);
@@ -64,10 +54,10 @@ static void check_fixture(const char *name)
     size_t img_bytes = (size_t)(B * C * H * W) * sizeof(float);
 
     // inputs: x is (B,C,H,W), t is (B), y is (B) when class-conditional
-    float *x = read_f32(&io, "x", 4, img_shape);
-    float *t = read_f32(&io, "t", 1, batch_shape);
-    float *r = read_f32(&io, "r", 4, img_shape);
-    float *expected_out = read_f32(&io, "out", 4, img_shape);
+    float *x = fixture_f32(&io, "x", 4, img_shape);
+    float *t = fixture_f32(&io, "t", 1, batch_shape);
+    float *r = fixture_f32(&io, "r", 4, img_shape);
+    float *expected_out = fixture_f32(&io, "out", 4, img_shape);
     int64_t y[64];
     cr_assert(B <= 64);
     int conditional = c->num_classes > 0;
@@ -96,7 +86,7 @@ static void check_fixture(const char *name)
     for (int i = 0; i < c->num_blocks; i++) {
         char key[32];
         snprintf(key, sizeof key, "hidden.%d", i);
-        float *want = read_f32(&io, key, 3, hidden_shape);
+        float *want = fixture_f32(&io, key, 3, hidden_shape);
         Tensor ht = uvit_hidden(acts, i);
         cr_assert(ht.dtype == DT_F32 && tensor_numel(ht) == B * T * D, "%s: hidden %d: wrong view", name, i);
         ctx_download(&ctx, h, ht.data, (size_t)(B * T * D) * sizeof(float));
@@ -115,25 +105,11 @@ static void check_fixture(const char *name)
     ctx_sync(&ctx);
     float *grads = xmalloc(m.total * sizeof(float));
     ctx_download(&ctx, grads, m.grads, m.total * sizeof(float));
-    double worst = 0;
-    const char *worst_name = "";
-    int grads_in_file = 0;
-    for (int k = 0; k < io.count; k++)
-        grads_in_file += strncmp(io.entries[k].name, "grad.", 5) == 0;
+    int grads_in_file = fixture_grad_count(&io);
     cr_assert_eq(grads_in_file, m.num_params, "%s: %d gradients in the fixture, %d parameters in the model",
                  name, grads_in_file, m.num_params);
-    for (int i = 0; i < m.num_params; i++) {
-        const ParamInfo *p = &m.params[i];
-        char key[128];
-        snprintf(key, sizeof key, "grad.%s", p->name);
-        float *want = read_f32(&io, key, p->ndim, p->shape);
-        double err = rel_l2(grads + p->offset, want, (int64_t)p->numel);
-        if (err > worst || i == 0) {
-            worst = err;
-            worst_name = p->name;
-        }
-        free(want);
-    }
+    const char *worst_name = "";
+    double worst = fixture_worst_grad(&io, m.params, m.num_params, grads, &worst_name);
     cr_log_info("%s: worst gradient %s, relative L2 error %.3g", name, worst_name, worst);
     cr_expect_lt(worst, GRAD_TOL, "%s: gradient of %s: relative L2 error %.3g (the worst of %d)",
                  name, worst_name, worst, m.num_params);

@@ -1,6 +1,7 @@
 /*
  * cli_run.c: spawning deediff with captured output, for command tests.
  */
+#include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,11 @@
 #include "cli_run.h"
 
 const char *cli_binary(void) { return getenv("DEEDIFF"); }
+
+void cli_need_binary(void)
+{
+    if (!cli_binary()) cr_skip_test("DEEDIFF is not set (make test sets it to the deediff binary)");
+}
 
 static void slurp(const char *path, char *buf, size_t size)
 {

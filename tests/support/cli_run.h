@@ -12,6 +12,9 @@
 /* the binary, or NULL when DEEDIFF is not set */
 const char *cli_binary(void);
 
+/* skips the test when DEEDIFF is not set */
+void cli_need_binary(void);
+
 /* runs `$DEEDIFF args` (args go through the shell); stdout goes to out and
    stderr to err (either may be NULL), NUL-terminated and truncated to their
    sizes. Returns the exit status, or -1 when it did not exit normally. */
