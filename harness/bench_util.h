@@ -29,5 +29,7 @@ int bench_torch(const char *config_json, const char *weights, int batch, int thr
    its ratio to a reference measured in the same run; -1 + err_msg() */
 int bench_inception(FILE *out);  /* FID Inception images/s vs PyTorch */
 int bench_frechet(FILE *out);    /* Frechet distance at 2048-d vs a general sqrtm */
+struct Ctx;
+int bench_early_exit(FILE *out, struct Ctx *ctx);  /* wall-clock vs layer saving of early exit */
 
 #endif

@@ -185,7 +185,7 @@ int cmd_bench(int argc, char **argv)
     const char *only = NULL;
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
-        {"--only", "uvit,inception,frechet", "run only these sections (default all)", &only, NULL, 0},
+        {"--only", "uvit,inception,frechet,early-exit", "run only these sections (default all)", &only, NULL, 0},
         {"--no-torch", NULL, "skip the PyTorch peer", NULL, &no_torch, 0},
         {"--quick", NULL, "U-ViT: only the small configuration", NULL, &quick, 0},
         RUN_OPTIONS(ro),
@@ -193,14 +193,15 @@ int cmd_bench(int argc, char **argv)
     int rc = cli_parse("bench", "[options]",
                        "Performance as ratios measured in one run: U-ViT forward, forward+backward "
                        "and training step vs OpenBLAS sgemm and vs PyTorch; FID Inception vs "
-                       "PyTorch; the Frechet distance vs a general matrix square root.",
+                       "PyTorch; the Frechet distance vs a general matrix square root; early exit's wall-clock "
+                       "saving vs its layer saving.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (rc) return rc > 0 ? 0 : -1;
-    static const char *const sections[] = {"uvit", "inception", "frechet"};
+    static const char *const sections[] = {"uvit", "inception", "frechet", "early-exit"};
     if (only) {
         int any = 0;
-        for (int i = 0; i < 3; i++) any |= wanted(only, sections[i]);
-        if (!any) return err_set("--only: '%s' names none of uvit, inception, frechet", only);
+        for (int i = 0; i < 4; i++) any |= wanted(only, sections[i]);
+        if (!any) return err_set("--only: '%s' names none of uvit, inception, frechet, early-exit", only);
     }
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
@@ -213,6 +214,7 @@ int cmd_bench(int argc, char **argv)
         printf("\n");
         rc = bench_frechet(stdout);
     }
+    if (rc == 0 && wanted(only, "early-exit")) rc = bench_early_exit(stdout, &run.ctx);
     run_context_close(&run);
     return rc;
 }
