@@ -65,15 +65,16 @@ static const char *dataset_title(const char *d)
 }
 
 /* "U-ViT" (method none; "uvit" in databases before the methods came),
-   "DeeDiff w/o EE" (threshold 0: the paper's name), "DeeDiff (T = 0.1)" */
+   "DeeDiff w/o EE (FILE)" (threshold 0: the paper's name), "DeeDiff (T = 0.1; FILE)" */
 static const char *method_title(const Row *r, char *buf, size_t n)
 {
     const char *m = cfg_str(r, "method");
     double th = cfg_num(r, "threshold");
     if (!strcmp(m, "uvit") || !strcmp(m, "none")) return "U-ViT";
-    const char *name = !strcmp(m, "deediff") ? "DeeDiff" : m;
-    if (th > 0) snprintf(buf, n, "%s (T = %g)", name, th);
-    else snprintf(buf, n, "%s w/o EE", name);
+    const char *name = !strcmp(m, "deediff") ? "DeeDiff" : m, *file = strrchr(cfg_str(r, "model"), '/');
+    file = file ? file + 1 : cfg_str(r, "model");
+    if (th > 0) snprintf(buf, n, "%s (T = %g; %s)", name, th, file);
+    else snprintf(buf, n, "%s w/o EE (%s)", name, file);
     return buf;
 }
 
@@ -142,6 +143,32 @@ static void free_rows(Row *rows, int n)
         free(rows[i].backend), free(rows[i].finished_at);
         cJSON_Delete(rows[i].config);
     }
+}
+
+/* is `item` one of the comma-separated list (NULL: every item)? */
+static int listed(const char *list, const char *item)
+{
+    if (!list) return 1;
+    size_t n = strlen(item);
+    for (const char *p = list; (p = strstr(p, item)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}
+
+/* keeps the rows of the listed models and, for early-exit methods, the
+   listed thresholds (NULL lists keep everything) */
+static void filter_rows(Row *rows, int *n, const char *models, const char *thresholds)
+{
+    int kept = 0;
+    for (int i = 0; i < *n; i++) {
+        const char *m = cfg_str(&rows[i], "method");
+        char th[32];
+        snprintf(th, sizeof th, "%g", isnan(cfg_num(&rows[i], "threshold")) ? 0 : cfg_num(&rows[i], "threshold"));
+        int plain = !strcmp(m, "none") || !strcmp(m, "uvit");
+        if (listed(models, cfg_str(&rows[i], "model")) && (plain || listed(thresholds, th))) rows[kept++] = rows[i];
+        else free_rows(&rows[i], 1);
+    }
+    *n = kept;
 }
 
 /* "1.000" for the full network, "0.523 (-47.7%)" below it */
@@ -281,13 +308,16 @@ static char *tex_path(const char *md)
 
 int cmd_table(int argc, char **argv)
 {
-    const char *db = NULL, *output = NULL, *model = NULL, *baseline = NULL;
+    const char *db = NULL, *output = NULL, *model = NULL, *baseline = NULL, *models = NULL, *thresholds = NULL;
     const CliOpt opts[] = {
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &db, NULL, 0},
         {"--output", "T.md", "also write the Markdown here (table 1: and a LaTeX tabular next to it, T.tex)",
          &output, NULL, 0},
         {"--model", "M", "sweep: the early-exit model file, as eval's --model named it", &model, NULL, 0},
         {"--baseline", "B", "sweep: a plain model evaluated alone, shown as an extra row", &baseline, NULL, 0},
+        {"--models", "M,M..", "table 1: only these model files (as eval's --model named them)", &models, NULL, 0},
+        {"--thresholds", "T,T..", "table 1: only these early-exit thresholds (as %g prints them: 0,0.15)", &thresholds,
+         NULL, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -322,6 +352,7 @@ int cmd_table(int argc, char **argv)
     int n = 0;
     rc = read_rows(&st, rows, &n);
     store_close(&st);
+    if (rc == 0) filter_rows(rows, &n, models, thresholds);
     if (rc == 0) {
         TextBuf md, tex;
         text_init(&md);
