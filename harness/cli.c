@@ -84,3 +84,12 @@ int cli_double(const char *flag, const char *text, double *out)
     *out = v;
     return 0;
 }
+
+int cli_listed(const char *list, const char *item)
+{
+    if (!list) return 1;
+    size_t n = strlen(item);
+    for (const char *p = list; (p = strstr(p, item)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}

@@ -35,6 +35,8 @@ int cli_parse(const char *cmd, const char *usage, const char *description,
 /* parses an integer / a float flag value; -1 + err_msg() naming the flag */
 int cli_int(const char *flag, const char *text, long lo, long hi, long *out);
 int cli_double(const char *flag, const char *text, double *out);
+/* is item one of the comma-separated list ("a,b,c")? A NULL list holds everything. */
+int cli_listed(const char *list, const char *item);
 
 /* every command, defined in harness/commands.c */
 extern const CliCommand cli_commands[];

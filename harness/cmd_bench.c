@@ -169,16 +169,6 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
     return 0;
 }
 
-/* is `name` in the comma-separated list (NULL: every section)? */
-static int wanted(const char *list, const char *name)
-{
-    if (!list) return 1;
-    size_t n = strlen(name);
-    for (const char *p = list; (p = strstr(p, name)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
-    return 0;
-}
-
 int cmd_bench(int argc, char **argv)
 {
     int no_torch = 0, quick = 0;
@@ -200,21 +190,21 @@ int cmd_bench(int argc, char **argv)
     static const char *const sections[] = {"uvit", "inception", "frechet", "early-exit"};
     if (only) {
         int any = 0;
-        for (int i = 0; i < 4; i++) any |= wanted(only, sections[i]);
+        for (int i = 0; i < 4; i++) any |= cli_listed(only, sections[i]);
         if (!any) return err_set("--only: '%s' names none of uvit, inception, frechet, early-exit", only);
     }
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
-    if (rc == 0 && wanted(only, "uvit")) rc = bench_uvit(&run, ro.backend, quick, no_torch);
-    if (rc == 0 && wanted(only, "inception")) {
+    if (rc == 0 && cli_listed(only, "uvit")) rc = bench_uvit(&run, ro.backend, quick, no_torch);
+    if (rc == 0 && cli_listed(only, "inception")) {
         printf("\n");
         rc = bench_inception(stdout);
     }
-    if (rc == 0 && wanted(only, "frechet")) {
+    if (rc == 0 && cli_listed(only, "frechet")) {
         printf("\n");
         rc = bench_frechet(stdout);
     }
-    if (rc == 0 && wanted(only, "early-exit")) rc = bench_early_exit(stdout, &run.ctx);
+    if (rc == 0 && cli_listed(only, "early-exit")) rc = bench_early_exit(stdout, &run.ctx);
     run_context_close(&run);
     return rc;
 }

@@ -145,16 +145,6 @@ static void free_rows(Row *rows, int n)
     }
 }
 
-/* is `item` one of the comma-separated list (NULL: every item)? */
-static int listed(const char *list, const char *item)
-{
-    if (!list) return 1;
-    size_t n = strlen(item);
-    for (const char *p = list; (p = strstr(p, item)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
-    return 0;
-}
-
 /* keeps the rows of the listed models and, for early-exit methods, the
    listed thresholds (NULL lists keep everything) */
 static void filter_rows(Row *rows, int *n, const char *models, const char *thresholds)
@@ -165,7 +155,7 @@ static void filter_rows(Row *rows, int *n, const char *models, const char *thres
         char th[32];
         snprintf(th, sizeof th, "%g", isnan(cfg_num(&rows[i], "threshold")) ? 0 : cfg_num(&rows[i], "threshold"));
         int plain = !strcmp(m, "none") || !strcmp(m, "uvit");
-        if (listed(models, cfg_str(&rows[i], "model")) && (plain || listed(thresholds, th))) rows[kept++] = rows[i];
+        if (cli_listed(models, cfg_str(&rows[i], "model")) && (plain || cli_listed(thresholds, th))) rows[kept++] = rows[i];
         else free_rows(&rows[i], 1);
     }
     *n = kept;
