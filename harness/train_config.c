@@ -253,6 +253,8 @@ static int validate(const TrainConfig *tc, const char *path)
     if (tc->optim.beta1 >= 1 || tc->optim.beta2 >= 1)
         return err_set("%s: optim: betas must be below 1", path);
     if (!tc->out_dir[0]) return err_set("%s: output.dir: must not be empty", path);
+    if (tc->freeze_backbone && !strcmp(tc->method, "none"))
+        return err_set("%s: train.freeze_backbone: method none has no parameters of its own to train", path);
     return 0;
 }
 
@@ -265,9 +267,10 @@ int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
     if (!path) text = xstrdup("{}");
     else if (read_text(path, &text)) return -1;
     cJSON *root = cJSON_Parse(text);
+    /* the error position points into text: take it before text is freed */
+    long near = root || !cJSON_GetErrorPtr() ? 0 : (long)(cJSON_GetErrorPtr() - text);
     free(text);
-    if (!root) return err_set("%s: not valid JSON (near byte %ld)", path,
-                              (long)(cJSON_GetErrorPtr() ? strlen(cJSON_GetErrorPtr()) : 0));
+    if (!root) return err_set("%s: not valid JSON (near byte %ld)", tc->source, near);
     path = tc->source;
     int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) rc = apply_override(root, overrides[i]);

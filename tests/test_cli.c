@@ -336,8 +336,9 @@ Test(cli, train_bad_method_inputs_write_nothing)
         {"--method deediff method.uem_buckets=2.5", "method.uem_buckets"},
         {"--method deediff method.heads=some", "method.heads"},
         {"--method nosuch", "nosuch"},
-        /* method none takes no options */
+        /* method none takes no options, and has nothing to train alone */
         {"method.uem_buckets=4", "method.uem_buckets"},
+        {"train.freeze_backbone=true", "train.freeze_backbone"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(args, sizeof args, "train --config '%s' %s", tiny, cases[i].flags);
