@@ -5,11 +5,24 @@
 seeds/fuzz_safetensors/: safetensors files covering every dtype we read,
 metadata, 0-d and zero-size tensors, an unpadded (odd-length) header.
 seeds/fuzz_uvit_config/: the paper's U-ViT configs and per-block arrays.
-Standard library only, so it runs anywhere.
+seeds/fuzz_pickle/: np.save'd (moments, label) object arrays, as U-ViT's
+feature extraction writes them (numpy and numpy scalar labels).
+seeds/fuzz_npy/: .npy of every supported dtype, versions 1.0 and 2.0, and
+.npz stored (np.savez) and deflated (np.savez_compressed).
+seeds/fuzz_cifar10/: CIFAR-10 binary batches of one and two records.
+seeds/fuzz_images/: PNG (RGB, gray, palette, 16-bit, alpha) and JPEG (RGB,
+gray, progressive) files, some of them CelebA's aligned 178 x 218.
+seeds/fuzz_train_config/: training configurations (U-ViT, DeeDiff method
+section), some followed by a NUL byte and overrides, one per line.
+Needs numpy and Pillow (/usr/bin/python3 has both).
 """
+import io
 import json
 import os
 import struct
+
+import numpy as np
+from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4}
@@ -77,6 +90,99 @@ def main():
         "img_size": 64, "patch_size": 4, "embed_dim": 96, "depth": 4, "num_heads": 3,
         "mlp_ratio": 2.6666666666666665, "conv": False,
         "block_mlp_hidden": [256, 128, 64, 1, 256], "block_num_heads": [3, 2, 1, 3, 6]}))
+
+    pickle_seeds()
+    npy_seeds()
+    cifar10_seeds()
+    image_seeds()
+    train_config_seeds()
+
+
+def npy_bytes(array, **kw):
+    buf = io.BytesIO()
+    np.save(buf, array, **kw)
+    return buf.getvalue()
+
+
+def pickle_seeds():
+    rng = np.random.default_rng(0)
+    item = np.empty(2, dtype=object)   # what np.save((moments, label)) stores
+    item[0], item[1] = rng.standard_normal((2, 2, 2)).astype(np.float32), np.int64(7)
+    write("fuzz_pickle", "moments_label.npy", npy_bytes(item, allow_pickle=True))
+    item[0], item[1] = np.arange(6, dtype=np.float16).reshape(3, 2), 3
+    write("fuzz_pickle", "f16_int.npy", npy_bytes(item, allow_pickle=True))
+    write("fuzz_pickle", "tuple.npy", npy_bytes(np.array((np.zeros(3, np.uint8), np.int32(-1)),
+                                                         dtype=object), allow_pickle=True))
+
+
+def npz_bytes(save, arrays):
+    buf = io.BytesIO()
+    save(buf, **arrays)
+    return buf.getvalue()
+
+
+def npy_seeds():
+    d = "fuzz_npy"
+    for descr in ["<f4", "<f8", "<f2", "|b1", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8"]:
+        a = np.arange(6).reshape(2, 3).astype(np.dtype(descr))
+        write(d, "a_%s.npy" % descr.strip("<|"), npy_bytes(a))
+    write(d, "scalar.npy", npy_bytes(np.float32(1.5)))
+    write(d, "empty.npy", npy_bytes(np.zeros((0, 4), np.float32)))
+    v2 = npy_bytes(np.ones(2, np.float32))
+    v2 = b"\x93NUMPY\x02\x00" + struct.pack("<I", v2[8] | v2[9] << 8) + v2[10:]
+    write(d, "version2.npy", v2)
+    arrays = {"mu": np.linspace(0, 1, 4).astype(np.float64), "sigma": np.eye(2)}
+    write(d, "stored.npz", npz_bytes(np.savez, arrays))
+    write(d, "deflated.npz", npz_bytes(np.savez_compressed, arrays))
+
+
+def cifar10_seeds():
+    rng = np.random.default_rng(1)
+    for n in (1, 2):
+        recs = [bytes([k % 10]) + rng.integers(0, 256, 3072, dtype=np.uint8).tobytes() for k in range(n)]
+        write("fuzz_cifar10", "batch_%d.bin" % n, b"".join(recs))
+
+
+def image_bytes(img, fmt, **kw):
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def image_seeds():
+    d = "fuzz_images"
+    y, x = np.mgrid[0:218, 0:178]
+    face = np.stack([x * 255 // 177, y * 255 // 217, (x + y) % 256], -1).astype(np.uint8)
+    celeba = Image.fromarray(face)
+    write(d, "celeba.jpg", image_bytes(celeba, "JPEG", quality=10))
+    write(d, "celeba_gray.jpg", image_bytes(celeba.convert("L"), "JPEG", quality=10))
+    write(d, "celeba.png", image_bytes(celeba.quantize(4), "PNG", optimize=True))
+    small = Image.fromarray(face[:8, :8])
+    write(d, "rgb8.png", image_bytes(small, "PNG"))
+    write(d, "rgba8.png", image_bytes(small.convert("RGBA"), "PNG"))
+    write(d, "gray8.png", image_bytes(small.convert("L"), "PNG"))
+    write(d, "gray16.png", image_bytes(Image.fromarray(face[:8, :8, 0].astype(np.uint16) * 257), "PNG"))
+    write(d, "progressive.jpg", image_bytes(small, "JPEG", progressive=True))
+
+
+def train_config_seeds():
+    d = "fuzz_train_config"
+    model = {"img_size": 8, "patch_size": 4, "in_chans": 1, "embed_dim": 8, "depth": 2,
+             "num_heads": 1, "num_classes": -1, "conv": True}
+    full = {"model": model, "data": {"dataset": "celeba", "path": "x", "flip": True, "max_items": 4},
+            "train": {"steps": 10, "batch": 2, "seed": 1, "noise": "discrete", "p_uncond": 0,
+                      "log_every": 1, "ckpt_every": 5, "freeze_backbone": False},
+            "optim": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.03,
+                      "warmup_steps": 2, "ema_decay": 0.999, "max_grad_norm": 1},
+            "output": {"dir": "runs/x", "db": "x.db", "export": "x.safetensors"}}
+    write(d, "plain.json", json.dumps(full))
+    write(d, "deediff.json", json.dumps({"model": model, "method": {
+        "name": "deediff", "heads": "shared", "uem": "per_layer", "uem_buckets": 4,
+        "uem_time_input": True, "ual_detach_u": False, "layer_loss": "plain", "lambda": 1, "beta": 0.5}}))
+    write(d, "method_none.json", json.dumps({"model": model, "method": {"name": "none"}}))
+    write(d, "overrides.bin", json.dumps({"model": model}).encode() + b"\0" + b"\n".join([
+        b"train.steps=200", b"optim.lr=1e-4", b"method.name=deediff", b"method.uem_buckets=8",
+        b"data.dataset=cifar10", b"output.dir=runs/y"]))
 
 
 if __name__ == "__main__":
