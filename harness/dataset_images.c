@@ -32,11 +32,13 @@
  *                  libImaging/Resample.c). It is not a 2x2 box filter.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <jpeglib.h>
 #include <png.h>
@@ -49,6 +51,35 @@ typedef struct {
     uint8_t *px;
     int w, h, c;
 } Image8;
+
+/* ---- what a header may claim ------------------------------------------------ */
+
+/* Both decoders allocate w x h x c bytes from the header before reading a
+   pixel, so a 100-byte file could ask for gigabytes. A file of n bytes gets at
+   most 2048 n + 64 KiB pixel bytes: PNG data is deflated, which expands at
+   most ~1032:1; a baseline JPEG spends at least one bit per 8x8 block and
+   component, ~512:1 for gray, ~1024:1 for 4:2:0 colour and ~1400:1 at the
+   most extreme sampling factors (4x4 luma, 1x1 chroma). Only
+   near-blank 1-bit PNGs or arithmetic-coded JPEGs far above dataset sizes could
+   exceed it; the 64 KiB keeps small images of any content. Beyond that, never
+   more than 1 GiB. */
+#define PIXELS_PER_FILE_BYTE 2048u
+#define PIXELS_SLACK 65536u
+#define PIXELS_MAX ((uint64_t)1 << 30)
+
+/* 0 when f's size can justify w x h x c pixel bytes; else -1 with the reason
+   (without the path) in why */
+static int pixels_plausible(FILE *f, uint64_t w, uint64_t h, uint64_t c, char *why, size_t n)
+{
+    struct stat st;
+    uint64_t file_bytes = fstat(fileno(f), &st) ? 0 : (uint64_t)st.st_size;
+    uint64_t need = w * h * c;   /* each side is below 2^32, c <= 4: no overflow */
+    uint64_t most = PIXELS_PER_FILE_BYTE * file_bytes + PIXELS_SLACK;
+    if (need <= most && need <= PIXELS_MAX) return 0;
+    snprintf(why, n, "declares %" PRIu64 "x%" PRIu64 "x%" PRIu64 " pixels, more than its %" PRIu64
+             " bytes can hold", w, h, c, file_bytes);
+    return -1;
+}
 
 /* ---- PNG ------------------------------------------------------------------ */
 
@@ -89,6 +120,9 @@ static int png_decode(const char *path, Image8 *img)
     int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
     int c = png_get_channels(png, info);
     if (c != 1 && c != 3) png_error(png, "unexpected channel count");
+    char claim[160];
+    if (pixels_plausible(f, (uint64_t)w, (uint64_t)h, (uint64_t)c, claim, sizeof claim))
+        png_error(png, claim);   /* the setjmp above reports it and cleans up */
     px = xmalloc((size_t)w * h * c);
     rows = xmalloc((size_t)h * sizeof *rows);
     for (int r = 0; r < h; r++) rows[r] = px + (size_t)r * w * c;
@@ -134,12 +168,20 @@ static int jpeg_decode(const char *path, Image8 *img)
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
     jpeg_read_header(&cinfo, TRUE);
+    char refused[160] = "";
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        snprintf(refused, sizeof refused, "CMYK images are not supported");
+    } else {
+        cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+        jpeg_calc_output_dimensions(&cinfo);   /* before start_decompress allocates by them */
+        pixels_plausible(f, cinfo.output_width, cinfo.output_height,
+                         (uint64_t)cinfo.output_components, refused, sizeof refused);
+    }
+    if (refused[0]) {
         jpeg_destroy_decompress(&cinfo);
         fclose(f);
-        return err_set("%s: jpeg: CMYK images are not supported", path);
+        return err_set("%s: jpeg: %s", path, refused);
     }
-    cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, c = cinfo.output_components;
     px = xmalloc((size_t)w * h * c);

@@ -5,6 +5,8 @@
  * small read callback and knows the total size up front, so the header's
  * claims (shape x itemsize) are checked against the real size before any
  * data buffer is allocated, and the data is read straight into its buffer.
+ * A zip member's size is the entry's own claim, so npz_read first checks it
+ * against the member's compressed size.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -478,6 +480,36 @@ static int64_t zip_read(void *ctx, void *buf, size_t n)
     return (int64_t)done;
 }
 
+/* a member's stated size against what its compressed bytes could hold, so a
+   lying entry is refused before read_npy allocates that size: a stored member
+   holds exactly its bytes, a deflated one expands at most ~1032:1 (deflate's
+   limit, 258 bytes from a 2-bit code) plus slack for tiny members */
+#define DEFLATE_MAX_RATIO 1032u
+#define DEFLATE_SLACK 1024u
+
+static int member_size_plausible(const char *label, const zip_stat_t *st)
+{
+    if (!(st->valid & ZIP_STAT_COMP_SIZE) || !(st->valid & ZIP_STAT_COMP_METHOD))
+        return err_set("%s: cannot stat: compressed size or method unknown", label);
+    uint64_t most;
+    if (st->comp_method == ZIP_CM_STORE) {
+        most = st->comp_size;
+    } else if (st->comp_method == ZIP_CM_DEFLATE) {
+        most = st->comp_size > (UINT64_MAX - DEFLATE_SLACK) / DEFLATE_MAX_RATIO
+                   ? UINT64_MAX : st->comp_size * DEFLATE_MAX_RATIO + DEFLATE_SLACK;
+    } else {
+        return err_set("%s: compression method %d is not supported (stored or deflated)", label,
+                       (int)st->comp_method);
+    }
+    if (st->size > most)
+        return err_set("%s: claims %" PRIu64 " bytes, more than its %" PRIu64 " compressed bytes can hold",
+                       label, (uint64_t)st->size, (uint64_t)st->comp_size);
+    if (st->comp_method == ZIP_CM_STORE && st->size != st->comp_size)
+        return err_set("%s: claims %" PRIu64 " bytes, but is stored in %" PRIu64 " bytes",
+                       label, (uint64_t)st->size, (uint64_t)st->comp_size);
+    return 0;
+}
+
 int npz_read(Npz *z, const char *name, NpyArray *out)
 {
     memset(out, 0, sizeof *out);
@@ -494,6 +526,7 @@ int npz_read(Npz *z, const char *name, NpyArray *out)
     zip_stat_t st;
     if (zip_stat_index(z->zip, z->index[i], 0, &st) || !(st.valid & ZIP_STAT_SIZE))
         return err_set("%s: cannot stat: %s", label, zip_strerror(z->zip));
+    if (member_size_plausible(label, &st)) return -1;
     zip_file_t *f = zip_fopen_index(z->zip, z->index[i], 0);
     if (!f) return err_set("%s: cannot open: %s", label, zip_strerror(z->zip));
     ZipCtx zc = {f, label};

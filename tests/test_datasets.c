@@ -354,6 +354,59 @@ Test(datasets, images_bad_inputs)
     expect_error(dataset_open(&spec, &ds), "x.jpg", "jpeg");
 }
 
+/* appends a PNG chunk (length, type, data, CRC over type + data) at p */
+static uint8_t *put_png_chunk(uint8_t *p, const char *type, const uint8_t *data, uint32_t n)
+{
+    put_be32(p, n);
+    memcpy(p + 4, type, 4);
+    if (n) memcpy(p + 8, data, n);
+    put_be32(p + 8 + n, (uint32_t)crc32(0, p + 4, 4 + n));
+    return p + 12 + n;
+}
+
+Test(datasets, images_header_claiming_more_than_the_file_holds, .timeout = 5)
+{
+    /* a valid 30000 x 30000 RGB IHDR with a tiny IDAT: refused before 2.7 GB are allocated */
+    uint8_t png[256], ihdr[13] = {0}, idat[64], *p = png;
+    put_be32(ihdr, 30000);
+    put_be32(ihdr + 4, 30000);
+    ihdr[8] = 8;   /* bit depth */
+    ihdr[9] = 2;   /* RGB */
+    uint8_t row[16] = {0};
+    uLongf idat_n = sizeof idat;
+    cr_assert_eq(compress(idat, &idat_n, row, sizeof row), Z_OK);
+    memcpy(p, "\x89PNG\r\n\x1a\n", 8);
+    p = put_png_chunk(p + 8, "IHDR", ihdr, sizeof ihdr);
+    p = put_png_chunk(p, "IDAT", idat, (uint32_t)idat_n);
+    p = put_png_chunk(p, "IEND", NULL, 0);
+    size_t n = (size_t)(p - png);
+    write_file(tmp_path("big.png"), png, n);
+    DatasetSpec spec = {.format = DATA_IMAGES, .path = tmpdir};
+    Dataset *ds;
+    char want[160];
+    snprintf(want, sizeof want, "big.png: png: declares 30000x30000x3 pixels, more than its %zu bytes can hold", n);
+    expect_error(dataset_open(&spec, &ds), want, want);
+    unlink(tmp_path("big.png"));
+
+    /* a real JPEG whose SOF0 frame header is rewritten to 30000 x 30000 */
+    uint8_t px[8 * 8 * 3] = {0};
+    write_jpeg("big.jpg", px, 8, 8);
+    FILE *f = fopen(tmp_path("big.jpg"), "r+b");
+    cr_assert(f);
+    uint8_t jpg[4096];
+    size_t jn = fread(jpg, 1, sizeof jpg, f);
+    size_t sof = 2;
+    while (sof + 9 < jn && !(jpg[sof] == 0xff && jpg[sof + 1] == 0xc0)) sof++;
+    cr_assert(sof + 9 < jn, "no SOF0 marker");
+    jpg[sof + 5] = jpg[sof + 7] = 30000 >> 8;   /* height, width (big-endian) */
+    jpg[sof + 6] = jpg[sof + 8] = 30000 & 0xff;
+    rewind(f);
+    cr_assert_eq(fwrite(jpg, 1, jn, f), jn);
+    fclose(f);
+    snprintf(want, sizeof want, "big.jpg: jpeg: declares 30000x30000x3 pixels, more than its %zu bytes can hold", jn);
+    expect_error(dataset_open(&spec, &ds), want, want);
+}
+
 Test(datasets, celeba_crop_and_pillow_resize)
 {
     enum { W = 178, H = 218 };

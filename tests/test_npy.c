@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../kernels/errors.h"
 #include "../model/fid_stats.h"
@@ -297,6 +298,81 @@ Test(npy, header_malformations)
     cr_assert(a.shape[0] == 2 && a.shape[1] == 1);
     npy_free(&a);
     free(b);
+}
+
+/* ---- a zip entry that lies about its size ------------------------------------------- */
+
+static uint8_t *put_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+/* writes a one-member zip by hand: `name` holds `data` (comp bytes, stored or
+   raw-deflated by the caller) and its entry claims `claimed` uncompressed
+   bytes, through zip64 extra fields in both headers */
+static void write_lying_zip(const char *path, const char *name, int method, const uint8_t *data,
+                            size_t comp, uint32_t crc, uint64_t claimed)
+{
+    size_t nlen = strlen(name);
+    uint8_t *buf = calloc(1, 2 * (46 + nlen + 20) + comp + 22), *p = buf;
+    /* local header: both sizes in the zip64 extra field */
+    p = put_le(p, 0x04034b50, 4); p = put_le(p, 45, 2); p = put_le(p, 0, 2); p = put_le(p, (uint64_t)method, 2);
+    p = put_le(p, 0, 4); p = put_le(p, crc, 4); p = put_le(p, 0xffffffffu, 4); p = put_le(p, 0xffffffffu, 4);
+    p = put_le(p, nlen, 2); p = put_le(p, 20, 2);
+    memcpy(p, name, nlen); p += nlen;
+    p = put_le(p, 1, 2); p = put_le(p, 16, 2); p = put_le(p, claimed, 8); p = put_le(p, comp, 8);
+    memcpy(p, data, comp); p += comp;
+    /* central directory: the uncompressed size in the zip64 extra field */
+    size_t cd = (size_t)(p - buf);
+    p = put_le(p, 0x02014b50, 4); p = put_le(p, 45, 2); p = put_le(p, 45, 2); p = put_le(p, 0, 2);
+    p = put_le(p, (uint64_t)method, 2); p = put_le(p, 0, 4); p = put_le(p, crc, 4); p = put_le(p, comp, 4);
+    p = put_le(p, 0xffffffffu, 4); p = put_le(p, nlen, 2); p = put_le(p, 12, 2); p = put_le(p, 0, 2);
+    p = put_le(p, 0, 2); p = put_le(p, 0, 2); p = put_le(p, 0, 4); p = put_le(p, 0, 4);
+    memcpy(p, name, nlen); p += nlen;
+    p = put_le(p, 1, 2); p = put_le(p, 8, 2); p = put_le(p, claimed, 8);
+    size_t cd_size = (size_t)(p - buf) - cd;
+    p = put_le(p, 0x06054b50, 4); p = put_le(p, 0, 4); p = put_le(p, 1, 2); p = put_le(p, 1, 2);
+    p = put_le(p, cd_size, 4); p = put_le(p, cd, 4); p = put_le(p, 0, 2);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(buf, 1, (size_t)(p - buf), f), (size_t)(p - buf));
+    cr_assert_eq(fclose(f), 0);
+    free(buf);
+}
+
+Test(npy, npz_member_claiming_more_than_it_holds, .timeout = 5)
+{
+    /* a (2^30,) f8 header matches a claim of 2^33 bytes plus the header's own */
+    make_tmpdir();
+    size_t hsize;
+    uint8_t *header = custom_image("{'descr': '<f8', 'fortran_order': False, 'shape': (1073741824,), }\n", 0, &hsize);
+    const uint64_t claimed = ((uint64_t)1 << 33) + hsize;
+    uint8_t deflated[256];
+    z_stream zs = {0};
+    cr_assert_eq(deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = header; zs.avail_in = (uInt)hsize;
+    zs.next_out = deflated; zs.avail_out = sizeof deflated;
+    cr_assert_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    size_t comp = zs.total_out;
+    deflateEnd(&zs);
+    uint32_t crc = (uint32_t)crc32(0, header, (uInt)hsize);
+    char path[128], msg[256];
+    snprintf(path, sizeof path, "%s/lying.npz", tmpdir);
+
+    write_lying_zip(path, "mu.npy", 8, deflated, comp, crc, claimed);
+    NpyArray a;
+    snprintf(msg, sizeof msg, "lying.npz: member 'mu': claims %llu bytes, more than its %zu compressed bytes can hold",
+             (unsigned long long)claimed, comp);
+    expect_error(npz_read_array(path, "mu", &a), msg, NULL);
+    cr_assert_null(a.data);
+
+    write_lying_zip(path, "mu.npy", 0, header, hsize, crc, claimed);   /* stored */
+    expect_error(npz_read_array(path, "mu", &a), "lying.npz: member 'mu': claims", "more than its");
+    write_lying_zip(path, "mu.npy", 12, header, hsize, crc, claimed);  /* bzip2 */
+    expect_error(npz_read_array(path, "mu", &a), "lying.npz: member 'mu'", "compression method 12");
+    free(header);
+    remove_tmpdir();
 }
 
 /* ---- writing .npz ------------------------------------------------------------------ */
