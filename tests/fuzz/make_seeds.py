@@ -96,6 +96,7 @@ def main():
     cifar10_seeds()
     image_seeds()
     train_config_seeds()
+    store_seeds()
 
 
 def npy_bytes(array, **kw):
@@ -183,6 +184,32 @@ def train_config_seeds():
     write(d, "overrides.bin", json.dumps({"model": model}).encode() + b"\0" + b"\n".join([
         b"train.steps=200", b"optim.lr=1e-4", b"method.name=deediff", b"method.uem_buckets=8",
         b"data.dataset=cifar10", b"output.dir=runs/y"]))
+
+
+def store_seeds():
+    """results databases: empty, at schema version 1 and at the current version
+    with a run and its training curve (harness/schema.sql)"""
+    import sqlite3
+    import tempfile
+    schema = open(os.path.join(HERE, "..", "..", "harness", "schema.sql")).read()
+    steps = schema.split("\n-- version ")[1:]
+    d = "fuzz_store"
+    write(d, "empty.db", b"")
+    for upto in (1, len(steps)):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "r.db")
+            db = sqlite3.connect(path)
+            db.execute("PRAGMA page_size = 512")   # small seeds: the fuzzer mutates every page
+            for v, step in enumerate(steps[:upto], 1):
+                db.executescript(step.split("\n", 1)[1])
+                db.execute("PRAGMA user_version = %d" % v)
+            db.execute("INSERT INTO runs (uuid, kind, name, config, git_commit, machine, cpu, backend, pid) "
+                       "VALUES ('u1', 'train', 'runs/x', '{}', 'unknown', 'm', 'c', 'cpu', 1)")
+            db.execute("INSERT INTO train_log VALUES (1, 10, 0.5, 0.001, NULL, 100, 1.5)")
+            db.commit()
+            db.close()
+            with open(path, "rb") as f:
+                write(d, "version%d.db" % upto, f.read())
 
 
 if __name__ == "__main__":
