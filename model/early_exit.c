@@ -50,9 +50,7 @@ static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const do
     const UViTConfig *c = &p->m->cfg;
     int B = (int)x.shape[0], L = c->num_blocks;
     if (uvit_predict_check(c, x, y, self->max_batch, "early exit")) return -1;
-    for (int i = 0; i < B; i++) p->t_host[i] = (float)sampler_network_time(p->schedule, t[i]);
-    ctx_upload(ctx, p->t_dev, p->t_host, (size_t)B * sizeof(float));
-    Tensor net_t = tensor1(p->t_dev, DT_F32, B);
+    Tensor net_t = uvit_network_times(ctx, p->schedule, t, B, p->t_host, p->t_dev);
     // x, eps_out are (B, C, H, W)
     uvit_embed(ctx, p->m, p->acts, x, net_t, y);
     int scoring = p->threshold > 0;
@@ -113,13 +111,9 @@ NoisePredictor *early_exit_predictor_new(Ctx *ctx, const UViT *m, int max_batch,
     p->rule = rule;
     p->account = account;
     p->acts = uvit_acts_create(ctx, m, max_batch, 0);
-    UViTMacs macs;
-    uvit_macs(c, &macs);
-    double run = macs.embed;
     for (int i = 0; i < c->num_blocks; i++) {
-        run += macs.per_block[i];
         int scored = threshold > 0 ? (i < c->num_blocks - 1 ? i + 1 : i) : 0;
-        p->macs_exit[i] = run + scored * rule->macs_score + (i < c->num_blocks - 1 ? rule->macs_head : macs.decode);
+        p->macs_exit[i] = exit_path_macs(c, i, scored, rule->macs_score, rule->macs_head);
     }
     size_t img = (size_t)c->in_chans * c->img_size * c->img_size;
     p->t_dev = ctx_alloc(ctx, (size_t)max_batch * sizeof(float));

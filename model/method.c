@@ -235,16 +235,20 @@ void method_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
     if (p) me->kind->predictor_free(me, ctx, p);
 }
 
-double method_macs_of_exit(const Method *me, const UViTConfig *cfg, int exit_block, int estimated)
+double exit_path_macs(const UViTConfig *cfg, int exit_block, int scored, double macs_score, double macs_head)
 {
     UViTMacs m;
     uvit_macs(cfg, &m);
-    double macs = m.embed;
+    double macs = m.embed + scored * macs_score;
     for (int i = 0; i <= exit_block; i++) macs += m.per_block[i];
-    if (estimated && me->kind->macs_estimator) macs += estimated * me->kind->macs_estimator(me, cfg);
-    if (exit_block == cfg->num_blocks - 1) macs += m.decode;
-    else if (me->kind->macs_head) macs += me->kind->macs_head(me, cfg);
-    return macs;
+    return macs + (exit_block == cfg->num_blocks - 1 ? m.decode : macs_head);
+}
+
+double method_macs_of_exit(const Method *me, const UViTConfig *cfg, int exit_block, int estimated)
+{
+    double score = me->kind->macs_estimator ? me->kind->macs_estimator(me, cfg) : 0;
+    double head = me->kind->macs_head ? me->kind->macs_head(me, cfg) : 0;
+    return exit_path_macs(cfg, exit_block, estimated, score, head);
 }
 
 void sample_account_add(SampleAccount *acc, int64_t id, int eval, double t, int exit_block,

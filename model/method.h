@@ -180,6 +180,9 @@ void method_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p);
    tail), with the method's estimator at each block passed (as exit rules
    run: blocks 0..exit_block, none after the last) and its head taken */
 double method_macs_of_exit(const Method *me, const UViTConfig *cfg, int exit_block, int estimated);
+/* the same for given costs: embedding, blocks 0..exit_block, `scored` scores
+   of macs_score each, and macs_head (or U-ViT's tail after the last block) */
+double exit_path_macs(const UViTConfig *cfg, int exit_block, int scored, double macs_score, double macs_head);
 /* counts one image evaluation into an account (NULL: nothing) */
 void sample_account_add(SampleAccount *acc, int64_t id, int eval, double t, int exit_block,
                         double macs, float uncertainty);
