@@ -18,6 +18,13 @@ static Tensor with_batch(Tensor x, void *data, int64_t b)
 
 /* ---- the plain U-ViT ----------------------------------------------------------------- */
 
+Tensor uvit_network_times(Ctx *ctx, ScheduleKind schedule, const double *t, int B, float *host, float *dev)
+{
+    for (int i = 0; i < B; i++) host[i] = (float)sampler_network_time(schedule, t[i]);
+    ctx_upload(ctx, dev, host, (size_t)B * sizeof(float));
+    return tensor1(dev, DT_F32, B);
+}
+
 int uvit_predict_check(const UViTConfig *c, Tensor x, Tensor y, int max_batch, const char *who)
 {
     int64_t B = x.shape[0];
@@ -38,10 +45,9 @@ static int uvit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *
     UViTDenoiser *d = self->state;
     int64_t B = x.shape[0];
     if (uvit_predict_check(&d->m->cfg, x, y, self->max_batch, "denoiser")) return -1;
-    for (int64_t i = 0; i < B; i++) d->t_host[i] = (float)sampler_network_time(d->schedule, t[i]);
-    ctx_upload(ctx, d->t_dev, d->t_host, (size_t)B * sizeof(float));
     // x, eps_out are (B, C, H, W); the network's time input is (B)
-    uvit_forward(ctx, d->m, d->acts, x, tensor1(d->t_dev, DT_F32, B), y, eps_out);
+    Tensor net_t = uvit_network_times(ctx, d->schedule, t, (int)B, d->t_host, d->t_dev);
+    uvit_forward(ctx, d->m, d->acts, x, net_t, y, eps_out);
     (void)ids;
     (void)eval;
     return 0;

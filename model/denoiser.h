@@ -39,6 +39,10 @@ typedef struct {
    ("<who>: x: ...") */
 int uvit_predict_check(const UViTConfig *c, Tensor x, Tensor y, int max_batch, const char *who);
 
+/* the network's time input [B] for sampler times t[B]: written to host[B],
+   uploaded to dev[B] (backend), returned as a view of dev */
+Tensor uvit_network_times(Ctx *ctx, ScheduleKind schedule, const double *t, int B, float *host, float *dev);
+
 void uvit_denoiser_init(UViTDenoiser *d, Ctx *ctx, const UViT *m, int max_batch,
                         ScheduleKind schedule);
 void uvit_denoiser_destroy(UViTDenoiser *d, Ctx *ctx);
