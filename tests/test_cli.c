@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../harness/store.h"
 #include "../kernels/errors.h"
 #include "../model/safetensors.h"
 #include "support/cli_run.h"
@@ -345,4 +346,25 @@ Test(cli, train_bad_method_inputs_write_nothing)
         expect_refused(args, run, cases[i].needle, tiny);
         cr_expect(access(db, F_OK) != 0, "%s: a database was written", cases[i].flags);
     }
+}
+
+/* table sweep, info --method and bench --only refuse bad flags with one line */
+Test(cli, table_info_bench_bad_flags)
+{
+    if (access(PLAIN_BACKBONE, R_OK)) cr_skip_test(PLAIN_BACKBONE " is not there");
+    const char *db = path_in("results.db"), *out = path_in("sweep.md");
+    char args[1024];
+    /* a database with the schema and no eval run in it */
+    Store st;
+    cr_assert_eq(store_open(&st, db), 0, "%s", err_msg());
+    store_close(&st);
+    snprintf(args, sizeof args, "table sweep --db '%s' --output '%s'", db, out);
+    expect_refused(args, out, "--model", NULL);
+    snprintf(args, sizeof args, "table sweep --model %s --db '%s' --output '%s'", PLAIN_BACKBONE, db, out);
+    expect_refused(args, out, "--model", "no finished eval runs");
+    snprintf(args, sizeof args, "table 2 --db '%s' --output '%s'", db, out);
+    expect_refused(args, out, "table", "sweep");
+    snprintf(args, sizeof args, "info %s --method deediff", PLAIN_BACKBONE);
+    expect_refused(args, out, "--method", "--config");
+    expect_refused("bench --only nosuch", out, "--only", "early-exit");
 }
