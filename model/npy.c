@@ -454,10 +454,16 @@ void npz_close(Npz *z)
 int npz_count(const Npz *z) { return z->count; }
 const char *npz_name(const Npz *z, int i) { return z->names[i]; }
 
+/* the member called `name` as npz_name gives it, else `name` with its
+   ".npy" dropped ("mu.npy" finds "mu"; a member "x.npy.npy", listed as
+   "x.npy", is found by either of those names) */
 static int npz_find(const Npz *z, const char *name)
 {
+    for (int i = 0; i < z->count; i++)
+        if (!strcmp(z->names[i], name)) return i;
     size_t len = strlen(name);
-    if (len > 4 && !strcmp(name + len - 4, ".npy")) len -= 4;
+    if (len <= 4 || strcmp(name + len - 4, ".npy")) return -1;
+    len -= 4;
     for (int i = 0; i < z->count; i++)
         if (strlen(z->names[i]) == len && !strncmp(z->names[i], name, len)) return i;
     return -1;

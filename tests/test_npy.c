@@ -105,6 +105,33 @@ Test(npy, write_and_read_file)
     remove_tmpdir();
 }
 
+/* every member npz_name lists is found by that name, even one whose own
+   name ends in ".npy" (the fuzzer's "s.npy.npy", listed as "s.npy") */
+Test(npy, npz_members_are_found_by_their_listed_names)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/names.npz", tmpdir);
+    double mu[2] = {1, 2}, s[3] = {3, 4, 5};
+    int64_t n2 = 2, n3 = 3;
+    NpyArray arrays[2] = {npy_view('f', 8, 1, &n2, mu), npy_view('f', 8, 1, &n3, s)};
+    const char *names[2] = {"mu", "s.npy"};
+    cr_assert_eq(npz_write(path, 2, names, arrays), 0, "%s", err_msg());
+    Npz *z;
+    cr_assert_eq(npz_open(path, &z), 0, "%s", err_msg());
+    cr_assert_eq(npz_count(z), 2);
+    for (int i = 0; i < 2; i++) {
+        NpyArray a;
+        cr_assert(npz_has(z, npz_name(z, i)), "member %d '%s' not found by its own name", i, npz_name(z, i));
+        cr_assert_eq(npz_read(z, npz_name(z, i), &a), 0, "%s", err_msg());
+        cr_expect_eq(a.shape[0], i ? 3 : 2);
+        npy_free(&a);
+    }
+    cr_expect(npz_has(z, "mu.npy") && npz_has(z, "s.npy.npy"), "the stored names find their members too");
+    npz_close(z);
+    remove_tmpdir();
+}
+
 Test(npy, conversion)
 {
     uint16_t h[5] = {0x3c00, 0xc000, 0x7bff, 0x0001, 0x0000};   /* 1, -2, 65504, 2^-24, 0 */
