@@ -75,6 +75,8 @@ struct OpTable {
     void (*avg_pool2d_backward)(Ctx *, Tensor, Tensor, Pool2dParams);
     void (*global_avg_pool_forward)(Ctx *, Tensor, Tensor);
     void (*global_avg_pool_backward)(Ctx *, Tensor, Tensor);
+    void (*token_mean_forward)(Ctx *, Tensor, Tensor);
+    void (*token_mean_backward)(Ctx *, Tensor, Tensor);
     void (*resize_bilinear_forward)(Ctx *, Tensor, Tensor);
     void (*resize_bilinear_backward)(Ctx *, Tensor, Tensor);
     void (*batchnorm_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float);

@@ -578,6 +578,24 @@ void op_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout)
     CALL(global_avg_pool_backward, ctx, din, dout);
 }
 
+static void check_token_mean(const char *op, Tensor out, Tensor in)
+{
+    need_ndim(op, in, 3);
+    need_ndim(op, out, 2);
+    need(out.shape[0] == in.shape[0] && out.shape[1] == in.shape[2], op, "out is not [B, D] of in [B, T, D]", out, in);
+}
+void op_token_mean_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    check_token_mean("token_mean_forward", out, in);
+    CALL(token_mean_forward, ctx, out, in);
+}
+void op_token_mean_backward(Ctx *ctx, Tensor din, Tensor dout)
+{
+    if (!tensor_present(din)) return;
+    check_token_mean("token_mean_backward", dout, din);
+    CALL(token_mean_backward, ctx, din, dout);
+}
+
 static void check_resize(const char *op, Tensor out, Tensor in)
 {
     need_ndim(op, in, 4);

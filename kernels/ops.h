@@ -256,6 +256,10 @@ void op_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p);
 /* global average pool: out[B,C] = mean over (H,W) of in[B,C,H,W]          */
 void op_global_avg_pool_forward(Ctx *ctx, Tensor out, Tensor in);
 void op_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout);
+/* token mean: out[B,D] = mean over T of in[B,T,D] (the pooled state of a
+ * transformer's hidden tokens); backward accumulates dout / T into din    */
+void op_token_mean_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_token_mean_backward(Ctx *ctx, Tensor din, Tensor dout);
 /* bilinear resize out[B,C,Ho,Wo] <- in[B,C,H,W], align_corners=False:
  * src = max(0, (dst + 0.5) * H / Ho - 0.5), computed in float as PyTorch,
  * neighbours i0 = floor(src) and min(i0 + 1, H - 1).                       */

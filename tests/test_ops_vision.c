@@ -218,6 +218,44 @@ Test(ops_vision, global_avg_pool)
     ctx_destroy(&ctx);
 }
 
+/* ---- token mean ------------------------------------------------------------------ */
+
+static void token_mean_forward(void *user)
+{
+    GapRun *r = user;   // B rows, H tokens, C width
+    op_token_mean_forward(r->ctx, tensor2(r->out, DT_F32, r->B, r->C), tensor3(r->in, DT_F32, r->B, r->H, r->C));
+}
+static void token_mean_backward(void *user, float *din)
+{
+    GapRun *r = user;
+    op_token_mean_backward(r->ctx, tensor3(din, DT_F32, r->B, r->H, r->C), tensor2(r->rg, DT_F32, r->B, r->C));
+}
+
+Test(ops_vision, token_mean)
+{
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 2);
+    GapRun r = {&ctx, 3, 5, 7, 1, NULL, NULL, NULL};   // in [3,7,5] -> out [3,5]
+    int64_t n = 3 * 7 * 5;
+    r.in = fvec(n, -1, 1, 5), r.out = fzeros(15), r.rg = fvec(15, -1, 1, 6);
+    token_mean_forward(&r);
+    double want[15];
+    for (int b = 0; b < 3; b++)
+        for (int d = 0; d < 5; d++) {
+            double s = 0;
+            for (int t = 0; t < 7; t++) s += r.in[(b * 7 + t) * 5 + d];
+            want[b * 5 + d] = s / 7;
+        }
+    expect_close("token_mean", r.out, want, 15, 1e-6);
+    float *din = fzeros(n);
+    token_mean_backward(&r, din);
+    GradCheck g = {r.out, 15, r.rg, token_mean_forward, &r};
+    cr_expect(gradcheck_max_error(&g, r.in, n, din, 1e-2f, 80) < 1e-3);
+    expect_accumulates("token_mean din", token_mean_backward, &r, n);
+    free(din), free(r.in), free(r.out), free(r.rg);
+    ctx_destroy(&ctx);
+}
+
 /* ---- bilinear resize ------------------------------------------------------------- */
 
 typedef struct {

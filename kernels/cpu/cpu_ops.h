@@ -83,6 +83,8 @@ void cpu_avg_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p);
 void cpu_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p);
 void cpu_global_avg_pool_forward(Ctx *ctx, Tensor out, Tensor in);
 void cpu_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout);
+void cpu_token_mean_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_token_mean_backward(Ctx *ctx, Tensor din, Tensor dout);
 void cpu_resize_bilinear_forward(Ctx *ctx, Tensor out, Tensor in);
 void cpu_resize_bilinear_backward(Ctx *ctx, Tensor din, Tensor dout);
 void cpu_batchnorm_forward(Ctx *ctx, Tensor out, Tensor in, Tensor mean, Tensor var,

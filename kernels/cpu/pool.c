@@ -1,7 +1,8 @@
 /*
  * pool.c: max, average and global average pooling over NCHW images on the
  * CPU, forward and backward (PyTorch's MaxPool2d, AvgPool2d and
- * AdaptiveAvgPool2d(1) with ceil_mode false).
+ * AdaptiveAvgPool2d(1) with ceil_mode false), and the mean over the tokens
+ * of a transformer's hidden state [B,T,D] -> [B,D].
  *
  * Every plane (b, c) is independent, so loops run over the B*C planes in
  * parallel; a backward writes only into its own plane, so it needs no atomics.
@@ -180,4 +181,30 @@ void cpu_global_avg_pool_backward(Ctx *ctx, Tensor din, Tensor dout)
         float share = g[pl] / (float)N;
         for (int64_t i = 0; i < N; i++) dx[pl * N + i] += share;
     }
+}
+
+void cpu_token_mean_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    int64_t B = in.shape[0], T = in.shape[1], D = in.shape[2];
+    const float *x = tensor_f32(in);  // x is (B,T,D)
+    float *y = tensor_f32(out);       // y is (B,D)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * T * D > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t b = 0; b < B; b++) {
+        float *yb = y + b * D;
+        for (int64_t d = 0; d < D; d++) yb[d] = 0.0f;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t d = 0; d < D; d++) yb[d] += x[(b * T + t) * D + d];
+        for (int64_t d = 0; d < D; d++) yb[d] /= (float)T;
+    }
+}
+
+void cpu_token_mean_backward(Ctx *ctx, Tensor din, Tensor dout)
+{
+    int64_t B = din.shape[0], T = din.shape[1], D = din.shape[2];
+    const float *g = tensor_f32(dout);  // g is (B,D)
+    float *dx = tensor_f32(din);        // dx is (B,T,D)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * T * D > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t d = 0; d < D; d++) dx[(b * T + t) * D + d] += g[b * D + d] / (float)T;
 }
