@@ -215,6 +215,32 @@ train-deediff-frozen: deps $(BUILD)/deediff
 	  --backbone $(TABLE1_MODEL) train.freeze_backbone=true output.dir=results/runs/fmnist-deediff-frozen \
 	  output.export=results/weights/fmnist-deediff-frozen.safetensors
 
+# ---- the baselines on the embedded default (experiments/baselines-fmnist.md) ---------
+# Each trains from the same backbone as DeeDiff with DeeDiff's budget
+# (experiments/baselines/*.json: 5,000 steps of batch 64, the same optimizer);
+# calm-meta trains CALM's meta-classifier on the calm model, backbone frozen.
+# BASELINE_TRAIN_FLAGS may add e.g. --threads 1 to run two at once.
+BASELINE_TRAIN_FLAGS =
+train-berxit train-calm: train-%: deps $(BUILD)/deediff
+	$(BUILD)/deediff train --config experiments/baselines/fmnist-$*.json $(BASELINE_TRAIN_FLAGS)
+
+train-calm-meta: deps $(BUILD)/deediff
+	$(BUILD)/deediff train --config experiments/baselines/fmnist-calm-meta.json $(BASELINE_TRAIN_FLAGS)
+
+# S-Pruning (Diff-Pruning): prune-spruning prunes the backbone's heads and MLP
+# units to 0.56 of its multiply-adds (the paper's -44%) into
+# $(SPRUNING_PRUNED); train-spruning fine-tunes that with the same budget
+# (results/weights/fmnist-spruning.md), pruning first when it is missing.
+SPRUNING_RATIO = 0.56
+SPRUNING_PRUNED = results/weights/fmnist-spruning-pruned.safetensors
+prune-spruning: deps $(BUILD)/deediff
+	$(BUILD)/deediff prune --model $(TABLE1_MODEL) --ratio $(SPRUNING_RATIO) --output $(SPRUNING_PRUNED)
+
+train-spruning: deps $(BUILD)/deediff
+	test -f $(SPRUNING_PRUNED) || $(MAKE) --no-print-directory prune-spruning
+	$(BUILD)/deediff train --config experiments/baselines/fmnist-spruning.json --method spruning \
+	  --backbone $(SPRUNING_PRUNED) $(BASELINE_TRAIN_FLAGS)
+
 deediff-sweep: deps $(BUILD)/deediff
 	$(TABLE1_EVAL) --model $(TABLE1_MODEL)
 	for m in $(DEEDIFF_MODEL) $(DEEDIFF_FROZEN); do for t in $(DEEDIFF_THRESHOLDS); do \
@@ -267,6 +293,6 @@ gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all table1 train-deediff train-deediff-frozen deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
+.PHONY: all table1 train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -28,7 +28,8 @@
  *      seconds/image = sampling wall time / N;
  *   5. one transaction: the run (its config is the full protocol as JSON:
  *      method, its options and the threshold included), its metrics
- *      fd_fmnist (or fid), layers_ratio, gmacs_per_image, gflops_per_image,
+ *      fd_fmnist (or fid), layers_ratio, compute_ratio (GMAC spent over
+ *      the unpruned full network's: S-Pruning's measure), gmacs_per_image, gflops_per_image,
  *      seconds_per_image, every image's exit at every evaluation (table
  *      exits), and 'done'.
  * With --skip-done a run whose exact configuration (the JSON above, which
@@ -223,8 +224,9 @@ static const char *model_dataset(const SafeTensors *st, const char *ref, char *b
 /* ---- storing -------------------------------------------------------------------------- */
 
 typedef struct {
-    double fd, layers_ratio, gmacs, gflops, seconds;
+    double fd, layers_ratio, compute_ratio, gmacs, gflops, seconds;
     int64_t blocks_evaluated, blocks_available;
+    double base_gmacs;      /* the unpruned full network's, per evaluation */
 } EvalResult;
 
 static int store_result(const EvalArgs *a, const Protocol *p, const char *config, const EvalResult *r,
@@ -249,9 +251,12 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
     cJSON_AddNumberToObject(fj, "rank_ref", fr->rank2);
     char *fd_proto = cJSON_PrintUnformatted(fj);
     cJSON_Delete(fj);
-    char layers_proto[256], mac_proto[512], time_proto[256];
+    char layers_proto[256], mac_proto[512], time_proto[256], compute_proto[256];
     snprintf(layers_proto, sizeof layers_proto, "{\"blocks_evaluated\":%lld,\"blocks_available\":%lld}",
              (long long)r->blocks_evaluated, (long long)r->blocks_available);
+    snprintf(compute_proto, sizeof compute_proto,
+             "{\"what\":\"GMAC spent / (evaluations x the unpruned full network's GMAC)\",\"base_gmacs\":%.6g}",
+             r->base_gmacs);
     snprintf(mac_proto, sizeof mac_proto,
              "{\"convention\":\"multiply-adds (1 MAC = 1 multiply-add; GFLOPs = 2 x GMAC); GEMMs, attention, "
              "convolutions; elementwise ops and norms not counted\",\"evals_per_image\":%d}",
@@ -263,6 +268,7 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
     Metric m[] = {
         {fd_metric, r->fd, "", fd_proto, -1},
         {"layers_ratio", r->layers_ratio, "", layers_proto, -1},
+        {"compute_ratio", r->compute_ratio, "", compute_proto, -1},
         {"gmacs_per_image", r->gmacs, "GMAC", mac_proto, -1},
         {"gflops_per_image", r->gflops, "GFLOP", mac_proto, -1},
         {"seconds_per_image", r->seconds, "s", time_proto, -1},
@@ -457,6 +463,8 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         r.blocks_available = account.image_evals * c->num_blocks;
         r.layers_ratio = (double)r.blocks_evaluated / (double)r.blocks_available;
         r.gmacs = account.macs / n / 1e9;
+        r.base_gmacs = method_base_macs(me, c) / 1e9;
+        r.compute_ratio = account.macs / ((double)account.image_evals * method_base_macs(me, c));
         r.gflops = 2 * r.gmacs;
         r.seconds = seconds / n;
         if (a->name) snprintf(run_name, sizeof run_name, "%s", a->name);
@@ -466,10 +474,11 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     if (rc == 0) {
         char refn[32];
         printf("%s = %.4f (N = %ld, %s features %s, ref %s %s, sampler %s %d steps, seed %llu, %s weights)"
-               " layers %.1f%% %.3g GMAC/image %.4g s/image\n",
+               " layers %.1f%% compute %.1f%% %.3g GMAC/image %.4g s/image\n",
                p.fd_name, r.fd, n, !strcmp(fn.name, "fmnist") ? "proxy" : "Inception", fn.weights, a->ref,
                fd_n_label(er.stats.n, refn, sizeof refn), sampler_kind_name(sc.kind), sc.steps,
-               (unsigned long long)sc.seed, !strcmp(p.weights_kind, "ema") ? "EMA" : p.weights_kind, 100 * r.layers_ratio, r.gmacs, r.seconds);
+               (unsigned long long)sc.seed, !strcmp(p.weights_kind, "ema") ? "EMA" : p.weights_kind, 100 * r.layers_ratio,
+               100 * r.compute_ratio, r.gmacs, r.seconds);
         printf("  model %s sha256 %.16s, %d blocks, method %s threshold %g, %.4g GMAC per evaluation x %d "
                "evaluations per image (1 MAC = 1 multiply-add; %.3g GFLOPs/image)\n",
                a->model, p.model_sha256, c->num_blocks, p.method, p.threshold, r.gmacs / p.evals_per_image,

@@ -79,6 +79,18 @@ static int print_method(const char *name, const char *options_json, const char *
     printf("\nmethod       %s %s\n", name, opts);
     free(opts);
     printf("parameters   %zu (%.3f M) beside the backbone's\n", n, n / 1e6);
+    if (me->kind->macs_base) {   /* a pruned network (S-Pruning) against the one it came from */
+        UViTMacs now;
+        uvit_macs(c, &now);
+        double base = method_base_macs(me, c);
+        printf("compute ratio %.4f: %.6f G MAC of the unpruned network's %.6f\n", now.total / base,
+               now.total / 1e9, base / 1e9);
+    }
+    if (!me->kind->macs_estimator && !me->kind->macs_head && !me->kind->probe) {
+        printf("exits        none: every image evaluation runs the whole network\n");
+        method_free(me, NULL);
+        return 0;
+    }
     double est = me->kind->macs_estimator ? me->kind->macs_estimator(me, c) : 0;
     double head = me->kind->macs_head ? me->kind->macs_head(me, c) : 0;
     printf("estimator    %.4f MMAC per image at every block passed (before the last)\n", est / 1e6);

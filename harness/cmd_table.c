@@ -40,7 +40,7 @@ typedef struct {
     int64_t run_id;
     char *name, *git_commit, *machine, *cpu, *backend, *finished_at;
     cJSON *config;
-    double fd, layers_ratio, gmacs, gflops, seconds;   /* NAN when missing */
+    double fd, layers_ratio, compute_ratio, gmacs, gflops, seconds;   /* NAN when missing */
     const char *fd_label;                              /* "FD-FMNIST-1k" (from config.metric) */
 } Row;
 
@@ -64,18 +64,52 @@ static const char *dataset_title(const char *d)
     return d;
 }
 
+/* the paper's names of the methods, in the paper's row order */
+static const struct {
+    const char *method, *title;
+} method_titles[] = {{"none", "U-ViT"}, {"uvit", "U-ViT"}, {"berxit", "BERxiT"}, {"calm", "CALM"},
+                     {"calm-meta", "CALM meta-classifier"}, {"spruning", "S-Pruning"}, {"static", "Static exit"},
+                     {"deediff", "DeeDiff"}};
+#define NUM_TITLES (int)(sizeof method_titles / sizeof method_titles[0])
+
+static int is_pruning(const Row *r) { return !strcmp(cfg_str(r, "method"), "spruning"); }
+
 /* "U-ViT" (method none; "uvit" in databases before the methods came),
-   "DeeDiff w/o EE (FILE)" (threshold 0: the paper's name), "DeeDiff (T = 0.1; FILE)" */
+   "S-Pruning (FILE)", "DeeDiff w/o EE (FILE)" (threshold 0: the paper's
+   name), "DeeDiff (T = 0.1; FILE)" */
 static const char *method_title(const Row *r, char *buf, size_t n)
 {
     const char *m = cfg_str(r, "method");
     double th = cfg_num(r, "threshold");
-    if (!strcmp(m, "uvit") || !strcmp(m, "none")) return "U-ViT";
-    const char *name = !strcmp(m, "deediff") ? "DeeDiff" : m, *file = strrchr(cfg_str(r, "model"), '/');
+    const char *name = m;
+    for (int i = 0; i < NUM_TITLES; i++)
+        if (!strcmp(m, method_titles[i].method)) name = method_titles[i].title;
+    if (!strcmp(m, "uvit") || !strcmp(m, "none")) return name;
+    const char *file = strrchr(cfg_str(r, "model"), '/');
     file = file ? file + 1 : cfg_str(r, "model");
-    if (th > 0) snprintf(buf, n, "%s (T = %g; %s)", name, th, file);
+    if (is_pruning(r)) snprintf(buf, n, "%s (%s)", name, file);
+    else if (th > 0) snprintf(buf, n, "%s (T = %g; %s)", name, th, file);
     else snprintf(buf, n, "%s w/o EE (%s)", name, file);
     return buf;
+}
+
+static int method_rank(const Row *r)
+{
+    for (int i = 0; i < NUM_TITLES; i++)
+        if (!strcmp(cfg_str(r, "method"), method_titles[i].method)) return i;
+    return NUM_TITLES;
+}
+
+static int row_order(const void *pa, const void *pb)
+{
+    const Row *a = pa, *b = pb;
+    int c = strcmp(cfg_str(a, "dataset"), cfg_str(b, "dataset"));
+    if (c) return c;
+    if (method_rank(a) != method_rank(b)) return method_rank(a) - method_rank(b);
+    c = strcmp(cfg_str(a, "model"), cfg_str(b, "model"));
+    if (c) return c;
+    double ta = cfg_num(a, "threshold"), tb = cfg_num(b, "threshold");
+    return (ta > tb) - (ta < tb);
 }
 
 static char *col_dup(sqlite3_stmt *q, int i)
@@ -116,7 +150,7 @@ static int read_rows(Store *st, Row *rows, int *n)
         r->cpu = col_dup(q, 5);
         r->backend = col_dup(q, 6);
         r->finished_at = col_dup(q, 7);
-        r->fd = r->layers_ratio = r->gmacs = r->gflops = r->seconds = NAN;
+        r->fd = r->layers_ratio = r->compute_ratio = r->gmacs = r->gflops = r->seconds = NAN;
         r->fd_label = cfg_str(r, "metric");
         sqlite3_reset(m);
         sqlite3_bind_int64(m, 1, r->run_id);
@@ -125,6 +159,7 @@ static int read_rows(Store *st, Row *rows, int *n)
             double v = sqlite3_column_double(m, 1);
             if (!strcmp(name, "fd_fmnist") || !strcmp(name, "fid")) r->fd = v;
             else if (!strcmp(name, "layers_ratio")) r->layers_ratio = v;
+            else if (!strcmp(name, "compute_ratio")) r->compute_ratio = v;
             else if (!strcmp(name, "gmacs_per_image")) r->gmacs = v;
             else if (!strcmp(name, "gflops_per_image")) r->gflops = v;
             else if (!strcmp(name, "seconds_per_image")) r->seconds = v;
@@ -145,9 +180,10 @@ static void free_rows(Row *rows, int n)
     }
 }
 
-/* keeps the rows of the listed models and, for early-exit methods, the
-   listed thresholds (NULL lists keep everything) */
-static void filter_rows(Row *rows, int *n, const char *models, const char *thresholds)
+/* keeps the rows of the listed models and methods and, for early-exit
+   methods, the listed thresholds (NULL lists keep everything), in the
+   paper's order: dataset, method, model, threshold */
+static void filter_rows(Row *rows, int *n, const char *models, const char *methods, const char *thresholds)
 {
     int kept = 0;
     for (int i = 0; i < *n; i++) {
@@ -155,10 +191,14 @@ static void filter_rows(Row *rows, int *n, const char *models, const char *thres
         char th[32];
         snprintf(th, sizeof th, "%g", isnan(cfg_num(&rows[i], "threshold")) ? 0 : cfg_num(&rows[i], "threshold"));
         int plain = !strcmp(m, "none") || !strcmp(m, "uvit");
-        if (cli_listed(models, cfg_str(&rows[i], "model")) && (plain || cli_listed(thresholds, th))) rows[kept++] = rows[i];
-        else free_rows(&rows[i], 1);
+        if (cli_listed(models, cfg_str(&rows[i], "model")) && (plain || cli_listed(methods, m)) &&
+            (plain || is_pruning(&rows[i]) || cli_listed(thresholds, th)))
+            rows[kept++] = rows[i];
+        else
+            free_rows(&rows[i], 1);
     }
     *n = kept;
+    qsort(rows, (size_t)kept, sizeof *rows, row_order);
 }
 
 /* "1.000" for the full network, "0.523 (-47.7%)" below it */
@@ -178,13 +218,19 @@ static void fmt_num(double v, const char *fmt, char *buf, size_t size)
 /* a row's measured cells, formatted once for both renderings; pct is the
    percent sign of the output language */
 typedef struct {
-    char fd[64], lr[64], gm[32], gf[32], sec[32];
+    char fd[64], lr[80], gm[32], gf[32], sec[32];
 } Cells;
 
 static void format_cells(const Row *r, const char *pct, Cells *c)
 {
     fmt_num(r->fd, "%.2f", c->fd, sizeof c->fd);
-    fmt_ratio(r->layers_ratio, c->lr, sizeof c->lr, pct);
+    if (is_pruning(r)) {   // every block runs; what falls is each block's width
+        char ratio[48];
+        fmt_ratio(r->compute_ratio, ratio, sizeof ratio, pct);
+        snprintf(c->lr, sizeof c->lr, "compute %s", ratio);
+    } else {
+        fmt_ratio(r->layers_ratio, c->lr, sizeof c->lr, pct);
+    }
     fmt_num(r->gmacs, "%.2f", c->gm, sizeof c->gm);
     fmt_num(r->gflops, "%.2f", c->gf, sizeof c->gf);
     fmt_num(r->seconds, "%.4f", c->sec, sizeof c->sec);
@@ -199,7 +245,9 @@ static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
                    "not FID; it does not compare with FID values); FID-N uses Inception pool3. GMAC and GFLOPs are per\n"
                    "generated image over all sampling steps (1 MAC = 1 multiply-add, GFLOPs = 2 x GMAC); the cost of\n"
                    "one network forward, the unit of the paper's GFLOPs column, is in each row's protocol. s/image is\n"
-                   "the measured wall clock of sampling (network and sampler) divided by N.\n\n", db);
+                   "the measured wall clock of sampling (network and sampler) divided by N. S-Pruning runs every\n"
+                   "block at reduced width: its ratio cell is its compute ratio (GMAC against the unpruned network's),\n"
+                   "labelled \"compute\", where the early-exit rows give the layers ratio.\n\n", db);
     if (n == 0) text_printf(t, "No finished eval runs in `%s` yet: `make table1` runs one.\n\n", db);
     text_printf(t, "| Dataset | Method | FD / FID (N) | Layers ratio | GMAC/image | GFLOPs/image | s/image |\n");
     text_printf(t, "|---|---|---|---|---|---|---|\n");
@@ -211,9 +259,7 @@ static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
         text_printf(t, "| %s | %s | %s %s | %s | %s | %s | %s |\n", dataset_title(cfg_str(r, "dataset")),
                     method_title(r, title, sizeof title), r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
     }
-    text_printf(t, "\nBERxiT, CALM, S-Pruning: not implemented yet (the next issue); this table has the "
-                   "U-ViT and DeeDiff rows only.\n\n");
-    text_printf(t, "## Protocol of each row\n\n");
+    text_printf(t, "\n## Protocol of each row\n\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
         double evals = cfg_num(r, "evals_per_image");
@@ -281,7 +327,7 @@ static void render_tex(TextBuf *t, const Row *rows, int n)
         text_printf(t, " & %s %s & %s & %s & %s & %s \\\\\n", r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
     }
     text_printf(t, "\\hline\n\\end{tabular}\n"
-                   "%% BERxiT, CALM, S-Pruning: not implemented yet (the next issue)\n");
+                   "%% S-Pruning's ratio cell is its compute ratio, the others' the layers ratio\n");
 }
 
 /* path with its extension replaced by .tex ("paper/tables/table1.md" -> ".../table1.tex") */
@@ -298,20 +344,25 @@ static char *tex_path(const char *md)
 
 int cmd_table(int argc, char **argv)
 {
-    const char *db = NULL, *output = NULL, *model = NULL, *baseline = NULL, *models = NULL, *thresholds = NULL;
+    const char *db = NULL, *output = NULL, *model = NULL, *baseline = NULL, *models = NULL, *thresholds = NULL,
+               *method = NULL, *methods = NULL;
     const CliOpt opts[] = {
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &db, NULL, 0},
         {"--output", "T.md", "also write the Markdown here (table 1: and a LaTeX tabular next to it, T.tex)",
          &output, NULL, 0},
         {"--model", "M", "sweep: the early-exit model file, as eval's --model named it", &model, NULL, 0},
         {"--baseline", "B", "sweep: a plain model evaluated alone, shown as an extra row", &baseline, NULL, 0},
+        {"--method", "NAME", "sweep: only the runs of this method (a file run by several: static on deediff's "
+         "heads; default: any early-exit method)", &method, NULL, 0},
         {"--models", "M,M..", "table 1: only these model files (as eval's --model named them)", &models, NULL, 0},
+        {"--methods", "M,M..", "table 1: only these methods (deediff methods lists them; U-ViT rows stay)", &methods,
+         NULL, 0},
         {"--thresholds", "T,T..", "table 1: only these early-exit thresholds (as %g prints them: 0,0.15)", &thresholds,
          NULL, 0},
     };
     const char *pos[1];
     int npos = 0;
-    int rc = cli_parse("table", "1 | sweep --model M [--baseline B] [--db PATH] [--output T.md]",
+    int rc = cli_parse("table", "1 | sweep --model M [--method NAME] [--baseline B] [--db PATH] [--output T.md]",
                        "Renders the paper's Table 1 from the eval runs in the results database (deediff eval): "
                        "one row per\n(model, method, threshold, dataset), its latest run, with the protocol of "
                        "every row and the paper's own\nnumbers in a separate section. 'sweep' renders one "
@@ -331,7 +382,7 @@ int cmd_table(int argc, char **argv)
     if (sweep) {
         TextBuf md;
         text_init(&md);
-        rc = table_sweep_render(&st, model, baseline, &md);
+        rc = table_sweep_render(&st, model, method, baseline, &md);
         store_close(&st);
         if (rc == 0) fwrite(md.data, 1, md.len, stdout);
         if (rc == 0 && output) rc = text_write_atomic(&md, output);
@@ -342,7 +393,7 @@ int cmd_table(int argc, char **argv)
     int n = 0;
     rc = read_rows(&st, rows, &n);
     store_close(&st);
-    if (rc == 0) filter_rows(rows, &n, models, thresholds);
+    if (rc == 0) filter_rows(rows, &n, models, methods, thresholds);
     if (rc == 0) {
         TextBuf md, tex;
         text_init(&md);

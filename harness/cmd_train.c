@@ -21,7 +21,7 @@ int cmd_train(int argc, char **argv)
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
         {"--config", "C.json", "training configuration (format: harness/train_config.h)", &config, NULL, 0},
-        {"--method", "NAME", "train a method's parameters too (none, deediff): method.name", &method, NULL, 0},
+        {"--method", "NAME", "train a method's parameters too (deediff methods lists them): method.name", &method, NULL, 0},
         {"--backbone", "B.safetensors", "start from this pretrained U-ViT: output.init", &backbone, NULL, 0},
         {"--resume", "CKPT", "continue a run from its checkpoint, bit for bit", &resume, NULL, 0},
         RUN_OPTIONS(ro),
@@ -30,8 +30,8 @@ int cmd_train(int argc, char **argv)
     int n = 0;
     int rc = cli_parse("train", "--config C.json | --method M --backbone B [--resume CKPT] [section.key=value ...]",
                        "Trains a U-ViT by VPSDE noise prediction with AdamW and EMA as U-ViT does, and a "
-                       "method's\nparameters with it (deediff: method.heads, uem, uem_buckets, uem_time_input, "
-                       "ual_detach_u,\nlayer_loss, lambda, beta; train.freeze_backbone=true trains them alone). "
+                       "method's\nparameters with it (method.KEY=VALUE: deediff methods lists each method's options; "
+                       "train.freeze_backbone=true\ntrains them alone). "
                        "Overrides such as train.steps=200 optim.lr=1e-4 replace keys of the file. "
                        "Progress goes to stderr, the log to SQLite (output.db), the checkpoint to "
                        "output.dir/checkpoint.safetensors.",

@@ -17,11 +17,14 @@ int cmd_train_fmnist_features(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_table(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_methods(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
     {"info", "show a model's configuration, parameter count and multiply-adds", cmd_info},
     {"train", "train a U-ViT (VPSDE, AdamW, EMA) with checkpoints and exact resume", cmd_train},
+    {"prune", "S-Pruning (Diff-Pruning): prune a U-ViT's heads and MLP units to a compute ratio", cmd_prune},
     {"log", "a training run's loss curve from the results database, as a table", cmd_log},
     {"sample", "draw images from a U-ViT checkpoint (PNG, grid, manifest)", cmd_sample},
     {"bench", "performance as ratios to OpenBLAS sgemm and to PyTorch, one run", cmd_bench},
@@ -34,5 +37,6 @@ const CliCommand cli_commands[] = {
     {"table", "render a paper table (1) from the eval runs in the results database", cmd_table},
     {"analyze", "data of the paper's figures 1, 3, 4, 6 (exit MSE, loss by t, uncertainty maps, error accumulation)",
      cmd_analyze},
+    {"methods", "list every method (--method NAME) with one line each and its options", cmd_methods},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

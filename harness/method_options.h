@@ -18,10 +18,11 @@ typedef struct {
 } MethodOptions;
 
 #define METHOD_OPTIONS(mo)                                                                              \
-    {"--method", "NAME", "method: none, deediff (default: the model file's own; none runs any file's "  \
-     "backbone alone)", &(mo).method, NULL, 0},                                                         \
+    {"--method", "NAME", "method (deediff methods lists them; default: the model file's own; none runs " \
+     "any file's backbone alone, another method any file holding its parameters)", &(mo).method, NULL, 0}, \
     {"--threshold", "T", "early-exit threshold in [0, 1]: an image leaves at the first exit whose "     \
-     "score is below T (0: never, 1: always at the first; default 0)", &(mo).threshold, NULL, 0}
+     "score is below T (0: never, 1: always at the first; static: block L-1-round(T L); default 0)",     \
+     &(mo).threshold, NULL, 0}
 
 /* the threshold, checked against [0, 1]; -1 + err_msg() naming the flag */
 int method_options_threshold(const MethodOptions *mo, double *threshold);

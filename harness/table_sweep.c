@@ -51,20 +51,23 @@ static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 }
 
 /* the latest finished eval run of `model` per threshold, by threshold: runs
-   of its own method (plain 0), or of method none (plain 1, a baseline) */
-static int read_sweep(Store *st, const char *model, int plain, SweepRow *rows, int *n)
+   of method `method` ("none": the plain network; NULL: any early-exit method) */
+static int read_sweep(Store *st, const char *model, const char *method, SweepRow *rows, int *n)
 {
     static const char *sql =
         "SELECT id, json_extract(config, '$.threshold'), json_extract(config, '$.metric'), "
         "json_extract(config, '$.sampler'), json_extract(config, '$.steps'), json_extract(config, '$.n'), cpu, "
         "finished_at FROM runs WHERE id IN (SELECT max(id) FROM runs WHERE kind = 'eval' AND status = 'done' "
-        "AND json_extract(config, '$.model') = ? AND (json_extract(config, '$.method') IN ('none', 'uvit')) = ? "
+        "AND json_extract(config, '$.model') = ?1 AND CASE WHEN ?2 IS NULL "
+        "THEN json_extract(config, '$.method') NOT IN ('none', 'uvit') WHEN ?2 = 'none' "
+        "THEN json_extract(config, '$.method') IN ('none', 'uvit') ELSE json_extract(config, '$.method') = ?2 END "
         "GROUP BY json_extract(config, '$.threshold')) ORDER BY json_extract(config, '$.threshold')";
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
         return err_set("%s: reading eval runs: %s", st->path, sqlite3_errmsg(st->db));
     sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 2, plain);
+    if (method) sqlite3_bind_text(q, 2, method, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(q, 2);
     *n = 0;
     while (*n < SWEEP_MAX && sqlite3_step(q) == SQLITE_ROW) {
         SweepRow *r = &rows[(*n)++];
@@ -97,20 +100,23 @@ static void row_line(TextBuf *t, const char *what, const SweepRow *r, const Swee
     text_printf(t, " %s %d, N %d | run %lld, %s |\n", r->sampler, r->steps, r->n, (long long)r->id, r->finished);
 }
 
-int table_sweep_render(Store *st, const char *model, const char *baseline, TextBuf *t)
+int table_sweep_render(Store *st, const char *model, const char *method, const char *baseline, TextBuf *t)
 {
     SweepRow rows[SWEEP_MAX], base[SWEEP_MAX];
     int n = 0, nb = 0;
-    if (read_sweep(st, model, 0, rows, &n)) return -1;
-    if (baseline && read_sweep(st, baseline, 1, base, &nb)) return -1;
-    if (n == 0) return err_set("--model: %s: no finished eval runs of this file in %s", model, st->path);
+    if (read_sweep(st, model, method, rows, &n)) return -1;
+    if (baseline && read_sweep(st, baseline, "none", base, &nb)) return -1;
+    if (n == 0)
+        return err_set("--model: %s: no finished eval runs of this file%s%s in %s", model,
+                       method ? " with method " : "", method ? method : "", st->path);
     const SweepRow *ref = NULL;
     for (int i = 0; i < n; i++)
         if (rows[i].threshold == 0) ref = &rows[i];
-    text_printf(t, "# Threshold sweep of `%s`\n\nDrawn by `deediff table sweep` from `%s`. Layer saving = 1 - "
+    text_printf(t, "# Threshold sweep of `%s`%s%s\n\nDrawn by `deediff table sweep` from `%s`. Layer saving = 1 - "
                    "layers ratio; wall saving = 1 - (s/image) / (s/image of the same weights at threshold 0, "
                    "the w/o EE row); ratio = wall saving / layer saving. GMAC/image counts every multiply-add "
-                   "spent (blocks run, exit heads, estimators; 1 MAC = 1 multiply-add).\n\n", model, st->path);
+                   "spent (blocks run, exit heads, estimators; 1 MAC = 1 multiply-add).\n\n", model,
+                method ? ", method " : "", method ? method : "", st->path);
     text_printf(t, "| threshold | %s | layers ratio | layer saving | GMAC/image | s/image | wall saving | ratio "
                    "| protocol | run |\n|---|---|---|---|---|---|---|---|---|---|\n",
                    rows[0].metric[0] ? rows[0].metric : "FD");

@@ -9,9 +9,10 @@
 #include "store.h"
 #include "text_file.h"
 
-/* Markdown of the sweep of model file `model` (as eval's --model named it),
+/* Markdown of the sweep of model file `model` (as eval's --model named it)
+   run with method `method` (NULL: any early-exit method, for a file with one),
    with the plain model `baseline` (NULL: none) as an extra row; -1 +
    err_msg() when the database has no runs of the model */
-int table_sweep_render(Store *st, const char *model, const char *baseline, TextBuf *t);
+int table_sweep_render(Store *st, const char *model, const char *method, const char *baseline, TextBuf *t);
 
 #endif

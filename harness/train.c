@@ -43,26 +43,25 @@ typedef struct {
     char ckpt_path[1100];
 } Trainer;
 
-/* the data set fits the model? */
-static int check_data(const Trainer *t)
+int train_check_data(const TrainConfig *tc, const Dataset *ds)
 {
-    const UViTConfig *c = &t->tc->model;
-    const Dataset *ds = t->ds;
-    const char *src = t->tc->source;
+    const UViTConfig *c = &tc->model;
+    const char *src = tc->source;
+    int conditional = c->num_classes > 0;
     if (ds->c != c->in_chans || ds->h != c->img_size || ds->w != c->img_size)
         return err_set("%s: data.dataset: %s items are %dx%dx%d, the model takes %dx%dx%d", src, ds->name,
                        ds->c, ds->h, ds->w, c->in_chans, c->img_size, c->img_size);
-    if (t->conditional && ds->num_classes == 0)
+    if (conditional && ds->num_classes == 0)
         return err_set("%s: data.dataset: %s has no labels, the model is class-conditional",
                        src, ds->name);
-    if (t->conditional && ds->num_classes > c->num_classes - (t->tc->p_uncond > 0))
+    if (conditional && ds->num_classes > c->num_classes - (tc->p_uncond > 0))
         return err_set("%s: model.num_classes: %d is too few for %s's %d classes%s", src,
                        c->num_classes,
-                       ds->name, ds->num_classes, t->tc->p_uncond > 0 ? " plus the null class" : "");
-    if (t->tc->batch > ds->n)
-        return err_set("%s: train.batch: %d is more than the %lld items of %s", src, t->tc->batch,
+                       ds->name, ds->num_classes, tc->p_uncond > 0 ? " plus the null class" : "");
+    if (tc->batch > ds->n)
+        return err_set("%s: train.batch: %d is more than the %lld items of %s", src, tc->batch,
                        (long long)ds->n, ds->name);
-    if (t->tc->flip && !ds->can_flip)
+    if (tc->flip && !ds->can_flip)
         return err_set("%s: data.flip: %s cannot be flipped", src, ds->name);
     return 0;
 }
@@ -94,6 +93,21 @@ static int init_weights(Trainer *t)
     return rc;
 }
 
+/* a method started from another method's model takes what the file holds
+   of its parameters (calm-meta: calm's heads); the rest keep their init */
+static int take_method_params(Trainer *t)
+{
+    if (!t->tc->init[0] || !t->me->num_params) return 0;
+    SafeTensors st;
+    if (st_open(&st, t->tc->init)) return -1;
+    int taken = method_take_params(t->me, &t->run->ctx, &st, uvit_default_prefix(&st));
+    st_close(&st);
+    if (taken > 0)
+        fprintf(stderr, "train: %d of the %d %s parameters from %s\n", taken, t->me->num_params,
+                t->me->kind->name, t->tc->init);
+    return taken < 0 ? -1 : 0;
+}
+
 /* everything that can fail on input, before anything is written */
 static int prepare(Trainer *t, const char *resume)
 {
@@ -102,13 +116,14 @@ static int prepare(Trainer *t, const char *resume)
     train_config_dataset(t->tc, &spec);
     if (dataset_open(&spec, &t->ds)) return -1;
     t->conditional = t->tc->model.num_classes > 0;
-    if (check_data(t)) return -1;
+    if (train_check_data(t->tc, t->ds)) return -1;
     uvit_create(&t->m, ctx, &t->tc->model);
     if (init_weights(t)) return -1;
     if (method_new(&t->me, t->tc->method)) return -1;
     if (method_set_options_json(t->me, t->tc->method_options, t->tc->source)) return -1;
     method_create_params(t->me, ctx, &t->m);
     method_init_from_backbone(t->me, ctx, &t->m, t->tc->seed);
+    if (take_method_params(t)) return -1;
     optim_create(&t->o, ctx, &t->tc->optim, t->m.weights, t->m.total);
     if (t->me->total) optim_create(&t->om, ctx, &t->tc->optim, t->me->weights, t->me->total);
     t->saved_step = -1;

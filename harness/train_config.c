@@ -161,6 +161,33 @@ static int model_from_backbone(cJSON *root, const char *init, const char *path)
     return 0;
 }
 
+/* a backbone file of the run's own method (output.init) lends the run the
+   options it was made with (spruning: its ratio and base GMAC); keys the
+   configuration gives win */
+static int inherit_method_options(cJSON *root)
+{
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "output"), "init");
+    cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "method");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(sec, "name");
+    if (!cJSON_IsString(init) || !init->valuestring[0] || !cJSON_IsObject(sec) || !cJSON_IsString(name) ||
+        !strcmp(name->valuestring, "none"))
+        return 0;
+    SafeTensors st;
+    if (st_open(&st, init->valuestring)) return -1;
+    const char *json = strcmp(method_of_file(&st), name->valuestring) ? NULL : st_metadata(&st, "method_options");
+    cJSON *opts = json ? cJSON_Parse(json) : NULL;
+    st_close(&st);
+    if (json && !cJSON_IsObject(opts)) {
+        cJSON_Delete(opts);
+        return err_set("%s: __metadata__: method_options: not a JSON object", init->valuestring);
+    }
+    for (const cJSON *it = opts ? opts->child : NULL; it; it = it->next)
+        if (!cJSON_GetObjectItemCaseSensitive(sec, it->string))
+            cJSON_AddItemToObject(sec, it->string, cJSON_Duplicate(it, 1));
+    cJSON_Delete(opts);
+    return 0;
+}
+
 /* applies "section.key=value" to the JSON tree (creating the section) */
 static int apply_override(cJSON *root, const char *ov)
 {
@@ -279,6 +306,7 @@ int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
         const cJSON *init = cJSON_GetObjectItemCaseSensitive(out, "init");
         rc = model_from_backbone(root, cJSON_IsString(init) ? init->valuestring : "", path);
     }
+    if (rc == 0) rc = inherit_method_options(root);
     if (rc == 0) rc = parse_tree(tc, root, path);
     if (rc == 0) rc = validate(tc, path);
     if (rc == 0) tc->json = cJSON_PrintUnformatted(root);

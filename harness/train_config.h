@@ -17,13 +17,15 @@
  *     "output": { "dir": "results/runs/NAME", "db": "results/results.db",
  *                 "export": "" (a plain EMA model file written at the end),
  *                 "init": "" (start from these weights: a pretrained backbone) },
- *     "method": { "name": "none" (model/method.h: none, deediff), and the
+ *     "method": { "name": "none" (model/method.h; deediff methods lists them), and the
  *                 method's own options, e.g. "uem_buckets": 4 (deediff
  *                 --help lists them) }
  *   }
  * train.freeze_backbone (false) trains only the method's parameters.
  * "model" may be left out when output.init names a backbone: its
  * configuration is then the backbone's; when both are given they must agree.
+ * When output.init is a file of the run's method, the method options the
+ * file records are the run's, except those the configuration gives.
  * The optim defaults are U-ViT's CIFAR-10 settings. An override is
  * "section.key=value" (e.g. train.steps=200 optim.lr=1e-4); its value is
  * read as JSON when it parses as JSON, else as a string.

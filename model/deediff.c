@@ -32,7 +32,7 @@
 #include "../kernels/errors.h"
 #include "../kernels/philox.h"
 #include "early_exit.h"
-#include "exit_head.h"
+#include "exit_heads.h"
 #include "method.h"
 
 typedef struct {
@@ -40,9 +40,6 @@ typedef struct {
     double lambda, beta;
 } DeeDiffOptions;
 
-typedef struct {
-    int norm_w, norm_b, dec_w, dec_b, final_w, final_b;
-} HeadIndex;
 typedef struct {
     int proj_w, time_w, bias;
 } UemIndex;
@@ -62,7 +59,7 @@ typedef struct {
 typedef struct {
     DeeDiffOptions o;
     int exits;                      /* num_blocks - 1 */
-    HeadIndex head[UVIT_MAX_BLOCKS];
+    ExitHeadSet heads;
     UemIndex uem[UVIT_MAX_BLOCKS];
     TrainBuffers tb;
 } DeeDiff;
@@ -79,50 +76,24 @@ static int deediff_create(Method *me)
 
 static void deediff_destroy(Method *me) { free(me->impl); }
 
-static int parse_bool(const char *key, const char *v, int *out)
-{
-    if (!strcmp(v, "true") || !strcmp(v, "1")) *out = 1;
-    else if (!strcmp(v, "false") || !strcmp(v, "0")) *out = 0;
-    else return err_set("method.%s: '%s' is not true or false", key, v);
-    return 0;
-}
-
-static int parse_choice(const char *key, const char *v, const char *a, const char *b, int *is_b)
-{
-    if (!strcmp(v, a)) *is_b = 0;
-    else if (!strcmp(v, b)) *is_b = 1;
-    else return err_set("method.%s: '%s' is not %s or %s", key, v, a, b);
-    return 0;
-}
-
-static int parse_number(const char *key, const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !(x >= lo && x <= hi))
-        return err_set("method.%s: '%s' is not a number in [%g, %g]", key, v, lo, hi);
-    *out = x;
-    return 0;
-}
-
 static int deediff_set_option(Method *me, const char *key, const char *v)
 {
     DeeDiffOptions *o = &((DeeDiff *)me->impl)->o;
     CHECK(!me->params, "deediff: options are fixed once the parameters exist");
     double x = 0;
-    if (!strcmp(key, "heads")) return parse_choice(key, v, "per_layer", "shared", &o->shared_heads);
-    if (!strcmp(key, "uem")) return parse_choice(key, v, "per_layer", "shared", &o->shared_uem);
-    if (!strcmp(key, "layer_loss")) return parse_choice(key, v, "uncertainty", "plain", &o->plain_layer_loss);
-    if (!strcmp(key, "uem_time_input")) return parse_bool(key, v, &o->time_input);
-    if (!strcmp(key, "ual_detach_u")) return parse_bool(key, v, &o->ual_detach_u);
+    if (!strcmp(key, "heads")) return method_option_choice(key, v, "per_layer", "shared", &o->shared_heads);
+    if (!strcmp(key, "uem")) return method_option_choice(key, v, "per_layer", "shared", &o->shared_uem);
+    if (!strcmp(key, "layer_loss")) return method_option_choice(key, v, "uncertainty", "plain", &o->plain_layer_loss);
+    if (!strcmp(key, "uem_time_input")) return method_option_bool(key, v, &o->time_input);
+    if (!strcmp(key, "ual_detach_u")) return method_option_bool(key, v, &o->ual_detach_u);
     if (!strcmp(key, "uem_buckets")) {
-        if (parse_number(key, v, 1, 1000, &x) || x != (int)x)
+        if (method_option_number(key, v, 1, 1000, &x) || x != (int)x)
             return err_set("method.uem_buckets: '%s' is not a whole number in [1, 1000]", v);
         o->buckets = (int)x;
         return 0;
     }
-    if (!strcmp(key, "lambda")) return parse_number(key, v, 0, 1e6, &o->lambda);
-    if (!strcmp(key, "beta")) return parse_number(key, v, 0, 1e6, &o->beta);
+    if (!strcmp(key, "lambda")) return method_option_number(key, v, 0, 1e6, &o->lambda);
+    if (!strcmp(key, "beta")) return method_option_number(key, v, 0, 1e6, &o->beta);
     return err_set("method.%s: not an option of deediff (heads, uem, uem_buckets, uem_time_input, "
                    "ual_detach_u, layer_loss, lambda, beta)", key);
 }
@@ -146,10 +117,8 @@ static char *deediff_options_json(const Method *me)
 
 /* ---- parameters ---------------------------------------------------------------------- */
 
-#define P1(a, ...) method_add_param(me, 1, (int64_t[]){a}, __VA_ARGS__)
 #define P2(a, b, ...) method_add_param(me, 2, (int64_t[]){a, b}, __VA_ARGS__)
 #define P3(a, b, c, ...) method_add_param(me, 3, (int64_t[]){a, b, c}, __VA_ARGS__)
-#define P4(a, b, c, d, ...) method_add_param(me, 4, (int64_t[]){a, b, c, d}, __VA_ARGS__)
 
 static void deediff_build_params(Method *me, const UViTConfig *c)
 {
@@ -157,24 +126,10 @@ static void deediff_build_params(Method *me, const UViTConfig *c)
     ExitDims dm = exit_dims(c);
     int64_t K = d->o.buckets;
     d->exits = c->num_blocks - 1;
+    exit_heads_build(&d->heads, me, c, d->o.shared_heads);
     for (int i = 0; i < d->exits; i++) {
-        char h[32], u[32];
-        snprintf(h, sizeof h, d->o.shared_heads ? "head" : "heads.%d", i);
+        char u[32];
         snprintf(u, sizeof u, d->o.shared_uem ? "uem" : "uem.%d", i);
-        if (i == 0 || !d->o.shared_heads) {
-            HeadIndex *x = &d->head[i];
-            x->norm_w = P1(dm.D, "%s.norm.weight", h);
-            x->norm_b = P1(dm.D, "%s.norm.bias", h);
-            x->dec_w = P2(dm.P, dm.D, "%s.decoder_pred.weight", h);
-            x->dec_b = P1(dm.P, "%s.decoder_pred.bias", h);
-            x->final_w = x->final_b = -1;
-            if (c->conv) {
-                x->final_w = P4(dm.C, dm.C, 3, 3, "%s.final_layer.weight", h);
-                x->final_b = P1(dm.C, "%s.final_layer.bias", h);
-            }
-        } else {
-            d->head[i] = d->head[0];
-        }
         if (i == 0 || !d->o.shared_uem) {
             UemIndex *x = &d->uem[i];
             x->proj_w = P3(K, dm.P, dm.D, "%s.proj.weight", u);
@@ -188,11 +143,7 @@ static void deediff_build_params(Method *me, const UViTConfig *c)
 
 static ExitHead head_view(const Method *me, const float *base, int i)
 {
-    const HeadIndex *x = &((const DeeDiff *)me->impl)->head[i];
-    ExitHead h = {method_param(me, base, x->norm_w), method_param(me, base, x->norm_b),
-                  method_param(me, base, x->dec_w),  method_param(me, base, x->dec_b),
-                  method_param(me, base, x->final_w), method_param(me, base, x->final_b)};
-    return h;
+    return exit_heads_view(&((const DeeDiff *)me->impl)->heads, me, base, i);
 }
 
 static Uem uem_view(const Method *me, const float *base, int i)
@@ -204,27 +155,10 @@ static Uem uem_view(const Method *me, const float *base, int i)
     return q;
 }
 
-static void copy_param(Ctx *ctx, Tensor dst, Tensor src)
-{
-    CHECK(tensor_numel(dst) == tensor_numel(src), "deediff: head and backbone tail differ in size");
-    ctx_copy(ctx, dst.data, src.data, (size_t)tensor_numel(src) * sizeof(float));
-}
-
 /* heads: the backbone's tail; UEM weights normal(0, 0.02), biases 0 */
 static void deediff_init_params(Method *me, Ctx *ctx, const UViT *bb, uint64_t seed)
 {
-    DeeDiff *d = me->impl;
-    for (int i = 0; i < d->exits; i++) {
-        ExitHead h = head_view(me, me->weights, i);
-        copy_param(ctx, h.norm_w, bb->w.norm_w);
-        copy_param(ctx, h.norm_b, bb->w.norm_b);
-        copy_param(ctx, h.dec_w, bb->w.dec_w);
-        copy_param(ctx, h.dec_b, bb->w.dec_b);
-        if (bb->cfg.conv) {
-            copy_param(ctx, h.final_w, bb->w.final_w);
-            copy_param(ctx, h.final_b, bb->w.final_b);
-        }
-    }
+    exit_heads_init(&((DeeDiff *)me->impl)->heads, me, ctx, bb);
     for (int p = 0; p < me->num_params; p++) {
         const ParamInfo *pi = &me->params[p];
         if (!strstr(pi->name, ".proj.weight") && !strstr(pi->name, ".time.weight")) continue;
@@ -475,7 +409,7 @@ static double deediff_macs_head(const Method *me, const UViTConfig *c)
 const MethodKind method_deediff_kind = {
     .name = "deediff",
     .summary = "DeeDiff: exit heads, timestep-aware UEMs, uncertainty-aware layer-wise loss",
-    .options_help = "heads=per_layer|shared      an exit head per block (a copy of U-ViT's tail) or one for all\n"
+    .options_help = EXIT_HEADS_OPTION_HELP
                     "uem=per_layer|shared        a UEM per block (the paper) or one for all (ablation)\n"
                     "uem_buckets=4               timestep buckets with their own UEM weights (w_t, b_t)\n"
                     "uem_time_input=true         the timestep embedding is a UEM input ([L_i, t])\n"

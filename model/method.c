@@ -14,8 +14,15 @@
 
 extern const MethodKind method_none_kind;
 extern const MethodKind method_deediff_kind;
+extern const MethodKind method_spruning_kind;
+extern const MethodKind method_berxit_kind;
+extern const MethodKind method_calm_kind;
+extern const MethodKind method_calm_meta_kind;
+extern const MethodKind method_static_kind;
 
-static const MethodKind *const kinds[] = {&method_none_kind, &method_deediff_kind};
+static const MethodKind *const kinds[] = {&method_none_kind,      &method_deediff_kind, &method_berxit_kind,
+                                          &method_calm_kind,      &method_calm_meta_kind,
+                                          &method_static_kind,    &method_spruning_kind};
 #define NUM_KINDS (int)(sizeof kinds / sizeof kinds[0])
 
 const MethodKind *method_kind(const char *name)
@@ -24,6 +31,8 @@ const MethodKind *method_kind(const char *name)
         if (!strcmp(kinds[i]->name, name)) return kinds[i];
     return NULL;
 }
+
+const MethodKind *method_kind_at(int i) { return i >= 0 && i < NUM_KINDS ? kinds[i] : NULL; }
 
 const char *method_names(void)
 {
@@ -97,6 +106,34 @@ char *method_options_json(const Method *me)
     return me->kind->options_json ? me->kind->options_json(me) : xstrdup("{}");
 }
 
+/* ---- option values ------------------------------------------------------------- */
+
+int method_option_bool(const char *key, const char *v, int *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1")) *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "0")) *out = 0;
+    else return err_set("method.%s: '%s' is not true or false", key, v);
+    return 0;
+}
+
+int method_option_choice(const char *key, const char *v, const char *a, const char *b, int *is_b)
+{
+    if (!strcmp(v, a)) *is_b = 0;
+    else if (!strcmp(v, b)) *is_b = 1;
+    else return err_set("method.%s: '%s' is not %s or %s", key, v, a, b);
+    return 0;
+}
+
+int method_option_number(const char *key, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi))
+        return err_set("method.%s: '%s' is not a number in [%g, %g]", key, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
 /* ---- parameters ------------------------------------------------------------------- */
 
 int method_add_param(Method *me, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -164,6 +201,31 @@ int method_read_params(const Method *me, Ctx *ctx, const SafeTensors *st, const 
     return param_table_read(st, me->params, me->num_params, prefix, ctx, dst);
 }
 
+const char *method_missing_param(const Method *me, const SafeTensors *st, const char *prefix)
+{
+    char name[256];
+    for (int i = 0; i < me->num_params; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, me->params[i].name);
+        if (!st_find(st, name)) return me->params[i].name;
+    }
+    return NULL;
+}
+
+int method_take_params(Method *me, Ctx *ctx, const SafeTensors *st, const char *prefix)
+{
+    int taken = 0;
+    for (int i = 0; i < me->num_params; i++) {
+        const ParamInfo *p = &me->params[i];
+        char name[256];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        const StEntry *e = st_find(st, name);
+        if (!e || e->ndim != p->ndim || memcmp(e->shape, p->shape, (size_t)p->ndim * sizeof p->shape[0])) continue;
+        if (param_table_read(st, p, 1, prefix, ctx, me->weights)) return -1;
+        taken++;
+    }
+    return taken;
+}
+
 void method_write_params(const Method *me, Ctx *ctx, StWriter *w, const char *prefix, const float *src)
 {
     if (!me->total) return;
@@ -196,10 +258,6 @@ int method_load(const char *path, const char *requested, const char *prefix, Ctx
                      method_names());
     else if (!method_kind(name))
         rc = err_set("--method: '%s' is not a method (%s)", name, method_names());
-    else if (strcmp(name, "none") && strcmp(name, own))
-        rc = err_set("--method: %s: the file holds %s%s, not %s (train it with deediff train --method %s "
-                     "--backbone %s)", path, !strcmp(own, "none") ? "a plain backbone" : "a model of method ",
-                     !strcmp(own, "none") ? "" : own, name, name, path);
     if (rc == 0) rc = uvit_load_prefixed(backbone, ctx, path, prefix);
     int have_backbone = rc == 0;
     Method *me = NULL;
@@ -207,10 +265,18 @@ int method_load(const char *path, const char *requested, const char *prefix, Ctx
     const char *opts = st_metadata(&st, "method_options");
     char source[1100];
     snprintf(source, sizeof source, "%s: __metadata__: method_options", path);
-    if (rc == 0 && strcmp(name, "none") && opts) rc = method_set_options_json(me, opts, source);
+    if (rc == 0 && !strcmp(name, own) && strcmp(name, "none") && opts)
+        rc = method_set_options_json(me, opts, source);
     if (rc == 0) {
         method_create_params(me, ctx, backbone);
-        rc = method_read_params(me, ctx, &st, prefix, me->weights);
+        const char *missing = method_missing_param(me, &st, prefix);
+        if (missing)
+            rc = err_set("--method: %s: the file holds %s%s, without %s%s that %s needs (train it with deediff "
+                         "train --method %s --backbone %s)", path,
+                         !strcmp(own, "none") ? "a plain backbone" : "a model of method ",
+                         !strcmp(own, "none") ? "" : own, prefix, missing, name, name, path);
+        else
+            rc = method_read_params(me, ctx, &st, prefix, me->weights);
     }
     st_close(&st);
     if (rc) {
@@ -242,6 +308,14 @@ double exit_path_macs(const UViTConfig *cfg, int exit_block, int scored, double 
     double macs = m.embed + scored * macs_score;
     for (int i = 0; i <= exit_block; i++) macs += m.per_block[i];
     return macs + (exit_block == cfg->num_blocks - 1 ? m.decode : macs_head);
+}
+
+double method_base_macs(const Method *me, const UViTConfig *cfg)
+{
+    if (me->kind->macs_base) return me->kind->macs_base(me, cfg);
+    UViTMacs m;
+    uvit_macs(cfg, &m);
+    return m.total;
 }
 
 double method_macs_of_exit(const Method *me, const UViTConfig *cfg, int exit_block, int estimated)

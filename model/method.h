@@ -15,9 +15,10 @@
  *   - its per-image exit rule, as a NoisePredictor (model/sampler.h) that
  *     wraps the backbone: the samplers call it like the plain network.
  *
- * Kinds: "none" (the plain backbone, model/method_none.c) and "deediff"
- * (model/deediff.c). A baseline is one more MethodKind in its own file, and
- * so is a method that keeps per-image state across sampling steps: its
+ * Kinds: "none" (the plain backbone, model/method_none.c), "deediff"
+ * (model/deediff.c) and the baselines, one file each in baselines/:
+ * "berxit", "calm" and "calm-meta", "static", "spruning". A method that
+ * keeps per-image state across sampling steps is one more kind: its
  * predictor sees every image id and the evaluation index of every call.
  *
  * Using it (what `deediff train --method deediff` does):
@@ -109,6 +110,10 @@ typedef struct {
        estimator at every block passed, its head when taken); for deediff info */
     double (*macs_estimator)(const Method *me, const UViTConfig *cfg);
     double (*macs_head)(const Method *me, const UViTConfig *cfg);
+    /* multiply-adds per evaluation of the network the method's compute is
+       measured against, when it is not cfg's full network (S-Pruning: the
+       unpruned one); NULL: uvit_macs of cfg */
+    double (*macs_base)(const Method *me, const UViTConfig *cfg);
 } MethodKind;
 
 struct Method {
@@ -122,8 +127,10 @@ struct Method {
 };
 
 /* ---- the registry --------------------------------------------------------------- */
-/* "none", "deediff"; NULL when unknown */
+/* "none", "deediff", the baselines (baselines/); NULL when unknown */
 const MethodKind *method_kind(const char *name);
+/* the i-th kind of the registry, NULL past the last */
+const MethodKind *method_kind_at(int i);
 /* the names, comma-separated, for messages */
 const char *method_names(void);
 
@@ -135,6 +142,12 @@ int method_set_option(Method *me, const char *key, const char *value);
 /* options given as a JSON object {"key": value, ...}; source names it in errors */
 int method_set_options_json(Method *me, const char *json, const char *source);
 char *method_options_json(const Method *me);
+
+/* option values for set_option, -1 + err_set("method.KEY: ...") when bad:
+   true|false|1|0; one of two words (is_b: the second); a number in [lo, hi] */
+int method_option_bool(const char *key, const char *v, int *out);
+int method_option_choice(const char *key, const char *v, const char *a, const char *b, int *is_b);
+int method_option_number(const char *key, const char *v, double lo, double hi, double *out);
 
 /* the name table alone (no buffer), for counting */
 void method_build_table(Method *me, const UViTConfig *cfg);
@@ -155,6 +168,12 @@ Tensor method_param(const Method *me, const float *base, int index);
  * and "ema."; method_optim.m / .v hold the method's AdamW moments.       */
 /* the method a file was made for ("none" when it names none) */
 const char *method_of_file(const SafeTensors *st);
+/* the first method parameter the file lacks under prefix (NULL: none) */
+const char *method_missing_param(const Method *me, const SafeTensors *st, const char *prefix);
+/* takes every parameter the file holds under prefix with the same name and
+   shape into me->weights (a method trained from another's model: calm-meta
+   from calm's heads); the count taken, or -1 + err_set on a bad tensor */
+int method_take_params(Method *me, Ctx *ctx, const SafeTensors *st, const char *prefix);
 /* reads prefix + every method parameter into dst (a buffer of the method's layout) */
 int method_read_params(const Method *me, Ctx *ctx, const SafeTensors *st, const char *prefix, float *dst);
 void method_write_params(const Method *me, Ctx *ctx, StWriter *w, const char *prefix, const float *src);
@@ -163,9 +182,11 @@ void method_write_meta(const Method *me, StWriter *w);
 
 /* Opens a model file for sampling: the backbone and the method, both under
  * prefix ("", "ema.", "model."; NULL: the file's default, plain, else EMA,
- * else raw). `requested` NULL takes the file's own
- * method; "none" runs any file's backbone alone; any other kind must be the
- * file's. -1 + err_set naming the file or the flag. */
+ * else raw). `requested` NULL takes the file's own method (with the file's
+ * options); "none" runs any file's backbone alone; another kind (with its
+ * default options) runs when the file holds every parameter it needs, as
+ * the static exit on DeeDiff's heads. -1 + err_set naming the file or the
+ * flag. */
 int method_load(const char *path, const char *requested, const char *prefix, Ctx *ctx, UViT *backbone,
                 Method **me);
 
@@ -183,6 +204,9 @@ double method_macs_of_exit(const Method *me, const UViTConfig *cfg, int exit_blo
 /* the same for given costs: embedding, blocks 0..exit_block, `scored` scores
    of macs_score each, and macs_head (or U-ViT's tail after the last block) */
 double exit_path_macs(const UViTConfig *cfg, int exit_block, int scored, double macs_score, double macs_head);
+/* multiply-adds of one full evaluation of the network this method is
+   measured against (compute ratio = spent / this per evaluation) */
+double method_base_macs(const Method *me, const UViTConfig *cfg);
 /* counts one image evaluation into an account (NULL: nothing) */
 void sample_account_add(SampleAccount *acc, int64_t id, int eval, double t, int exit_block,
                         double macs, float uncertainty);

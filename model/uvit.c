@@ -217,7 +217,7 @@ static Tensor image(const UViTActs *a, const UViTConfig *c, void *p)
 
 Tensor uvit_hidden(const UViTActs *a, int block)
 {
-    return v3(a, a->hidden[block], a->T, a->D);
+    return v3(a, block < 0 ? a->h0 : a->hidden[block], a->T, a->D);
 }
 
 /* out blocks take a skip from the in block that mirrors them */

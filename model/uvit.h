@@ -93,7 +93,9 @@ void uvit_acts_destroy(Ctx *ctx, UViTActs *a);
    y[B] I64 or tensor_none() when unconditional -> out[B,C,H,W] */
 void uvit_forward(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t,
                   Tensor y, Tensor out);
-/* the hidden state [B, T, D] after block i of the last forward */
+/* the hidden state [B, T, D] after block i of the last forward (block -1:
+   the embedded tokens block 0 reads; valid until the next embed, and never
+   compacted by uvit_keep_rows) */
 Tensor uvit_hidden(const UViTActs *a, int block);
 /* backward of the last forward for dL/dout[B,C,H,W]; accumulates into
    m->grads (call uvit_zero_grads first) */

@@ -67,41 +67,72 @@ Tensor train_noise_dpred(const TrainNoise *tn) { return images(tn, tn->dpred); }
 Tensor train_noise_net_t(const TrainNoise *tn) { return tensor1(tn->net_t, DT_F32, tn->batch); }
 Tensor train_noise_y(const TrainNoise *tn) { return tensor1(tn->y, DT_I64, tn->batch); }
 
-void train_noise_draw(Ctx *ctx, TrainNoise *tn, Tensor x0, uint64_t seed, uint32_t step)
+/* image b at time t (continuous t, or discrete n held as a double): the
+   network's time input and the marginal's coefficients */
+static void set_time(TrainNoise *tn, int b, double t)
 {
-    // x0 is (B, C, H, W)
+    double cum_alpha, cum_beta;
+    tn->t[b] = t;
+    if (tn->kind == TRAIN_NOISE_DISCRETE) {
+        int n = (int)t;
+        tn->net_t_host[b] = (float)n;
+        cum_alpha = tn->disc.cum_alphas[n];
+        cum_beta = tn->disc.cum_betas[n];
+    } else {
+        tn->net_t_host[b] = (float)(t * VPSDE_T_SCALE);
+        cum_alpha = vpsde_cum_alpha(&tn->sde, t);
+        cum_beta = vpsde_cum_beta(&tn->sde, t);
+    }
+    tn->a[b] = (float)sqrt(cum_alpha);
+    tn->s[b] = (float)sqrt(cum_beta);
+}
+
+/* the batch x0[B,C,H,W] fits the buffers; sets tn->batch */
+static int check_batch(TrainNoise *tn, Tensor x0, const char *who)
+{
     CHECK(x0.ndim == 4 && x0.shape[0] >= 1 && x0.shape[0] <= tn->max_batch &&
           x0.shape[1] == tn->channels && x0.shape[2] == tn->height && x0.shape[3] == tn->width,
-          "train_noise_draw: x0 %s does not fit [<=%d, %d, %d, %d]",
+          "%s: x0 %s does not fit [<=%d, %d, %d, %d]", who,
           tensor_shape_str(x0, (char[96]){0}, 96), tn->max_batch, tn->channels, tn->height,
           tn->width);
-    int B = (int)x0.shape[0];
-    tn->batch = B;
-    for (int b = 0; b < B; b++) {
-        double cum_alpha, cum_beta;
-        if (tn->kind == TRAIN_NOISE_DISCRETE) {
-            // Schedule.sample: n uniform in {1..N}, the network sees n
-            int n = 1 + (int)philox_below(seed, RNG_NOISE_TRAIN_T, step, (uint64_t)b,
-                                          (uint64_t)tn->disc.N);
-            tn->t[b] = n;
-            tn->net_t_host[b] = (float)n;
-            cum_alpha = tn->disc.cum_alphas[n];
-            cum_beta = tn->disc.cum_betas[n];
-        } else {
-            // VPSDE.sample: t uniform, the network sees t * 999
-            float t = philox_uniform_at(seed, RNG_NOISE_TRAIN_T, step, (uint64_t)b);
-            tn->t[b] = t;
-            tn->net_t_host[b] = (float)(t * VPSDE_T_SCALE);
-            cum_alpha = vpsde_cum_alpha(&tn->sde, t);
-            cum_beta = vpsde_cum_beta(&tn->sde, t);
-        }
-        tn->a[b] = (float)sqrt(cum_alpha);
-        tn->s[b] = (float)sqrt(cum_beta);
-    }
+    tn->batch = (int)x0.shape[0];
+    return tn->batch;
+}
+
+/* eps of (seed, step) and x_t = a x0 + s eps, once every image's time is set */
+static void form_x_t(Ctx *ctx, TrainNoise *tn, Tensor x0, uint64_t seed, uint32_t step)
+{
     Tensor eps = train_noise_eps(tn), x_t = train_noise_x_t(tn);
     op_randn(ctx, eps, tn->ids, seed, RNG_NOISE_TRAIN_EPS, step);
     op_axpby(ctx, x_t, tn->a, x0, tn->s, eps);
-    ctx_upload(ctx, tn->net_t, tn->net_t_host, (size_t)B * sizeof(float));
+    ctx_upload(ctx, tn->net_t, tn->net_t_host, (size_t)tn->batch * sizeof(float));
+}
+
+void train_noise_draw(Ctx *ctx, TrainNoise *tn, Tensor x0, uint64_t seed, uint32_t step)
+{
+    int B = check_batch(tn, x0, "train_noise_draw");   // x0 is (B, C, H, W)
+    for (int b = 0; b < B; b++) {
+        if (tn->kind == TRAIN_NOISE_DISCRETE)
+            // Schedule.sample: n uniform in {1..N}, the network sees n
+            set_time(tn, b, 1 + (int)philox_below(seed, RNG_NOISE_TRAIN_T, step, (uint64_t)b,
+                                                  (uint64_t)tn->disc.N));
+        else
+            // VPSDE.sample: t uniform, the network sees t * 999
+            set_time(tn, b, philox_uniform_at(seed, RNG_NOISE_TRAIN_T, step, (uint64_t)b));
+    }
+    form_x_t(ctx, tn, x0, seed, step);
+}
+
+void train_noise_draw_at(Ctx *ctx, TrainNoise *tn, Tensor x0, double t, uint64_t seed, uint32_t step)
+{
+    int B = check_batch(tn, x0, "train_noise_draw_at");   // x0 is (B, C, H, W)
+    if (tn->kind == TRAIN_NOISE_DISCRETE)
+        CHECK(t == floor(t) && t >= 1 && t <= tn->disc.N, "train_noise_draw_at: n = %g is not in 1..%d", t,
+              tn->disc.N);
+    else
+        CHECK(t > 0 && t <= 1, "train_noise_draw_at: t = %g is not in (0, 1]", t);
+    for (int b = 0; b < B; b++) set_time(tn, b, t);
+    form_x_t(ctx, tn, x0, seed, step);
 }
 
 void train_noise_labels(Ctx *ctx, TrainNoise *tn, const int64_t *labels, double p_uncond,

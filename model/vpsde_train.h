@@ -67,6 +67,12 @@ void train_noise_destroy(TrainNoise *tn, Ctx *ctx);
    `step`; B <= max_batch */
 void train_noise_draw(Ctx *ctx, TrainNoise *tn, Tensor x0, uint64_t seed, uint32_t step);
 
+/* the same with every image at one time t: continuous t in (0, 1] (the
+   network sees t*999), or discrete n in 1..N; eps as train_noise_draw's of
+   (seed, step), so one step number gives the same noise at every t.
+   Diff-Pruning's gradient pass (model/uvit_prune.h) walks t this way. */
+void train_noise_draw_at(Ctx *ctx, TrainNoise *tn, Tensor x0, double t, uint64_t seed, uint32_t step);
+
 /* copies labels[B] (host) to tn->y, replacing each by null_class with
    probability p_uncond (0 = no dropout), for the batch of the last draw.
    U-ViT: ImageNet 1001 classes, null 1000, p 0.15 (U-ViT-L) / 0.1 (U-ViT-H) */
