@@ -241,6 +241,32 @@ train-spruning: deps $(BUILD)/deediff
 	$(BUILD)/deediff train --config experiments/baselines/fmnist-spruning.json --method spruning \
 	  --backbone $(SPRUNING_PRUNED) $(BASELINE_TRAIN_FLAGS)
 
+# baselines-sweep: every baseline's sweep of experiments/baselines-fmnist.md with
+# Table 1's protocol (evaluations in results.db, the tables drawn from it into
+# experiments/baselines-fmnist-*.md); the static exit runs on DeeDiff's heads.
+# S-Pruning sweeps its compute ratio: pruned only at each SPRUNING_RATIOS,
+# and the fine-tuned model. Run it on an otherwise idle machine.
+BERXIT_THRESHOLDS = 0 0.02 0.05 0.08 0.1 0.15 0.2 0.3
+CALM_THRESHOLDS = 0 0.02 0.025 0.03 0.035 0.04 0.05 0.1
+CALM_META_THRESHOLDS = 0 0.1 0.3 0.5 0.7 0.9
+STATIC_THRESHOLDS = 0 0.1 0.2 0.3 0.4 0.5
+SPRUNING_RATIOS = 0.75 0.56 0.4
+BASELINES_TABLE = experiments/baselines-fmnist-table.md
+baselines-sweep: deps $(BUILD)/deediff
+	for t in $(BERXIT_THRESHOLDS); do $(TABLE1_EVAL) --model results/weights/fmnist-berxit.safetensors --threshold $$t || exit 1; done
+	for t in $(CALM_THRESHOLDS); do $(TABLE1_EVAL) --model results/weights/fmnist-calm.safetensors --threshold $$t || exit 1; done
+	for t in $(CALM_META_THRESHOLDS); do $(TABLE1_EVAL) --model results/weights/fmnist-calm-meta.safetensors --threshold $$t || exit 1; done
+	for t in $(STATIC_THRESHOLDS); do $(TABLE1_EVAL) --model $(DEEDIFF_MODEL) --method static --threshold $$t || exit 1; done
+	for r in $(SPRUNING_RATIOS); do test -f results/runs/fmnist-pruned-$$r.safetensors || \
+	  $(BUILD)/deediff prune --model $(TABLE1_MODEL) --ratio $$r --output results/runs/fmnist-pruned-$$r.safetensors || exit 1; \
+	  $(TABLE1_EVAL) --model results/runs/fmnist-pruned-$$r.safetensors || exit 1; done
+	$(TABLE1_EVAL) --model results/weights/fmnist-spruning.safetensors
+	for m in berxit calm calm-meta; do $(BUILD)/deediff table sweep --model results/weights/fmnist-$$m.safetensors \
+	  --baseline $(TABLE1_MODEL) --db $(TABLE1_DB) --output experiments/baselines-fmnist-$$m-sweep.md || exit 1; done
+	$(BUILD)/deediff table sweep --model $(DEEDIFF_MODEL) --method static --baseline $(TABLE1_MODEL) --db $(TABLE1_DB) \
+	  --output experiments/baselines-fmnist-static-sweep.md
+	$(BUILD)/deediff table 1 --db $(TABLE1_DB) --output $(BASELINES_TABLE)
+
 deediff-sweep: deps $(BUILD)/deediff
 	$(TABLE1_EVAL) --model $(TABLE1_MODEL)
 	for m in $(DEEDIFF_MODEL) $(DEEDIFF_FROZEN); do for t in $(DEEDIFF_THRESHOLDS); do \
@@ -293,6 +319,6 @@ gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all table1 train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
+.PHONY: all table1 train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning baselines-sweep deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
