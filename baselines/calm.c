@@ -288,23 +288,19 @@ static void calm_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
     EXIT_HEADS_OPTION_HELP \
     "batch_rule=per_image|all    images leave one by one, or the batch only when all are confident\n"
 
+/* every hook but create: calm and calm-meta differ only by the flag create sets */
+#define CALM_HOOKS                                                                                  \
+    .destroy = calm_destroy, .set_option = calm_set_option, .options_json = calm_options_json,       \
+    .build_params = calm_build_params, .init_params = calm_init_params, .train_begin = calm_train_begin, \
+    .train_step = calm_train_step, .train_end = calm_train_end, .predictor = calm_predictor,         \
+    .predictor_free = calm_predictor_free, .macs_estimator = calm_macs_estimator, .macs_head = calm_macs_head
+
 const MethodKind method_calm_kind = {
     .name = "calm",
     .summary = "CALM: exit heads with the anytime loss, exit on hidden-state saturation 1 - cos(h_i-1, h_i)",
     .options_help = CALM_COMMON_OPTIONS,
     .create = calm_create,
-    .destroy = calm_destroy,
-    .set_option = calm_set_option,
-    .options_json = calm_options_json,
-    .build_params = calm_build_params,
-    .init_params = calm_init_params,
-    .train_begin = calm_train_begin,
-    .train_step = calm_train_step,
-    .train_end = calm_train_end,
-    .predictor = calm_predictor,
-    .predictor_free = calm_predictor_free,
-    .macs_estimator = calm_macs_estimator,
-    .macs_head = calm_macs_head,
+    CALM_HOOKS,
 };
 
 const MethodKind method_calm_meta_kind = {
@@ -313,16 +309,5 @@ const MethodKind method_calm_meta_kind = {
     .options_help = CALM_COMMON_OPTIONS
                     "tolerance=0.01              label 'consistent' when mean (g_i - g_final)^2 <= this\n",
     .create = calm_meta_create,
-    .destroy = calm_destroy,
-    .set_option = calm_set_option,
-    .options_json = calm_options_json,
-    .build_params = calm_build_params,
-    .init_params = calm_init_params,
-    .train_begin = calm_train_begin,
-    .train_step = calm_train_step,
-    .train_end = calm_train_end,
-    .predictor = calm_predictor,
-    .predictor_free = calm_predictor_free,
-    .macs_estimator = calm_macs_estimator,
-    .macs_head = calm_macs_head,
+    CALM_HOOKS,
 };

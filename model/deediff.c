@@ -44,14 +44,12 @@ typedef struct {
     int proj_w, time_w, bias;
 } UemIndex;
 
-/* training buffers for batches of B */
+/* training buffers for batches of B: the heads' (exit_heads.h) and the UEMs' */
 typedef struct {
-    int B;
-    ExitActs e;
-    float *g, *u, *temb;            /* [B,C,H,W], [B,C,H,W], [B,D] */
-    float *d_g, *d_u, *d_img;       /* [B,C,H,W] */
-    float *d_dec, *d_utok, *d_z;    /* [B,N,P] */
-    float *d_ln, *d_hs;             /* [B,N,D] */
+    ExitTrainBuffers h;             /* e, g, dg, d_img, d_dec, d_ln, d_hs */
+    float *u, *d_u;                 /* [B,C,H,W] */
+    float *temb;                    /* [B,D] */
+    float *d_utok, *d_z;            /* [B,N,P] */
     float *d_tbias;                 /* [B,P] */
     int *bucket;                    /* host [B] */
 } TrainBuffers;
@@ -174,23 +172,15 @@ static void deediff_init_params(Method *me, Ctx *ctx, const UViT *bb, uint64_t s
 
 static void deediff_train_begin(Method *me, Ctx *ctx, const UViT *bb, int B)
 {
-    DeeDiff *d = me->impl;
-    TrainBuffers *t = &d->tb;
+    TrainBuffers *t = &((DeeDiff *)me->impl)->tb;
     ExitDims dm = exit_dims(&bb->cfg);
     size_t f = sizeof(float), img = (size_t)B * dm.C * dm.H * dm.H * f;
-    t->B = B;
-    exit_acts_alloc(ctx, &t->e, &bb->cfg, B);
-    t->g = ctx_alloc(ctx, img);
+    exit_train_buffers_alloc(ctx, &t->h, &bb->cfg, B);
     t->u = ctx_alloc(ctx, img);
-    t->d_g = ctx_alloc(ctx, img);
     t->d_u = ctx_alloc(ctx, img);
-    t->d_img = ctx_alloc(ctx, img);
     t->temb = ctx_alloc(ctx, (size_t)B * dm.D * f);
-    t->d_dec = ctx_alloc(ctx, (size_t)B * dm.N * dm.P * f);
     t->d_utok = ctx_alloc(ctx, (size_t)B * dm.N * dm.P * f);
     t->d_z = ctx_alloc(ctx, (size_t)B * dm.N * dm.P * f);
-    t->d_ln = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * f);
-    t->d_hs = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * f);
     t->d_tbias = ctx_alloc(ctx, (size_t)B * dm.P * f);
     t->bucket = xmalloc((size_t)B * sizeof(int));
 }
@@ -198,9 +188,8 @@ static void deediff_train_begin(Method *me, Ctx *ctx, const UViT *bb, int B)
 static void deediff_train_end(Method *me, Ctx *ctx)
 {
     TrainBuffers *t = &((DeeDiff *)me->impl)->tb;
-    exit_acts_free(ctx, &t->e);
-    float *all[] = {t->g, t->u, t->d_g, t->d_u, t->d_img, t->temb, t->d_dec, t->d_utok, t->d_z, t->d_ln,
-                    t->d_hs, t->d_tbias};
+    exit_train_buffers_free(ctx, &t->h);
+    float *all[] = {t->u, t->d_u, t->temb, t->d_utok, t->d_z, t->d_tbias};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ctx_free(ctx, all[i]);
     free(t->bucket);
     memset(t, 0, sizeof *t);
@@ -220,12 +209,13 @@ static int deediff_train_step(Method *me, Ctx *ctx, MethodStep *s)
     const DeeDiffOptions *o = &d->o;
     TrainNoise *tn = s->tn;
     int B = tn->batch;
-    CHECK(B <= t->B, "deediff: batch %d above the %d of train_begin", B, t->B);
+    CHECK(B <= t->h.B, "deediff: batch %d above the %d of train_begin", B, t->h.B);
     ExitDims dm = exit_dims(c);
     Tensor eps = train_noise_eps(tn);
-    Tensor g = tensor4(t->g, DT_F32, B, dm.C, dm.H, dm.H), u = tensor4(t->u, DT_F32, B, dm.C, dm.H, dm.H);
-    Tensor dg = tensor4(t->d_g, DT_F32, B, dm.C, dm.H, dm.H), du = tensor4(t->d_u, DT_F32, B, dm.C, dm.H, dm.H);
-    Tensor d_ln = tensor3(t->d_ln, DT_F32, B, dm.N, dm.D);
+    ExitTrainBuffers *h = &t->h;
+    Tensor g = tensor4(h->g, DT_F32, B, dm.C, dm.H, dm.H), u = tensor4(t->u, DT_F32, B, dm.C, dm.H, dm.H);
+    Tensor dg = tensor4(h->dg, DT_F32, B, dm.C, dm.H, dm.H), du = tensor4(t->d_u, DT_F32, B, dm.C, dm.H, dm.H);
+    Tensor d_ln = tensor3(h->d_ln, DT_F32, B, dm.N, dm.D);
     Tensor temb = o->time_input ? tensor2(t->temb, DT_F32, B, dm.D) : tensor_none();
 
     // the backbone: every hidden state kept; L_simple and dL/dpred
@@ -240,9 +230,9 @@ static int deediff_train_step(Method *me, Ctx *ctx, MethodStep *s)
     for (int i = 0; i < d->exits; i++) {
         ExitHead hw = head_view(me, me->weights, i), hg = head_view(me, me->grads, i);
         Uem qw = uem_view(me, me->weights, i), qg = uem_view(me, me->grads, i);
-        exit_head_norm(ctx, c, &hw, &t->e, uvit_hidden(s->acts, i));
-        exit_head_decode(ctx, c, &hw, &t->e, t->e.ln, B, g);
-        uem_forward(ctx, c, &qw, &t->e, B, temb, t->bucket, u);
+        exit_head_norm(ctx, c, &hw, &h->e, uvit_hidden(s->acts, i));
+        exit_head_decode(ctx, c, &hw, &h->e, h->e.ln, B, g);
+        uem_forward(ctx, c, &qw, &h->e, B, temb, t->bucket, u);
         UncertaintyLoss ul = op_uncertainty_loss_forward(ctx, g, eps, u);
         ctx_zero(ctx, dg);
         ctx_zero(ctx, du);
@@ -256,10 +246,10 @@ static int deediff_train_step(Method *me, Ctx *ctx, MethodStep *s)
         }
         lu += ul.lu;
         ctx_zero(ctx, d_ln);
-        exit_head_decode_backward(ctx, c, &hw, &hg, &t->e, B, dg, d_ln, t->d_img, t->d_dec);
-        uem_backward(ctx, c, &qw, &qg, &t->e, B, temb, t->bucket, du, d_ln, t->d_utok, t->d_z, t->d_tbias);
-        exit_head_norm_backward(ctx, c, &hw, &hg, &t->e, B, d_ln,
-                                s->train_backbone ? uvit_hidden_grad(s->acts, i) : tensor_none(), t->d_hs);
+        exit_head_decode_backward(ctx, c, &hw, &hg, &h->e, B, dg, d_ln, h->d_img, h->d_dec);
+        uem_backward(ctx, c, &qw, &qg, &h->e, B, temb, t->bucket, du, d_ln, t->d_utok, t->d_z, t->d_tbias);
+        exit_head_norm_backward(ctx, c, &hw, &hg, &h->e, B, d_ln,
+                                s->train_backbone ? uvit_hidden_grad(s->acts, i) : tensor_none(), h->d_hs);
     }
     if (s->train_backbone) uvit_backward_from(ctx, s->backbone, s->acts, train_noise_dpred(tn));
     s->loss_u = lu;

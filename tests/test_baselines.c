@@ -28,6 +28,7 @@
 #include "../kernels/errors.h"
 #include "../model/exit_heads.h"
 #include "../model/method.h"
+#include "support/exit_scores.h"
 #include "support/float_buffers.h"
 #include "support/gradcheck.h"
 #include "support/temp_dir.h"
@@ -43,17 +44,6 @@
 #define NS 6   /* a sampling batch */
 
 /* ---- shared helpers ---------------------------------------------------------------- */
-
-/* adds uniform(-amp, amp) noise to every parameter (not to the padding
-   between them), so no norm, bias or gradient is trivially at its init */
-static void move_params(const ParamInfo *params, int num_params, float *weights, float amp, uint64_t seed)
-{
-    for (int i = 0; i < num_params; i++) {
-        float *noise = fvec((int64_t)params[i].numel, -amp, amp, seed + (uint64_t)i);
-        for (size_t k = 0; k < params[i].numel; k++) weights[params[i].offset + k] += noise[k];
-        free(noise);
-    }
-}
 
 static int param_index(const ParamInfo *params, int num_params, const char *name)
 {
@@ -666,20 +656,6 @@ static void net_full_forward(Net *n)
     uvit_acts_destroy(ctx, a);
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* the exit block of image b under threshold T, by early_exit.h's rule */
-static int exit_of(const float *s, int L, int b, double T)
-{
-    for (int i = 0; i < L - 1; i++)
-        if (s[b * L + i] < T) return i;
-    return L - 1;
-}
-
 /* the batch rule's exit: the first block where every image's score is below T */
 static int batch_exit_of(const float *s, int L, double T)
 {
@@ -689,28 +665,6 @@ static int batch_exit_of(const float *s, int L, double T)
         if (all) return i;
     }
     return L - 1;
-}
-
-/* the threshold halfway between two scores at least 1e-4 apart that sends
-   the images to the most different exits; their number in *distinct */
-static double spread_threshold(const float *s, int L, int *distinct)
-{
-    int nv = 0;
-    float v[NS * UVIT_MAX_BLOCKS];
-    for (int b = 0; b < NS; b++)
-        for (int i = 0; i < L - 1; i++) v[nv++] = s[b * L + i];
-    qsort(v, (size_t)nv, sizeof *v, cmp_float);
-    double best = 0;
-    *distinct = 0;
-    for (int k = 0; k + 1 < nv; k++) {
-        if (v[k + 1] - v[k] < 1e-4f) continue;
-        double T = 0.5 * ((double)v[k] + v[k + 1]);
-        int used[UVIT_MAX_BLOCKS] = {0}, d = 0;
-        for (int b = 0; b < NS; b++) used[exit_of(s, L, b, T)] = 1;
-        for (int i = 0; i < L; i++) d += used[i];
-        if (d > *distinct) *distinct = d, best = T;
-    }
-    return best;
 }
 
 /* what the predictor's account recorded per image */
@@ -776,7 +730,7 @@ static void expect_per_image_rule(const char *kind)
     net_create(&n, kind, NULL, 0);
     net_full_forward(&n);
     int distinct;
-    double T = spread_threshold(n.s, n.L, &distinct);
+    double T = spread_threshold(n.s, n.L, NS, &distinct);
     cr_assert(distinct >= 2, "%s: no threshold splits the images over two exits", kind);
     int expected[NS];
     float score[NS];

@@ -20,6 +20,7 @@
 #include "../model/early_exit.h"
 #include "../model/exit_head.h"
 #include "../model/method.h"
+#include "support/exit_scores.h"
 #include "support/float_buffers.h"
 #include "support/gradcheck.h"
 #include "support/tiny_uvit.h"
@@ -240,17 +241,6 @@ typedef struct {
     int64_t ids[NS], y[NS];
 } Net;
 
-/* adds uniform(-amp, amp) noise to every parameter (not to the padding
-   between them, which files do not hold) */
-static void move_params(const ParamInfo *params, int num_params, float *weights, float amp, uint64_t seed)
-{
-    for (int i = 0; i < num_params; i++) {
-        float *noise = fvec((int64_t)params[i].numel, -amp, amp, seed + (uint64_t)i);
-        for (size_t k = 0; k < params[i].numel; k++) weights[params[i].offset + k] += noise[k];
-        free(noise);
-    }
-}
-
 static void net_create(Net *n, const char *json, int move_method, const char *const *options, int n_options)
 {
     memset(n, 0, sizeof *n);
@@ -319,43 +309,6 @@ static void probe_rows(Net *n, const float *x, const double *t, const int64_t *y
     free(g);
     free(u);
     uvit_acts_destroy(ctx, a);
-}
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* the exit block of row b under threshold T, by the rule of early_exit.h */
-static int exit_of(const float *s, int L, int b, double T)
-{
-    for (int i = 0; i < L - 1; i++)
-        if (s[b * L + i] < T) return i;
-    return L - 1;
-}
-
-/* a threshold halfway between two scores at least 1e-4 apart that sends
-   rows[rows] to the most different exit blocks; their number in *distinct */
-static double spread_threshold(const float *s, int L, int rows, int *distinct)
-{
-    int nv = 0;
-    float *v = fzeros(rows * L);
-    for (int b = 0; b < rows; b++)
-        for (int i = 0; i < L - 1; i++) v[nv++] = s[b * L + i];
-    qsort(v, (size_t)nv, sizeof *v, cmp_float);
-    double best_t = 0;
-    *distinct = 0;
-    for (int k = 0; k + 1 < nv; k++) {
-        if (v[k + 1] - v[k] < 1e-4f) continue;
-        double T = 0.5 * ((double)v[k] + v[k + 1]);
-        int used[UVIT_MAX_BLOCKS] = {0}, d = 0;
-        for (int b = 0; b < rows; b++) used[exit_of(s, L, b, T)] = 1;
-        for (int i = 0; i < L; i++) d += used[i];
-        if (d > *distinct) *distinct = d, best_t = T;
-    }
-    free(v);
-    return best_t;
 }
 
 /* the threshold for the net's batch (with guidance: its conditional and
