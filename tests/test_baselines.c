@@ -31,6 +31,7 @@
 #include "support/exit_scores.h"
 #include "support/float_buffers.h"
 #include "support/gradcheck.h"
+#include "support/method_joint.h"
 #include "support/temp_dir.h"
 #include "support/tiny_uvit.h"
 
@@ -292,83 +293,17 @@ Test(baselines_grad, pooled_probe_k2_gradients_of_weights_bias_and_hidden)
 
 /* ---- 2. gradients: each method's training step -------------------------------------------- */
 
-typedef struct {
-    Ctx ctx;
-    UViT m;
-    Method *me;
-    UViTActs *acts;
-    TrainNoise tn;
-    float x0[GB * IMG];
-    int train_backbone;
-    int64_t step;
-    MethodStep last;   /* the last step's report */
-    double base;       /* the loss at the unperturbed point */
-    float loss;        /* the last step's loss - base (float keeps the differences) */
-} Joint;
-
-static void joint_setup(Joint *j, const char *kind, const char *const *options, int n_options, int train_backbone,
-                        int64_t step)
-{
-    memset(j, 0, sizeof *j);
-    ctx_init_cpu(&j->ctx, 1);
-    tiny_uvit_create(&j->m, &j->ctx, TINY, 3);
-    move_params(j->m.params, j->m.num_params, j->m.weights, 0.1f, 100);
-    cr_assert_eq(method_new(&j->me, kind), 0, "%s", err_msg());
-    for (int i = 0; i < n_options; i += 2)
-        cr_assert_eq(method_set_option(j->me, options[i], options[i + 1]), 0, "%s", err_msg());
-    method_create_params(j->me, &j->ctx, &j->m);
-    method_init_from_backbone(j->me, &j->ctx, &j->m, 9);
-    move_params(j->me->params, j->me->num_params, j->me->weights, 0.2f, 77);
-    uvit_enable_grads(&j->m, &j->ctx);
-    method_enable_grads(j->me, &j->ctx);
-    j->acts = uvit_acts_create(&j->ctx, &j->m, GB, 1);
-    j->me->kind->train_begin(j->me, &j->ctx, &j->m, GB);
-    train_noise_create(&j->tn, &j->ctx, TRAIN_NOISE_VPSDE, GB, 2, 8, 8);
-    fill_uniform(j->x0, GB * IMG, -1, 1, 21);
-    j->train_backbone = train_backbone;
-    j->step = step;
-}
-
-static void joint_teardown(Joint *j)
-{
-    j->me->kind->train_end(j->me, &j->ctx);
-    train_noise_destroy(&j->tn, &j->ctx);
-    uvit_acts_destroy(&j->ctx, j->acts);
-    method_free(j->me, &j->ctx);
-    uvit_destroy(&j->m, &j->ctx);
-    ctx_destroy(&j->ctx);
-}
-
-/* one training step on the same draw (same t, eps); its return code */
-static int joint_run(Joint *j)
-{
-    train_noise_draw(&j->ctx, &j->tn, tensor4(j->x0, DT_F32, GB, 2, 8, 8), 5, 1);
-    uvit_zero_grads(&j->m, &j->ctx);
-    method_zero_grads(j->me, &j->ctx);
-    j->last = (MethodStep){.backbone = &j->m, .acts = j->acts, .tn = &j->tn, .train_backbone = j->train_backbone,
-                           .step = j->step};
-    int rc = j->me->kind->train_step(j->me, &j->ctx, &j->last);
-    j->loss = (float)(j->last.loss - j->base);
-    return rc;
-}
-
-static void joint_step(void *user)
-{
-    Joint *j = user;
-    cr_assert_eq(joint_run(j), 0, "%s", err_msg());
-}
-
 /* checks the gradients of every method parameter whose name starts with
    `which` (NULL: all) and, with backbone, every backbone parameter's */
 static void check_step(const char *kind, const char *const *options, int n_options, int train_backbone,
                        int64_t step, const char *which, int backbone, double tol)
 {
-    Joint j;
-    joint_setup(&j, kind, options, n_options, train_backbone, step);
-    joint_step(&j);
+    MethodJoint j;
+    method_joint_setup(&j, TINY, kind, options, n_options, train_backbone, step);
+    method_joint_step(&j);
     j.base = j.last.loss;
     float one = 1;
-    GradCheck g = {&j.loss, 1, &one, joint_step, &j};
+    GradCheck g = {&j.loss, 1, &one, method_joint_step, &j};
     /* the analytic gradients of the unperturbed point (each rerun zeroes them) */
     float *mg = fzeros((int64_t)j.me->total), *bg = fzeros((int64_t)j.m.total);
     memcpy(mg, j.me->grads, j.me->total * sizeof(float));
@@ -397,7 +332,7 @@ static void check_step(const char *kind, const char *const *options, int n_optio
                 (long long)step, which ? which : "all", checked, backbone ? " and the backbone" : "", worst, largest);
     free(mg);
     free(bg);
-    joint_teardown(&j);
+    method_joint_teardown(&j);
 }
 
 /* CALM's anytime loss and the static exit's layer-wise loss have no detached
@@ -440,11 +375,11 @@ Test(baselines_grad, calm_meta_classifier_gradients_with_the_backbone_frozen)
 
 Test(baselines_grad, calm_meta_refuses_to_train_the_backbone)
 {
-    Joint j;
-    joint_setup(&j, "calm-meta", NULL, 0, 1, 1);
-    cr_expect_eq(joint_run(&j), -1);
+    MethodJoint j;
+    method_joint_setup(&j, TINY, "calm-meta", NULL, 0, 1, 1);
+    cr_expect_eq(method_joint_run(&j), -1);
     cr_expect(strstr(err_msg(), "freeze_backbone") != NULL, "%s", err_msg());
-    joint_teardown(&j);
+    method_joint_teardown(&j);
 }
 
 /* ---- 3. BERxiT's alternation on real gradients ----------------------------------------------- */
@@ -462,7 +397,7 @@ static int is_tail(const char *name)
     return 0;
 }
 
-static GradGroups grad_groups(const Joint *j)
+static GradGroups grad_groups(const MethodJoint *j)
 {
     GradGroups g = {0};
     int tail = 0;
@@ -485,10 +420,10 @@ static GradGroups grad_groups(const Joint *j)
 
 Test(baselines, berxit_even_steps_train_the_final_output_odd_steps_the_exits)
 {
-    Joint j;
-    joint_setup(&j, "berxit", NULL, 0, 1, 2);
+    MethodJoint j;
+    method_joint_setup(&j, TINY, "berxit", NULL, 0, 1, 2);
     /* even: L_simple + L_lte */
-    joint_step(&j);
+    method_joint_step(&j);
     GradGroups g = grad_groups(&j);
     cr_expect(g.heads == 0, "even step: the heads got gradient %g", g.heads);
     cr_expect(g.tail > 1e-4, "even step: the tail got no gradient (%g)", g.tail);
@@ -498,7 +433,7 @@ Test(baselines, berxit_even_steps_train_the_final_output_odd_steps_the_exits)
     cr_expect(fabs(j.last.loss - (j.last.loss_simple + j.last.loss_u)) < 1e-9, "even step: loss %g", j.last.loss);
     /* odd: sum_i mse_i + L_lte */
     j.step = 1;
-    joint_step(&j);
+    method_joint_step(&j);
     g = grad_groups(&j);
     cr_expect(g.tail == 0, "odd step: the tail got gradient %g", g.tail);
     cr_expect(g.heads > 1e-4, "odd step: the heads got no gradient (%g)", g.heads);
@@ -506,7 +441,7 @@ Test(baselines, berxit_even_steps_train_the_final_output_odd_steps_the_exits)
     cr_expect(g.lte > 1e-4, "odd step: the LTE got no gradient (%g)", g.lte);
     cr_expect(j.last.loss_layers > 0 && j.last.loss_u > 0);
     cr_expect(fabs(j.last.loss - (j.last.loss_layers + j.last.loss_u)) < 1e-9, "odd step: loss %g", j.last.loss);
-    joint_teardown(&j);
+    method_joint_teardown(&j);
 }
 
 /* ---- 4. each exit rule on a tiny network's hidden states ----------------------------------------

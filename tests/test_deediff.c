@@ -23,6 +23,7 @@
 #include "support/exit_scores.h"
 #include "support/float_buffers.h"
 #include "support/gradcheck.h"
+#include "support/method_joint.h"
 #include "support/tiny_uvit.h"
 
 #define TINY "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":8,\"depth\":4,\"num_heads\":2," \
@@ -106,75 +107,16 @@ Test(deediff_ops, uncertainty_loss_values_and_gradients)
 
 /* ---- the whole joint loss ------------------------------------------------------------ */
 
-typedef struct {
-    Ctx ctx;
-    UViT m;
-    Method *me;
-    UViTActs *acts;
-    TrainNoise tn;
-    float x0[B * IMG];
-    float loss;
-} Joint;
-
-static void joint_setup(Joint *j, const char *const *options, int n_options)
-{
-    ctx_init_cpu(&j->ctx, 1);
-    tiny_uvit_create(&j->m, &j->ctx, TINY, 3);
-    /* a trained-looking backbone: norms and biases away from their init */
-    for (int i = 0; i < j->m.num_params; i++) {
-        const ParamInfo *p = &j->m.params[i];
-        float noise[4096];
-        fill_uniform(noise, (int64_t)p->numel, -0.1f, 0.1f, 100 + i);
-        for (size_t k = 0; k < p->numel; k++) j->m.weights[p->offset + k] += noise[k];
-    }
-    cr_assert_eq(method_new(&j->me, "deediff"), 0);
-    for (int i = 0; i < n_options; i += 2)
-        cr_assert_eq(method_set_option(j->me, options[i], options[i + 1]), 0, "%s", err_msg());
-    method_create_params(j->me, &j->ctx, &j->m);
-    method_init_from_backbone(j->me, &j->ctx, &j->m, 9);
-    /* move every method parameter too, so no gradient is trivially zero */
-    float *noise = xmalloc(j->me->total * sizeof(float));
-    fill_uniform(noise, (int64_t)j->me->total, -0.2f, 0.2f, 77);
-    for (size_t k = 0; k < j->me->total; k++) j->me->weights[k] += noise[k];
-    free(noise);
-    uvit_enable_grads(&j->m, &j->ctx);
-    method_enable_grads(j->me, &j->ctx);
-    j->acts = uvit_acts_create(&j->ctx, &j->m, B, 1);
-    j->me->kind->train_begin(j->me, &j->ctx, &j->m, B);
-    train_noise_create(&j->tn, &j->ctx, TRAIN_NOISE_VPSDE, B, 2, 8, 8);
-    fill_uniform(j->x0, B * IMG, -1, 1, 21);
-}
-
-static void joint_teardown(Joint *j)
-{
-    j->me->kind->train_end(j->me, &j->ctx);
-    train_noise_destroy(&j->tn, &j->ctx);
-    uvit_acts_destroy(&j->ctx, j->acts);
-    method_free(j->me, &j->ctx);
-    uvit_destroy(&j->m, &j->ctx);
-    ctx_destroy(&j->ctx);
-}
-
-static void joint_step(void *user)
-{
-    Joint *j = user;
-    train_noise_draw(&j->ctx, &j->tn, tensor4(j->x0, DT_F32, B, 2, 8, 8), 5, 1);
-    uvit_zero_grads(&j->m, &j->ctx);
-    method_zero_grads(j->me, &j->ctx);
-    MethodStep s = {.backbone = &j->m, .acts = j->acts, .tn = &j->tn, .train_backbone = 1, .step = 1};
-    cr_assert_eq(j->me->kind->train_step(j->me, &j->ctx, &s), 0);
-    j->loss = (float)s.loss;
-}
-
 /* checks the gradients of every parameter whose name contains `which` (all
    with NULL; method parameters are "method.*") */
 static void check_joint(const char *const *options, int n_options, const char *which, int backbone)
 {
-    Joint j;
-    joint_setup(&j, options, n_options);
-    joint_step(&j);
+    MethodJoint j;
+    method_joint_setup(&j, TINY, "deediff", options, n_options, 1, 1);
+    method_joint_step(&j);
+    j.base = j.last.loss;
     float one = 1;
-    GradCheck g = {&j.loss, 1, &one, joint_step, &j};
+    GradCheck g = {&j.loss, 1, &one, method_joint_step, &j};
     /* the analytic gradients of the unperturbed point (joint_step reruns zero them) */
     float *mg = xmalloc(j.me->total * sizeof(float)), *bg = xmalloc(j.m.total * sizeof(float));
     memcpy(mg, j.me->grads, j.me->total * sizeof(float));
@@ -192,7 +134,7 @@ static void check_joint(const char *const *options, int n_options, const char *w
     }
     free(mg);
     free(bg);
-    joint_teardown(&j);
+    method_joint_teardown(&j);
 }
 
 /* lambda 0: no detached target anywhere, so every parameter's gradient is
