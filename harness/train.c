@@ -147,22 +147,17 @@ static int prepare(Trainer *t, const char *resume)
 static int export_model(Trainer *t, const char *command, double wall_s)
 {
     Ctx *ctx = &t->run->ctx;
-    StWriter *w = st_writer_new();
-    uvit_write_params(&t->m, ctx, w, "", t->o.ema);
-    if (t->me->total) method_write_params(t->me, ctx, w, "", t->om.ema);
-    if (strcmp(t->me->kind->name, "none")) method_write_meta(t->me, w);
-    char *json = uvit_config_to_json(&t->m.cfg), steps[32], loss[32], wall[32];
+    StWriter *w = method_model_writer(t->me, ctx, &t->m, t->o.ema, t->om.ema);
+    char steps[32], loss[32], wall[32];
     snprintf(steps, sizeof steps, "%lld", (long long)t->pos.step);
     snprintf(loss, sizeof loss, "%.6g", t->pos.loss);
     snprintf(wall, sizeof wall, "%.0f", wall_s);
-    st_writer_meta(w, "config", json);
     st_writer_meta(w, "weights", "ema");
     st_writer_meta(w, "command", command);
     st_writer_meta(w, "train_config", t->tc->json);
     st_writer_meta(w, "steps", steps);
     st_writer_meta(w, "final_loss", loss);
     st_writer_meta(w, "wall_seconds", wall);
-    free(json);
     int rc = st_writer_save(w, t->tc->export_path);
     st_writer_free(w);
     return rc;

@@ -243,6 +243,19 @@ void method_write_meta(const Method *me, StWriter *w)
     free(opts);
 }
 
+StWriter *method_model_writer(const Method *me, Ctx *ctx, const UViT *backbone, const float *backbone_weights,
+                              const float *method_weights)
+{
+    StWriter *w = st_writer_new();
+    uvit_write_params(backbone, ctx, w, "", backbone_weights);
+    if (me->total) method_write_params(me, ctx, w, "", method_weights);
+    if (strcmp(me->kind->name, "none")) method_write_meta(me, w);
+    char *json = uvit_config_to_json(&backbone->cfg);
+    st_writer_meta(w, "config", json);
+    free(json);
+    return w;
+}
+
 int method_load(const char *path, const char *requested, const char *prefix, Ctx *ctx, UViT *backbone,
                 Method **out)
 {

@@ -180,6 +180,13 @@ void method_write_params(const Method *me, Ctx *ctx, StWriter *w, const char *pr
 /* the metadata pairs "method" and "method_options" */
 void method_write_meta(const Method *me, StWriter *w);
 
+/* a writer holding a model file of the backbone and the method: their
+   parameters (from the given buffers: weights or EMA), metadata "config",
+   and "method" / "method_options" unless the method is none; the caller
+   adds its own metadata, then st_writer_save + st_writer_free */
+StWriter *method_model_writer(const Method *me, Ctx *ctx, const UViT *backbone, const float *backbone_weights,
+                              const float *method_weights);
+
 /* Opens a model file for sampling: the backbone and the method, both under
  * prefix ("", "ema.", "model."; NULL: the file's default, plain, else EMA,
  * else raw). `requested` NULL takes the file's own method (with the file's

@@ -828,13 +828,7 @@ Test(baselines_files, calm_meta_takes_the_heads_of_a_calm_model_file)
     Ctx *ctx = &n.ctx;
     /* a calm model file, as `deediff train` exports one */
     const char *path = temp_dir_path(dir, "calm.safetensors");
-    StWriter *w = st_writer_new();
-    uvit_write_params(&n.m, ctx, w, "", n.m.weights);
-    method_write_params(n.me, ctx, w, "", n.me->weights);
-    method_write_meta(n.me, w);
-    char *json = uvit_config_to_json(&n.m.cfg);
-    st_writer_meta(w, "config", json);
-    free(json);
+    StWriter *w = method_model_writer(n.me, ctx, &n.m, n.m.weights, n.me->weights);
     cr_assert_eq(st_writer_save(w, path), 0, "%s", err_msg());
     st_writer_free(w);
 

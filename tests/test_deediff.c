@@ -603,13 +603,7 @@ Test(deediff, model_file_loads_the_method_and_redraws_the_samples)
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
     close(fd);
-    StWriter *w = st_writer_new();
-    uvit_write_params(&n.m, ctx, w, "", n.m.weights);
-    method_write_params(n.me, ctx, w, "", n.me->weights);
-    method_write_meta(n.me, w);
-    char *json = uvit_config_to_json(&n.m.cfg);
-    st_writer_meta(w, "config", json);
-    free(json);
+    StWriter *w = method_model_writer(n.me, ctx, &n.m, n.m.weights, n.me->weights);
     cr_assert_eq(st_writer_save(w, path), 0, "%s", err_msg());
     st_writer_free(w);
 
