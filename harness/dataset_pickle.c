@@ -109,7 +109,7 @@ static int vm_reduce(Vm *vm, int fn, int args)
             if (s->s[c] < '0' || s->s[c] > '9') return -1;
             size = size * 10 + (s->s[c] - '0');
         }
-        if (!strchr("fiubO", k) || size < 1 || size > 16) return -1;
+        if (!k || !strchr("fiubO", k) || size < 1 || size > 16) return -1;   // strchr finds a NUL too
         int d = vm_new(vm, PV_DTYPE);
         if (d < 0) return -1;
         vm->v[d].dkind = k; vm->v[d].i = size; vm->v[d].order = '=';
@@ -312,7 +312,7 @@ static int to_npy(const char *name, Vm *vm, int id, NpyArray *out)
     const Pv *shape = &vm->v[o->kids[0]], *dt = &vm->v[o->kids[1]], *data = &vm->v[o->kids[2]];
     if (dt->dkind == 'O' || data->kind != PV_BYTES)
         return err_set("%s: pickle: nested object arrays are not supported", name);
-    if (dt->order == '>' || dt->i > 8 || !strchr("fiub", dt->dkind))
+    if (dt->order == '>' || dt->i > 8 || !dt->dkind || !strchr("fiub", dt->dkind))
         return err_set("%s: pickle: dtype %c%lld (order '%c') is not supported", name, dt->dkind,
                        (long long)dt->i, dt->order);
     if (shape->nkids > NPY_MAX_DIMS) return err_set("%s: pickle: too many dimensions", name);

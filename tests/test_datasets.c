@@ -23,6 +23,7 @@
 #include <png.h>
 
 #include "harness/dataset.h"
+#include "harness/dataset_pickle.h"
 #include "kernels/errors.h"
 #include "kernels/philox.h"
 #include "model/npy.h"
@@ -673,4 +674,21 @@ Test(datasets, latents_coco_captions)
     dataset_close(ds);
     unlink(tmp_path("0_0.npy"));
     expect_error(dataset_open(&spec, &ds), tmpdir, "captions of item 0");
+}
+
+/* a pickled numpy.dtype built from the string "\0" "2": strchr finds the
+   terminator for a NUL kind, so it once passed and aborted in npy_to_f32
+   (found by fuzz_pickle; the input is its seed dtype_nul_kind.npy) */
+Test(datasets, pickle_dtype_of_kind_nul_is_refused)
+{
+    FILE *f = fopen("tests/fuzz/seeds/fuzz_pickle/dtype_nul_kind.npy", "rb");
+    cr_assert_not_null(f);
+    uint8_t bytes[4096];
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    PickleItem items[4];
+    int count = -1;
+    cr_assert_eq(pickle_npy_object_items("nul.npy", bytes, n, items, 4, &count), -1);
+    cr_expect_eq(count, 0);
+    cr_expect_eq(strncmp(err_msg(), "nul.npy: ", 9), 0, "%s", err_msg());
 }
