@@ -248,7 +248,7 @@ train-spruning: deps $(BUILD)/deediff
 # and the fine-tuned model. Run it on an otherwise idle machine.
 BERXIT_THRESHOLDS = 0 0.02 0.05 0.08 0.1 0.15 0.2 0.3
 CALM_THRESHOLDS = 0 0.02 0.025 0.03 0.035 0.04 0.05 0.1
-CALM_META_THRESHOLDS = 0 0.1 0.3 0.5 0.7 0.9
+CALM_META_THRESHOLDS = 0 0.01 0.02 0.05 0.1 0.3 0.5
 STATIC_THRESHOLDS = 0 0.1 0.2 0.3 0.4 0.5
 SPRUNING_RATIOS = 0.75 0.56 0.4
 BASELINES_TABLE = experiments/baselines-fmnist-table.md
