@@ -181,9 +181,11 @@ static void free_rows(Row *rows, int n)
 }
 
 /* keeps the rows of the listed models and methods and, for early-exit
-   methods, the listed thresholds (NULL lists keep everything), in the
+   methods, the listed thresholds, and (picked) only the settings listed
+   as MODEL or MODEL@THRESHOLD (NULL lists keep everything), in the
    paper's order: dataset, method, model, threshold */
-static void filter_rows(Row *rows, int *n, const char *models, const char *methods, const char *thresholds)
+static void filter_rows(Row *rows, int *n, const char *models, const char *methods, const char *thresholds,
+                        const char *picked)
 {
     int kept = 0;
     for (int i = 0; i < *n; i++) {
@@ -191,7 +193,10 @@ static void filter_rows(Row *rows, int *n, const char *models, const char *metho
         char th[32];
         snprintf(th, sizeof th, "%g", isnan(cfg_num(&rows[i], "threshold")) ? 0 : cfg_num(&rows[i], "threshold"));
         int plain = !strcmp(m, "none") || !strcmp(m, "uvit");
-        if (cli_listed(models, cfg_str(&rows[i], "model")) && (plain || cli_listed(methods, m)) &&
+        char setting[1100];
+        snprintf(setting, sizeof setting, "%s@%s", cfg_str(&rows[i], "model"), th);
+        int listed = !picked || cli_listed(picked, cfg_str(&rows[i], "model")) || cli_listed(picked, setting);
+        if (listed && cli_listed(models, cfg_str(&rows[i], "model")) && (plain || cli_listed(methods, m)) &&
             (plain || is_pruning(&rows[i]) || cli_listed(thresholds, th)))
             rows[kept++] = rows[i];
         else
@@ -345,7 +350,7 @@ static char *tex_path(const char *md)
 int cmd_table(int argc, char **argv)
 {
     const char *db = NULL, *output = NULL, *model = NULL, *baseline = NULL, *models = NULL, *thresholds = NULL,
-               *method = NULL, *methods = NULL;
+               *method = NULL, *methods = NULL, *picked = NULL;
     const CliOpt opts[] = {
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &db, NULL, 0},
         {"--output", "T.md", "also write the Markdown here (table 1: and a LaTeX tabular next to it, T.tex)",
@@ -355,6 +360,8 @@ int cmd_table(int argc, char **argv)
         {"--method", "NAME", "sweep: only the runs of this method (a file run by several: static on deediff's "
          "heads; default: any early-exit method)", &method, NULL, 0},
         {"--models", "M,M..", "table 1: only these model files (as eval's --model named them)", &models, NULL, 0},
+        {"--rows", "M[@T],..", "table 1: only these settings: a model file, or one at a threshold (as %g prints it)",
+         &picked, NULL, 0},
         {"--methods", "M,M..", "table 1: only these methods (deediff methods lists them; U-ViT rows stay)", &methods,
          NULL, 0},
         {"--thresholds", "T,T..", "table 1: only these early-exit thresholds (as %g prints them: 0,0.15)", &thresholds,
@@ -393,7 +400,7 @@ int cmd_table(int argc, char **argv)
     int n = 0;
     rc = read_rows(&st, rows, &n);
     store_close(&st);
-    if (rc == 0) filter_rows(rows, &n, models, methods, thresholds);
+    if (rc == 0) filter_rows(rows, &n, models, methods, thresholds, picked);
     if (rc == 0) {
         TextBuf md, tex;
         text_init(&md);

@@ -368,3 +368,18 @@ Test(cli, table_info_bench_bad_flags)
     expect_refused(args, out, "--method", "--config");
     expect_refused("bench --only nosuch", out, "--only", "early-exit");
 }
+
+/* deediff methods: one line per method (name first) with its options under it */
+Test(cli, methods_lists_every_method_and_its_options)
+{
+    char out[8192];
+    cr_assert_eq(cli_run("methods", out, sizeof out, NULL, 0), 0);
+    static const char *const names[] = {"none ", "deediff ", "berxit ", "calm ", "calm-meta ", "static ", "spruning "};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "\n%s", names[i]);
+        cr_expect(!strncmp(out, names[i], strlen(names[i])) || strstr(out, line), "%s missing:\n%s", names[i], out);
+    }
+    cr_expect(strstr(out, "batch_rule=per_image|all") && strstr(out, "tolerance=0.01") && strstr(out, "uem_buckets=4"),
+              "%s", out);
+}
