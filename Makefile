@@ -277,6 +277,18 @@ baselines-sweep: deps $(BUILD)/deediff
 	  --output experiments/baselines-fmnist-static-sweep.md
 	$(BUILD)/deediff table 1 --db $(TABLE1_DB) --output $(BASELINES_TABLE)
 
+# spruning-ratios (after baselines-sweep, which prunes): fine-tunes the other
+# pruned ratios with the same budget (into results/runs/, not committed) and
+# evaluates them, completing S-Pruning's sweep over its compute ratio.
+SPRUNING_EXTRA_RATIOS = 0.75 0.4
+spruning-ratios: deps $(BUILD)/deediff
+	for r in $(SPRUNING_EXTRA_RATIOS); do test -f results/runs/fmnist-spruning-$$r.safetensors || \
+	  $(BUILD)/deediff train --config experiments/baselines/fmnist-spruning.json \
+	  output.init=results/runs/fmnist-pruned-$$r.safetensors output.dir=results/runs/fmnist-spruning-$$r \
+	  output.export=results/runs/fmnist-spruning-$$r.safetensors $(BASELINE_TRAIN_FLAGS) || exit 1; \
+	  $(TABLE1_EVAL) --model results/runs/fmnist-spruning-$$r.safetensors || exit 1; done
+	$(BUILD)/deediff table 1 --db $(TABLE1_DB) --output $(BASELINES_TABLE)
+
 deediff-sweep: deps $(BUILD)/deediff
 	$(TABLE1_EVAL) --model $(TABLE1_MODEL)
 	for m in $(DEEDIFF_MODEL) $(DEEDIFF_FROZEN); do for t in $(DEEDIFF_THRESHOLDS); do \
@@ -329,6 +341,6 @@ gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all table1 train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning baselines-sweep deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
+.PHONY: all table1 train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning baselines-sweep spruning-ratios deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
