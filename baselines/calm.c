@@ -184,6 +184,9 @@ typedef struct {
     const Calm *x;
     int64_t state;                   /* T*D values per row */
     float *prev, *cur;               /* host [B, T*D]: the state before and after the block */
+    /* (the arena's hidden state before the block is the one to compare:
+       compaction moves the rows of the block that just ran, so the state
+       the next block reads is already in the rows' new order) */
     float *pooled, *z;               /* backend [B,D], [B,2] (calm-meta) */
     float *z_host;                   /* host [B*2] */
 } CalmRule;
@@ -206,13 +209,9 @@ static void calm_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B
             score[b] = 1.0f / (1.0f + expf(q->z_host[2 * b + 1] - q->z_host[2 * b]));
     } else {
         size_t bytes = (size_t)B * q->state * sizeof(float);
-        // h_{-1} is read here, before compaction could move rows: block 0 has the full batch
-        if (block == 0) ctx_download(ctx, q->prev, uvit_hidden(a, -1).data, bytes);
+        ctx_download(ctx, q->prev, uvit_hidden(a, block - 1).data, bytes);   // block -1: the embedded tokens
         ctx_download(ctx, q->cur, uvit_hidden(a, block).data, bytes);
         calm_unsaturation(q->prev, q->cur, B, q->state, score);
-        float *swap = q->prev;
-        q->prev = q->cur;
-        q->cur = swap;
     }
     if (x->batch_all) calm_batch_rule(score, B);
 }
@@ -223,15 +222,10 @@ static void calm_head(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const 
     exit_head_rows_predict(&q->hr, ctx, uvit_hidden(a, block), block, rows, n, out);
 }
 
-/* the saturation's previous state follows its rows */
+/* no per-row state: the arena's compaction keeps the states in step */
 static void calm_keep(EarlyExitRule *r, Ctx *ctx, const int *keep, int n)
 {
-    CalmRule *q = r->state;
-    if (q->x->meta) return;
-    size_t row = (size_t)q->state * sizeof(float);
-    for (int k = 0; k < n; k++)
-        if (keep[k] != k) memcpy(q->prev + (size_t)k * q->state, q->prev + (size_t)keep[k] * q->state, row);
-    (void)ctx;
+    (void)r, (void)ctx, (void)keep, (void)n;
 }
 
 static double calm_macs_estimator(const Method *me, const UViTConfig *c)
@@ -247,8 +241,7 @@ static double calm_macs_head(const Method *me, const UViTConfig *c)
     return exit_head_macs(c);
 }
 
-static NoisePredictor *calm_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
-                                      double threshold, SampleAccount *account)
+static CalmRule *calm_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B)
 {
     Calm *x = me->impl;
     ExitDims dm = exit_dims(&bb->cfg);
@@ -267,13 +260,11 @@ static NoisePredictor *calm_predictor(Method *me, Ctx *ctx, const UViT *bb, int 
     q->rule = (EarlyExitRule){.begin = calm_begin, .score = calm_score, .head = calm_head, .keep = calm_keep,
                               .macs_score = calm_macs_estimator(me, &bb->cfg),
                               .macs_head = calm_macs_head(me, &bb->cfg), .state = q};
-    return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
+    return q;
 }
 
-static void calm_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
+static void calm_rule_free(CalmRule *q, Ctx *ctx)
 {
-    CalmRule *q = early_exit_rule(p)->state;
-    early_exit_predictor_free(ctx, p);
     exit_head_rows_free(&q->hr, ctx);
     if (q->pooled) ctx_free(ctx, q->pooled);
     if (q->z) ctx_free(ctx, q->z);
@@ -281,7 +272,35 @@ static void calm_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
     free(q->prev);
     free(q->cur);
     free(q);
+}
+
+static NoisePredictor *calm_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
+                                      double threshold, SampleAccount *account)
+{
+    CalmRule *q = calm_rule_new(me, ctx, bb, B);
+    return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
+}
+
+static void calm_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
+{
+    CalmRule *q = early_exit_rule(p)->state;
+    early_exit_predictor_free(ctx, p);
+    calm_rule_free(q, ctx);
     (void)me;
+}
+
+/* analysis: head `block`'s prediction, and the score (saturation or the
+   classifier's) as a constant map (the batch rule is not applied) */
+static void calm_probe(Method *me, Ctx *ctx, const UViT *bb, UViTActs *a, int block, const double *t,
+                       Tensor net_t, Tensor g, Tensor u)
+{
+    Calm *x = me->impl;
+    int batch_all = x->batch_all;
+    x->batch_all = 0;
+    CalmRule *q = calm_rule_new(me, ctx, bb, uvit_batch(a));
+    early_exit_rule_probe(&q->rule, ctx, a, block, t, net_t, g, u);
+    calm_rule_free(q, ctx);
+    x->batch_all = batch_all;
 }
 
 #define CALM_COMMON_OPTIONS                                                                        \
@@ -293,7 +312,7 @@ static void calm_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
     .destroy = calm_destroy, .set_option = calm_set_option, .options_json = calm_options_json,       \
     .build_params = calm_build_params, .init_params = calm_init_params, .train_begin = calm_train_begin, \
     .train_step = calm_train_step, .train_end = calm_train_end, .predictor = calm_predictor,         \
-    .predictor_free = calm_predictor_free, .macs_estimator = calm_macs_estimator, .macs_head = calm_macs_head
+    .predictor_free = calm_predictor_free, .probe = calm_probe, .macs_estimator = calm_macs_estimator, .macs_head = calm_macs_head
 
 const MethodKind method_calm_kind = {
     .name = "calm",

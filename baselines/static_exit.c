@@ -121,8 +121,7 @@ static double static_macs_head(const Method *me, const UViTConfig *c)
     return exit_head_macs(c);
 }
 
-static NoisePredictor *static_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
-                                        double threshold, SampleAccount *account)
+static StaticRule *static_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B, double threshold)
 {
     StaticExit *x = me->impl;
     StaticRule *q = xcalloc(1, sizeof *q);
@@ -131,6 +130,19 @@ static NoisePredictor *static_predictor(Method *me, Ctx *ctx, const UViT *bb, in
     q->rule = (EarlyExitRule){.begin = static_begin, .score = static_score, .head = static_head,
                               .keep = static_keep, .macs_score = 0, .macs_head = static_macs_head(me, &bb->cfg),
                               .state = q};
+    return q;
+}
+
+static void static_rule_free(StaticRule *q, Ctx *ctx)
+{
+    exit_head_rows_free(&q->hr, ctx);
+    free(q);
+}
+
+static NoisePredictor *static_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
+                                        double threshold, SampleAccount *account)
+{
+    StaticRule *q = static_rule_new(me, ctx, bb, B, threshold);
     return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
 }
 
@@ -138,9 +150,18 @@ static void static_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
 {
     StaticRule *q = early_exit_rule(p)->state;
     early_exit_predictor_free(ctx, p);
-    exit_head_rows_free(&q->hr, ctx);
-    free(q);
+    static_rule_free(q, ctx);
     (void)me;
+}
+
+/* analysis: head `block`'s prediction; the map is 0 (the static exit decides nothing) */
+static void static_probe(Method *me, Ctx *ctx, const UViT *bb, UViTActs *a, int block, const double *t,
+                         Tensor net_t, Tensor g, Tensor u)
+{
+    StaticRule *q = static_rule_new(me, ctx, bb, uvit_batch(a), 0);
+    q->block = block;
+    early_exit_rule_probe(&q->rule, ctx, a, block, t, net_t, g, u);
+    static_rule_free(q, ctx);
 }
 
 const MethodKind method_static_kind = {
@@ -158,5 +179,6 @@ const MethodKind method_static_kind = {
     .train_end = static_train_end,
     .predictor = static_predictor,
     .predictor_free = static_predictor_free,
+    .probe = static_probe,
     .macs_head = static_macs_head,
 };

@@ -1,6 +1,6 @@
 /*
  * cmd_analyze.c: `deediff analyze`: the data behind the paper's figures 1,
- * 3, 4 and 6 for a model with exits (DeeDiff), stored as figure points in
+ * 3, 4 and 6 for a model with exits (DeeDiff or an early-exit baseline), stored as figure points in
  * the results database with the protocol (one run of kind "sample" whose
  * config says "command":"analyze"), and the uncertainty maps as PNG.
  *
@@ -149,7 +149,7 @@ static int open_model(const AnalyzeArgs *a, Ctx *ctx, UViT *m, Method **me)
     if (method_load(a->model, a->method, NULL, ctx, m, me)) return -1;
     if ((*me)->kind->probe && m->cfg.num_blocks >= 2) return 0;
     int rc = err_set("%s: method %s has no exits to analyze (a plain backbone); give a model trained with "
-                     "--method deediff", a->model, (*me)->kind->name);
+                     "--method deediff or an early-exit baseline", a->model, (*me)->kind->name);
     method_free(*me, ctx);
     uvit_destroy(m, ctx);
     *me = NULL;
@@ -364,7 +364,9 @@ int cmd_analyze(int argc, char **argv)
     AnalyzeArgs a = {0};
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
-        {"--model", "M.safetensors", "a model with exits (DeeDiff) or its training checkpoint (EMA weights)", &a.model,
+        {"--model", "M.safetensors",
+         "a model with exits (DeeDiff, or an early-exit baseline: its maps are each image's score) or its training "
+         "checkpoint (EMA weights)", &a.model,
          NULL, 1},
         {"--out", "DIR", "folder for the uncertainty-map PNGs (fig4_uncertainty_evalE.png)", &a.out, NULL, 1},
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &a.db, NULL, 0},

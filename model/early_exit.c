@@ -141,3 +141,22 @@ void early_exit_predictor_free(Ctx *ctx, NoisePredictor *base)
 }
 
 EarlyExitRule *early_exit_rule(NoisePredictor *p) { return ((EarlyExitPredictor *)p->state)->rule; }
+
+void early_exit_rule_probe(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const double *t, Tensor net_t,
+                           Tensor g, Tensor u)
+{
+    int B = uvit_batch(a);
+    int64_t per = tensor_numel(u) / B;
+    float *score = xmalloc((size_t)B * sizeof(float)), *map = xmalloc((size_t)tensor_numel(u) * sizeof(float));
+    int *rows = xmalloc((size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) rows[b] = b;
+    r->begin(r, ctx, B, t, net_t);
+    r->score(r, ctx, a, block, B, score);
+    r->head(r, ctx, a, block, rows, B, g);
+    for (int b = 0; b < B; b++)   // u is (B, C, H, W)
+        for (int64_t j = 0; j < per; j++) map[b * per + j] = score[b];
+    ctx_upload(ctx, u.data, map, (size_t)tensor_numel(u) * sizeof(float));
+    free(score);
+    free(map);
+    free(rows);
+}

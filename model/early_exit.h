@@ -51,4 +51,11 @@ void early_exit_predictor_free(Ctx *ctx, NoisePredictor *p);
 /* the rule a predictor was made with */
 EarlyExitRule *early_exit_rule(NoisePredictor *p);
 
+/* a method's probe hook through its rule (model/method.h): after a full
+   forward of the arena's B rows, head `block`'s prediction g[B,C,H,W] for
+   every row, and u[B,C,H,W] filled with each row's score (a rule without a
+   map of its own scores the whole image) */
+void early_exit_rule_probe(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const double *t, Tensor net_t,
+                           Tensor g, Tensor u);
+
 #endif

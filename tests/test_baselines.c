@@ -749,6 +749,40 @@ Test(baselines, calm_batch_rule_all_leaves_together_when_every_image_is_confiden
     net_destroy(&n);
 }
 
+/* the probe hook (deediff analyze): after a full forward, head i's
+   prediction on h_i for every image, and each image's score as its map */
+static void expect_probe(const char *kind)
+{
+    Net n;
+    net_create(&n, kind, NULL, 0);
+    net_full_forward(&n);
+    Ctx *ctx = &n.ctx;
+    UViTActs *a = uvit_acts_create(ctx, &n.m, NS, 0);
+    float net_t[NS], *g = fzeros(NS * IMG), *u = fzeros(NS * IMG);
+    for (int b = 0; b < NS; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, n.t[b]);
+    uvit_forward(ctx, &n.m, a, img4(n.x, NS), tensor1(net_t, DT_F32, NS), tensor_none(), img4(n.out, NS));
+    cr_assert_not_null(n.me->kind->probe, "%s has no probe", kind);
+    for (int i = 0; i < n.L - 1; i++) {
+        n.me->kind->probe(n.me, ctx, &n.m, a, i, n.t, tensor1(net_t, DT_F32, NS), img4(g, NS), img4(u, NS));
+        cr_expect(rel_l2(g, n.g + (size_t)i * NS * IMG, NS * IMG) < 1e-5, "%s block %d: g", kind, i);
+        for (int b = 0; b < NS; b++) {
+            float want = isnan(n.s[b * n.L + i]) ? 0.0f : n.s[b * n.L + i];   // static: 0 at the probed exit
+            cr_expect(fabsf(u[b * IMG] - want) < 1e-5f && u[b * IMG + IMG - 1] == u[b * IMG],
+                      "%s block %d image %d: map %g, score %g", kind, i, b, u[b * IMG], want);
+        }
+    }
+    free(g);
+    free(u);
+    uvit_acts_destroy(ctx, a);
+    net_destroy(&n);
+}
+
+Test(baselines, probe_gives_each_heads_prediction_and_the_rules_score_as_a_map)
+{
+    static const char *const kinds[] = {"berxit", "calm", "calm-meta", "static"};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) expect_probe(kinds[k]);
+}
+
 /* the static exit: every image after block k = static_exit_block(T, L) */
 Test(baselines, static_exit_leaves_every_image_after_block_l_minus_1_minus_round_tl)
 {
