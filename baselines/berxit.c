@@ -195,7 +195,7 @@ static double berxit_macs_head(const Method *me, const UViTConfig *c)
     return exit_head_macs(c);
 }
 
-static LteRule *lte_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B)
+static EarlyExitRule *berxit_exit_rule(Method *me, Ctx *ctx, const UViT *bb, int B, double threshold)
 {
     Berxit *x = me->impl;
     LteRule *q = xcalloc(1, sizeof *q);
@@ -205,39 +205,18 @@ static LteRule *lte_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B)
     q->rule = (EarlyExitRule){.begin = lte_begin, .score = lte_score, .head = lte_head, .keep = lte_keep,
                               .macs_score = berxit_macs_estimator(me, &bb->cfg),
                               .macs_head = berxit_macs_head(me, &bb->cfg), .state = q};
-    return q;
+    (void)threshold;
+    return &q->rule;
 }
 
-static void lte_rule_free(LteRule *q, Ctx *ctx)
+static void berxit_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
 {
+    LteRule *q = rule->state;
     exit_head_rows_free(&q->hr, ctx);
     ctx_free(ctx, q->pooled);
     ctx_free(ctx, q->z);
     free(q);
-}
-
-static NoisePredictor *berxit_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
-                                        double threshold, SampleAccount *account)
-{
-    LteRule *q = lte_rule_new(me, ctx, bb, B);
-    return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
-}
-
-static void berxit_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
-{
-    LteRule *q = early_exit_rule(p)->state;
-    early_exit_predictor_free(ctx, p);
-    lte_rule_free(q, ctx);
     (void)me;
-}
-
-/* analysis: head `block`'s prediction, and the LTE's output as a constant map */
-static void berxit_probe(Method *me, Ctx *ctx, const UViT *bb, UViTActs *a, int block, const double *t,
-                         Tensor net_t, Tensor g, Tensor u)
-{
-    LteRule *q = lte_rule_new(me, ctx, bb, uvit_batch(a));
-    early_exit_rule_probe(&q->rule, ctx, a, block, t, net_t, g, u);
-    lte_rule_free(q, ctx);
 }
 
 const MethodKind method_berxit_kind = {
@@ -253,9 +232,8 @@ const MethodKind method_berxit_kind = {
     .train_begin = berxit_train_begin,
     .train_step = berxit_train_step,
     .train_end = berxit_train_end,
-    .predictor = berxit_predictor,
-    .predictor_free = berxit_predictor_free,
-    .probe = berxit_probe,
+    .exit_rule = berxit_exit_rule,
+    .exit_rule_free = berxit_exit_rule_free,
     .macs_estimator = berxit_macs_estimator,
     .macs_head = berxit_macs_head,
 };

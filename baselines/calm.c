@@ -241,7 +241,7 @@ static double calm_macs_head(const Method *me, const UViTConfig *c)
     return exit_head_macs(c);
 }
 
-static CalmRule *calm_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B)
+static EarlyExitRule *calm_exit_rule(Method *me, Ctx *ctx, const UViT *bb, int B, double threshold)
 {
     Calm *x = me->impl;
     ExitDims dm = exit_dims(&bb->cfg);
@@ -260,11 +260,13 @@ static CalmRule *calm_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B)
     q->rule = (EarlyExitRule){.begin = calm_begin, .score = calm_score, .head = calm_head, .keep = calm_keep,
                               .macs_score = calm_macs_estimator(me, &bb->cfg),
                               .macs_head = calm_macs_head(me, &bb->cfg), .state = q};
-    return q;
+    (void)threshold;
+    return &q->rule;
 }
 
-static void calm_rule_free(CalmRule *q, Ctx *ctx)
+static void calm_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
 {
+    CalmRule *q = rule->state;
     exit_head_rows_free(&q->hr, ctx);
     if (q->pooled) ctx_free(ctx, q->pooled);
     if (q->z) ctx_free(ctx, q->z);
@@ -272,35 +274,7 @@ static void calm_rule_free(CalmRule *q, Ctx *ctx)
     free(q->prev);
     free(q->cur);
     free(q);
-}
-
-static NoisePredictor *calm_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
-                                      double threshold, SampleAccount *account)
-{
-    CalmRule *q = calm_rule_new(me, ctx, bb, B);
-    return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
-}
-
-static void calm_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
-{
-    CalmRule *q = early_exit_rule(p)->state;
-    early_exit_predictor_free(ctx, p);
-    calm_rule_free(q, ctx);
     (void)me;
-}
-
-/* analysis: head `block`'s prediction, and the score (saturation or the
-   classifier's) as a constant map (the batch rule is not applied) */
-static void calm_probe(Method *me, Ctx *ctx, const UViT *bb, UViTActs *a, int block, const double *t,
-                       Tensor net_t, Tensor g, Tensor u)
-{
-    Calm *x = me->impl;
-    int batch_all = x->batch_all;
-    x->batch_all = 0;
-    CalmRule *q = calm_rule_new(me, ctx, bb, uvit_batch(a));
-    early_exit_rule_probe(&q->rule, ctx, a, block, t, net_t, g, u);
-    calm_rule_free(q, ctx);
-    x->batch_all = batch_all;
 }
 
 #define CALM_COMMON_OPTIONS                                                                        \
@@ -311,8 +285,8 @@ static void calm_probe(Method *me, Ctx *ctx, const UViT *bb, UViTActs *a, int bl
 #define CALM_HOOKS                                                                                  \
     .destroy = calm_destroy, .set_option = calm_set_option, .options_json = calm_options_json,       \
     .build_params = calm_build_params, .init_params = calm_init_params, .train_begin = calm_train_begin, \
-    .train_step = calm_train_step, .train_end = calm_train_end, .predictor = calm_predictor,         \
-    .predictor_free = calm_predictor_free, .probe = calm_probe, .macs_estimator = calm_macs_estimator, .macs_head = calm_macs_head
+    .train_step = calm_train_step, .train_end = calm_train_end, .exit_rule = calm_exit_rule,         \
+    .exit_rule_free = calm_exit_rule_free, .macs_estimator = calm_macs_estimator, .macs_head = calm_macs_head
 
 const MethodKind method_calm_kind = {
     .name = "calm",
@@ -328,5 +302,6 @@ const MethodKind method_calm_meta_kind = {
     .options_help = CALM_COMMON_OPTIONS
                     "tolerance=0.01              label 'consistent' when mean (g_i - g_final)^2 <= this\n",
     .create = calm_meta_create,
+    .frozen_backbone_only = 1,
     CALM_HOOKS,
 };

@@ -121,7 +121,7 @@ static double static_macs_head(const Method *me, const UViTConfig *c)
     return exit_head_macs(c);
 }
 
-static StaticRule *static_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B, double threshold)
+static EarlyExitRule *static_exit_rule(Method *me, Ctx *ctx, const UViT *bb, int B, double threshold)
 {
     StaticExit *x = me->impl;
     StaticRule *q = xcalloc(1, sizeof *q);
@@ -130,38 +130,26 @@ static StaticRule *static_rule_new(Method *me, Ctx *ctx, const UViT *bb, int B, 
     q->rule = (EarlyExitRule){.begin = static_begin, .score = static_score, .head = static_head,
                               .keep = static_keep, .macs_score = 0, .macs_head = static_macs_head(me, &bb->cfg),
                               .state = q};
-    return q;
+    return &q->rule;
 }
 
-static void static_rule_free(StaticRule *q, Ctx *ctx)
+static void static_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
 {
+    StaticRule *q = rule->state;
     exit_head_rows_free(&q->hr, ctx);
     free(q);
-}
-
-static NoisePredictor *static_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
-                                        double threshold, SampleAccount *account)
-{
-    StaticRule *q = static_rule_new(me, ctx, bb, B, threshold);
-    return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
-}
-
-static void static_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
-{
-    StaticRule *q = early_exit_rule(p)->state;
-    early_exit_predictor_free(ctx, p);
-    static_rule_free(q, ctx);
     (void)me;
 }
 
-/* analysis: head `block`'s prediction; the map is 0 (the static exit decides nothing) */
+/* analysis: head `block`'s prediction; the map is 0 (the exit a static rule
+   at this block takes) */
 static void static_probe(Method *me, Ctx *ctx, const UViT *bb, UViTActs *a, int block, const double *t,
                          Tensor net_t, Tensor g, Tensor u)
 {
-    StaticRule *q = static_rule_new(me, ctx, bb, uvit_batch(a), 0);
-    q->block = block;
-    early_exit_rule_probe(&q->rule, ctx, a, block, t, net_t, g, u);
-    static_rule_free(q, ctx);
+    EarlyExitRule *rule = static_exit_rule(me, ctx, bb, uvit_batch(a), 0);
+    ((StaticRule *)rule->state)->block = block;
+    early_exit_rule_probe(rule, ctx, a, block, t, net_t, g, u);
+    static_exit_rule_free(me, ctx, rule);
 }
 
 const MethodKind method_static_kind = {
@@ -177,8 +165,8 @@ const MethodKind method_static_kind = {
     .train_begin = static_train_begin,
     .train_step = static_train_step,
     .train_end = static_train_end,
-    .predictor = static_predictor,
-    .predictor_free = static_predictor_free,
+    .exit_rule = static_exit_rule,
+    .exit_rule_free = static_exit_rule_free,
     .probe = static_probe,
     .macs_head = static_macs_head,
 };

@@ -128,7 +128,7 @@ static void loss_batch_run(Ctx *ctx, const UViT *m, Method *me, const LossData *
     uvit_forward(ctx, m, lb->acts, x_t, net_t, y, pred);
     *full += (double)op_mse_forward(ctx, pred, eps) * B / N;
     for (int i = 0; i < c->num_blocks - 1; i++) {
-        me->kind->probe(me, ctx, m, lb->acts, i, lb->t, net_t, g, u);
+        method_probe(me, ctx, m, lb->acts, i, lb->t, net_t, g, u);
         layer[i] += (double)op_mse_forward(ctx, g, eps) * B / N;
     }
 }

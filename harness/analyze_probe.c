@@ -79,7 +79,7 @@ static int probe_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double 
     g.data = p->g;
     u.data = p->u;
     for (int i = 0; i < r->exits; i++) {
-        s->me->kind->probe(s->me, ctx, s->m, p->den.acts, i, t, net_t, g, u);
+        method_probe(s->me, ctx, s->m, p->den.acts, i, t, net_t, g, u);
         r->layer_mse[(size_t)eval * r->exits + i] += (double)op_mse_forward(ctx, g, eps_out) * B / s->n;
         for (int64_t b = 0; b < B; b++)
             if (ids[b] < r->map_images) record_map(ctx, p, eval, i, ids[b], p->u + b * chw);

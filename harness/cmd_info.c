@@ -86,7 +86,7 @@ static int print_method(const char *name, const char *options_json, const char *
         printf("compute ratio %.4f: %.6f G MAC of the unpruned network's %.6f\n", now.total / base,
                now.total / 1e9, base / 1e9);
     }
-    if (!me->kind->macs_estimator && !me->kind->macs_head && !me->kind->probe) {
+    if (!me->kind->macs_estimator && !me->kind->macs_head && !method_has_probe(me)) {
         printf("exits        none: every image evaluation runs the whole network\n");
         method_free(me, NULL);
         return 0;

@@ -282,6 +282,10 @@ static int validate(const TrainConfig *tc, const char *path)
     if (!tc->out_dir[0]) return err_set("%s: output.dir: must not be empty", path);
     if (tc->freeze_backbone && !strcmp(tc->method, "none"))
         return err_set("%s: train.freeze_backbone: method none has no parameters of its own to train", path);
+    const MethodKind *kind = method_kind(tc->method);
+    if (kind && kind->frozen_backbone_only && !tc->freeze_backbone)
+        return err_set("%s: train.freeze_backbone: method %s trains with the backbone frozen (set it to true)", path,
+                       tc->method);
     return 0;
 }
 

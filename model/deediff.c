@@ -321,8 +321,7 @@ static void rule_keep(EarlyExitRule *r, Ctx *ctx, const int *keep, int n)
     }
 }
 
-static NoisePredictor *deediff_predictor(Method *me, Ctx *ctx, const UViT *bb, int B, ScheduleKind schedule,
-                                         double threshold, SampleAccount *account)
+static EarlyExitRule *deediff_exit_rule(Method *me, Ctx *ctx, const UViT *bb, int B, double threshold)
 {
     UemRule *q = xcalloc(1, sizeof *q);
     const UViTConfig *c = &bb->cfg;
@@ -339,13 +338,13 @@ static NoisePredictor *deediff_predictor(Method *me, Ctx *ctx, const UViT *bb, i
     q->rule = (EarlyExitRule){.begin = rule_begin, .score = rule_score, .head = rule_head, .keep = rule_keep,
                               .macs_score = me->kind->macs_estimator(me, c), .macs_head = me->kind->macs_head(me, c),
                               .state = q};
-    return early_exit_predictor_new(ctx, bb, B, schedule, threshold, &q->rule, account);
+    (void)threshold;
+    return &q->rule;
 }
 
-static void deediff_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
+static void deediff_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
 {
-    UemRule *q = early_exit_rule(p)->state;
-    early_exit_predictor_free(ctx, p);
+    UemRule *q = rule->state;
     exit_acts_free(ctx, &q->e);
     ctx_free(ctx, q->u);
     ctx_free(ctx, q->temb);
@@ -416,8 +415,8 @@ const MethodKind method_deediff_kind = {
     .train_begin = deediff_train_begin,
     .train_step = deediff_train_step,
     .train_end = deediff_train_end,
-    .predictor = deediff_predictor,
-    .predictor_free = deediff_predictor_free,
+    .exit_rule = deediff_exit_rule,
+    .exit_rule_free = deediff_exit_rule_free,
     .probe = deediff_probe,
     .macs_estimator = deediff_macs_estimator,
     .macs_head = deediff_macs_head,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "early_exit.h"
 #include "method.h"
 
 extern const MethodKind method_none_kind;
@@ -306,12 +307,35 @@ int method_load(const char *path, const char *requested, const char *prefix, Ctx
 NoisePredictor *method_predictor(Method *me, Ctx *ctx, const UViT *backbone, int max_batch,
                                  ScheduleKind schedule, double threshold, SampleAccount *account)
 {
-    return me->kind->predictor(me, ctx, backbone, max_batch, schedule, threshold, account);
+    if (!me->kind->exit_rule) return me->kind->predictor(me, ctx, backbone, max_batch, schedule, threshold, account);
+    EarlyExitRule *rule = me->kind->exit_rule(me, ctx, backbone, max_batch, threshold);
+    return early_exit_predictor_new(ctx, backbone, max_batch, schedule, threshold, rule, account);
 }
 
 void method_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p)
 {
-    if (p) me->kind->predictor_free(me, ctx, p);
+    if (!p) return;
+    if (!me->kind->exit_rule) {
+        me->kind->predictor_free(me, ctx, p);
+        return;
+    }
+    EarlyExitRule *rule = early_exit_rule(p);
+    early_exit_predictor_free(ctx, p);
+    me->kind->exit_rule_free(me, ctx, rule);
+}
+
+int method_has_probe(const Method *me) { return me->kind->probe || me->kind->exit_rule; }
+
+void method_probe(Method *me, Ctx *ctx, const UViT *backbone, UViTActs *a, int block, const double *t,
+                  Tensor net_t, Tensor g, Tensor u)
+{
+    if (me->kind->probe) {
+        me->kind->probe(me, ctx, backbone, a, block, t, net_t, g, u);
+        return;
+    }
+    EarlyExitRule *rule = me->kind->exit_rule(me, ctx, backbone, uvit_batch(a), 0);
+    early_exit_rule_probe(rule, ctx, a, block, t, net_t, g, u);
+    me->kind->exit_rule_free(me, ctx, rule);
 }
 
 double exit_path_macs(const UViTConfig *cfg, int exit_block, int scored, double macs_score, double macs_head)

@@ -75,11 +75,13 @@ typedef struct {
 } MethodStep;
 
 typedef struct Method Method;
+typedef struct EarlyExitRule EarlyExitRule;   /* model/early_exit.h */
 
 typedef struct {
     const char *name;
     const char *summary;        /* one line */
     const char *options_help;   /* "key=default  meaning" lines, for --help and docs */
+    int frozen_backbone_only;   /* trains only with train.freeze_backbone=true (calm-meta) */
     /* the kind's own data with default options (impl), or -1 */
     int (*create)(Method *me);
     void (*destroy)(Method *me);
@@ -100,6 +102,12 @@ typedef struct {
     NoisePredictor *(*predictor)(Method *me, Ctx *ctx, const UViT *backbone, int max_batch,
                                  ScheduleKind schedule, double threshold, SampleAccount *account);
     void (*predictor_free)(Method *me, Ctx *ctx, NoisePredictor *p);
+    /* or, for a method whose exits are a rule of model/early_exit.h, the
+       rule alone (for batches of max_batch at this threshold) and its
+       release: method_predictor then runs the block-by-block predictor, and
+       method_probe the rule, so the method writes neither */
+    EarlyExitRule *(*exit_rule)(Method *me, Ctx *ctx, const UViT *backbone, int max_batch, double threshold);
+    void (*exit_rule_free)(Method *me, Ctx *ctx, EarlyExitRule *rule);
     /* analysis (deediff analyze, the paper's figures): after a full forward
        of B images in an inference arena (every hidden state kept), the
        prediction exit `block` would give, g[B,C,H,W], and its score map
@@ -201,6 +209,12 @@ int method_load(const char *path, const char *requested, const char *prefix, Ctx
 NoisePredictor *method_predictor(Method *me, Ctx *ctx, const UViT *backbone, int max_batch,
                                  ScheduleKind schedule, double threshold, SampleAccount *account);
 void method_predictor_free(Method *me, Ctx *ctx, NoisePredictor *p);
+
+/* analysis (the kind's probe hook, or its exit rule's: model/method.h
+   MethodKind.probe); method_has_probe: whether the method has exits to probe */
+int method_has_probe(const Method *me);
+void method_probe(Method *me, Ctx *ctx, const UViT *backbone, UViTActs *a, int block, const double *t,
+                  Tensor net_t, Tensor g, Tensor u);
 
 /* ---- shared by the kinds -------------------------------------------------------------- */
 /* the multiply-adds one image evaluation spends when it leaves after block

@@ -761,9 +761,9 @@ static void expect_probe(const char *kind)
     float net_t[NS], *g = fzeros(NS * IMG), *u = fzeros(NS * IMG);
     for (int b = 0; b < NS; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, n.t[b]);
     uvit_forward(ctx, &n.m, a, img4(n.x, NS), tensor1(net_t, DT_F32, NS), tensor_none(), img4(n.out, NS));
-    cr_assert_not_null(n.me->kind->probe, "%s has no probe", kind);
+    cr_assert(method_has_probe(n.me), "%s has no probe", kind);
     for (int i = 0; i < n.L - 1; i++) {
-        n.me->kind->probe(n.me, ctx, &n.m, a, i, n.t, tensor1(net_t, DT_F32, NS), img4(g, NS), img4(u, NS));
+        method_probe(n.me, ctx, &n.m, a, i, n.t, tensor1(net_t, DT_F32, NS), img4(g, NS), img4(u, NS));
         cr_expect(rel_l2(g, n.g + (size_t)i * NS * IMG, NS * IMG) < 1e-5, "%s block %d: g", kind, i);
         for (int b = 0; b < NS; b++) {
             float want = isnan(n.s[b * n.L + i]) ? 0.0f : n.s[b * n.L + i];   // static: 0 at the probed exit

@@ -286,6 +286,8 @@ Test(cli, sample_bad_method_flags)
         /* a plain backbone is not a deediff model */
         {"--method deediff", "--method", PLAIN_BACKBONE},
         {"--method nosuch", "--method", "nosuch"},
+        /* the static exit needs exit heads, which a plain backbone lacks */
+        {"--method static --threshold 0.3", "--method", "method.heads.0."},
         /* method none (the plain file's own) has no exits */
         {"--threshold 0.2", "--threshold", PLAIN_BACKBONE},
         {"--method none --threshold 0.2", "--threshold", PLAIN_BACKBONE},
@@ -340,6 +342,8 @@ Test(cli, train_bad_method_inputs_write_nothing)
         /* method none takes no options, and has nothing to train alone */
         {"method.uem_buckets=4", "method.uem_buckets"},
         {"train.freeze_backbone=true", "train.freeze_backbone"},
+        /* calm-meta's classifier trains only on a frozen backbone */
+        {"--method calm-meta", "train.freeze_backbone"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(args, sizeof args, "train --config '%s' %s", tiny, cases[i].flags);
