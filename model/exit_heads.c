@@ -153,9 +153,11 @@ void exit_head_rows_predict(ExitHeadRows *r, Ctx *ctx, Tensor hidden, int block,
     const UViTConfig *c = &r->m->cfg;
     ExitDims dm = exit_dims(c);
     size_t row = (size_t)dm.T * dm.D * sizeof(float);
-    for (int k = 0; k < n; k++)
+    int leading = 1;   // rows 0..n-1 (the whole batch leaving, as the static exit's) need no gather
+    for (int k = 0; k < n && leading; k++) leading = rows[k] == k;
+    for (int k = 0; k < n && !leading; k++)
         ctx_copy(ctx, (char *)r->rows + (size_t)k * row, (char *)hidden.data + (size_t)rows[k] * row, row);
     ExitHead h = exit_heads_view(r->heads, r->me, r->me->weights, block);
-    exit_head_norm(ctx, c, &h, &r->e, tensor3(r->rows, DT_F32, n, dm.T, dm.D));
+    exit_head_norm(ctx, c, &h, &r->e, tensor3(leading ? hidden.data : r->rows, DT_F32, n, dm.T, dm.D));
     exit_head_decode(ctx, c, &h, &r->e, r->e.ln, n, out);
 }

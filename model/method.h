@@ -13,7 +13,9 @@
  *   - its training loss with forward and backward (one hook, train_step,
  *     the training loop calls once per step),
  *   - its per-image exit rule, as a NoisePredictor (model/sampler.h) that
- *     wraps the backbone: the samplers call it like the plain network.
+ *     wraps the backbone: the samplers call it like the plain network (an
+ *     early-exit method gives only its rule, model/early_exit.h, and the
+ *     block-by-block predictor is built around it).
  *
  * Kinds: "none" (the plain backbone, model/method_none.c), "deediff"
  * (model/deediff.c) and the baselines, one file each in baselines/:
