@@ -53,7 +53,7 @@ endif
 
 # ---- sources ----------------------------------------------------------------
 LIB_SRC = $(wildcard kernels/*.c kernels/cpu/*.c model/*.c baselines/*.c) \
-          $(filter-out harness/main.c,$(wildcard harness/*.c))
+          $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ) $(BUILD)/obj/gen/schema_sql.o
 TEST_SRC = $(wildcard tests/test_*.c tests/support/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -75,10 +75,10 @@ $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-# harness/schema.sql embedded as the C string store_schema_sql
-$(BUILD)/gen/schema_sql.c: harness/schema.sql
+# harness/store/schema.sql embedded as the C string store_schema_sql
+$(BUILD)/gen/schema_sql.c: harness/store/schema.sql
 	@mkdir -p $(dir $@)
-	{ echo '/* generated from harness/schema.sql by the Makefile */'; \
+	{ echo '/* generated from harness/store/schema.sql by the Makefile */'; \
 	  echo 'const char store_schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@.tmp && mv $@.tmp $@
@@ -91,7 +91,7 @@ $(BUILD)/libdeediff.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/deediff: $(BUILD)/obj/harness/main.o $(BUILD)/libdeediff.a
+$(BUILD)/deediff: $(BUILD)/obj/harness/cli/main.o $(BUILD)/libdeediff.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/deediff-tests: $(TEST_OBJ) $(BUILD)/libdeediff.a
@@ -139,7 +139,7 @@ test-asan:
 # sanitizers and libFuzzer's coverage (no CUDA): every reader is reachable
 FUZZ_LIB = $(BUILD)/fuzz/lib/libdeediff.a
 FUZZ_SAN = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -Wno-pass-failed
-$(FUZZ_LIB): $(LIB_SRC) harness/schema.sql $(wildcard kernels/*.h model/*.h harness/*.h)
+$(FUZZ_LIB): $(LIB_SRC) harness/store/schema.sql $(wildcard kernels/*.h model/*.h baselines/*.h harness/*/*.h)
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz/lib CC=clang SAN=1 CUDA=0 \
 	  SANFLAGS='$(FUZZ_SAN)' $@
 

@@ -1,7 +1,7 @@
 /*
  * spruning.c: the method "spruning", the DeeDiff paper's S-Pruning baseline
  * (Diff-Pruning, Fang et al. 2023). The pruning itself is `deediff prune`
- * (harness/cmd_prune.c on model/uvit_prune.h): it writes a backbone whose
+ * (harness/train/cmd_prune.c on model/uvit_prune.h): it writes a backbone whose
  * blocks have their own widths, with method "spruning" and these options.
  * This kind is what follows: fine-tuning by U-ViT's L_simple and sampling
  * by the plain network, both exactly method "none"'s, on the pruned

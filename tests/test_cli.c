@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../harness/store.h"
+#include "../harness/store/store.h"
 #include "../kernels/errors.h"
 #include "../model/safetensors.h"
 #include "support/cli_run.h"

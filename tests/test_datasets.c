@@ -22,8 +22,8 @@
 #include <jpeglib.h>
 #include <png.h>
 
-#include "harness/dataset.h"
-#include "harness/dataset_pickle.h"
+#include "harness/data/dataset.h"
+#include "harness/data/dataset_pickle.h"
 #include "kernels/errors.h"
 #include "kernels/philox.h"
 #include "model/npy.h"

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../harness/fd_name.h"
-#include "../harness/file_hash.h"
+#include "../harness/eval/fd_name.h"
+#include "../harness/store/file_hash.h"
 #include "support/cli_run.h"
 #include "support/db_query.h"
 #include "support/temp_dir.h"

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness/png_write.h"
+#include "harness/data/png_write.h"
 #include "kernels/errors.h"
 #include "model/fmnist_net.h"
 #include "model/safetensors.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness/progress.h"
+#include "harness/cli/progress.h"
 
 static const char *eta(double seconds)
 {

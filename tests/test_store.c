@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness/store.h"
+#include "harness/store/store.h"
 #include "kernels/errors.h"
 
 static char tmpdir[64];
@@ -95,7 +95,7 @@ Test(store, fresh_database_has_the_schema)
 Test(store, embedded_schema_is_the_file)
 {
     extern const char store_schema_sql[];
-    FILE *f = fopen("harness/schema.sql", "rb");
+    FILE *f = fopen("harness/store/schema.sql", "rb");
     cr_assert_not_null(f, "run the tests from the repository root");
     static char file[1 << 16];
     size_t n = fread(file, 1, sizeof file - 1, f);

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../harness/train_checkpoint.h"
+#include "../harness/train/train_checkpoint.h"
 #include "../kernels/errors.h"
 #include "../model/safetensors.h"
 #include "support/temp_dir.h"

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "harness/train_config.h"
+#include "harness/train/train_config.h"
 #include "kernels/errors.h"
 #include "support/temp_dir.h"
 

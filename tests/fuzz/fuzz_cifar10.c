@@ -1,6 +1,6 @@
 /*
  * fuzz_cifar10.c: libFuzzer target for the CIFAR-10 binary batch reader
- * (harness/dataset_cifar10.c).
+ * (harness/data/dataset_cifar10.c).
  *
  * The input is written as test_batch.bin into a temporary folder opened as
  * the CIFAR-10 test split. A rejection must be one line naming the file; an
@@ -9,7 +9,7 @@
  * Built by `make fuzz` with -fsanitize=fuzzer,address,undefined.
  */
 #include "fuzz_util.h"
-#include "harness/dataset.h"
+#include "harness/data/dataset.h"
 
 #define RECORD 3073
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_images.c: libFuzzer target for the PNG / JPEG folder reader
- * (harness/dataset_images.c), plain and with U-ViT's CelebA crop + resize.
+ * (harness/data/dataset_images.c), plain and with U-ViT's CelebA crop + resize.
  *
  * The input is written into a temporary folder as image.png when it starts
  * with the PNG signature, else as image.jpg, and the folder is opened twice:
@@ -10,7 +10,7 @@
  * Built by `make fuzz` with -fsanitize=fuzzer,address,undefined.
  */
 #include "fuzz_util.h"
-#include "harness/dataset.h"
+#include "harness/data/dataset.h"
 
 static void open_folder(const char *path, ImagesTransform transform, int channels)
 {

@@ -1,6 +1,6 @@
 /*
  * fuzz_pickle.c: libFuzzer target for the restricted unpickler
- * (harness/dataset_pickle.c) that reads U-ViT's latent items: .npy object
+ * (harness/data/dataset_pickle.c) that reads U-ViT's latent items: .npy object
  * arrays holding a pickled (moments, label) tuple.
  *
  * A rejected input must come with one line naming the file. An accepted one
@@ -9,7 +9,7 @@
  * Built by `make fuzz` with -fsanitize=fuzzer,address,undefined.
  */
 #include "fuzz_util.h"
-#include "harness/dataset_pickle.h"
+#include "harness/data/dataset_pickle.h"
 
 #define NAME "fuzz.npy"
 #define MAX_ITEMS 4

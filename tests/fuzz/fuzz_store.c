@@ -1,6 +1,6 @@
 /*
  * fuzz_store.c: libFuzzer target for opening a results database that is
- * foreign or corrupt (harness/store.c: store_open, the schema migrations,
+ * foreign or corrupt (harness/store/store.c: store_open, the schema migrations,
  * and reading a training curve back).
  *
  * The input is written as results.db into a temporary folder (its -wal and
@@ -10,7 +10,7 @@
  * Built by `make fuzz` with -fsanitize=fuzzer,address,undefined.
  */
 #include "fuzz_util.h"
-#include "harness/store.h"
+#include "harness/store/store.h"
 
 static int count_row(void *user, const TrainRow *r)
 {

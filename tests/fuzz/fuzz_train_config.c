@@ -1,6 +1,6 @@
 /*
  * fuzz_train_config.c: libFuzzer target for the training configuration
- * (harness/train_config.c: train_config_load), its "section.key=value"
+ * (harness/train/train_config.c: train_config_load), its "section.key=value"
  * overrides and the "method" section (validated by model/method.c).
  *
  * The input up to its first NUL byte is the JSON file (written to a
@@ -10,7 +10,7 @@
  * Built by `make fuzz` with -fsanitize=fuzzer,address,undefined.
  */
 #include "fuzz_util.h"
-#include "harness/train_config.h"
+#include "harness/train/train_config.h"
 
 #define MAX_OVERRIDES 8
 

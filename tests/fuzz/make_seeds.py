@@ -188,7 +188,7 @@ def train_config_seeds():
 
 def store_seeds():
     """results databases: empty, at schema version 1 and at the current version
-    with a run and its training curve (harness/schema.sql)"""
+    with a run and its training curve (harness/store/schema.sql)"""
     import sqlite3
     import tempfile
     schema = open(os.path.join(HERE, "..", "..", "harness", "schema.sql")).read()

@@ -3,7 +3,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "harness/train.h"
+#include "harness/train/train.h"
 #include "train_cpu.h"
 
 int train_cpu(const char *config, int n, const char *const *ov, const char *resume)

@@ -1,0 +1,210 @@
+/*
+ * cmd_bench.c: `deediff bench`: performance as ratios measured in one run.
+ *
+ * For each model configuration it times our forward and forward+backward
+ * passes and, in the same run, (a) OpenBLAS sgemm on a large square GEMM,
+ * the machine's practical ceiling, and (b) the PyTorch reference module
+ * (tests/reference/bench_torch.py on Debian's python3-torch) with the same
+ * weights, the same batch and the same thread count. It prints ratios, never
+ * a bare time without its reference.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../kernels/errors.h"
+#include "../../kernels/philox.h"
+#include "../../model/optim.h"
+#include "../../model/uvit.h"
+#include "bench_util.h"
+#include "../cli/cli.h"
+#include "../cli/run_context.h"
+
+typedef struct {
+    const char *name;
+    const char *json;
+    int batch;
+    int iters;
+} BenchModel;
+
+static const BenchModel bench_models[] = {
+    {"U-ViT-S/2 (CIFAR-10)",
+     "{\"img_size\":32,\"patch_size\":2,\"in_chans\":3,\"embed_dim\":512,\"depth\":12,\"num_heads\":8}",
+     32, 2},
+    {"small (28x28 p4 D128)",
+     "{\"img_size\":28,\"patch_size\":4,\"in_chans\":1,\"embed_dim\":128,\"depth\":12,\"num_heads\":4}",
+     32, 10},
+};
+
+/* sgemm GFLOP/s on n x n x n with the current thread count: the best of
+   `reps` timed runs after one warm-up. The ceiling is the best rate seen in
+   the whole run (measured before and after every model), so one slow
+   measurement on a busy machine cannot inflate the ratios below it. */
+static double sgemm_gflops(int n, int reps)
+{
+    float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float));
+    float *c = xmalloc((size_t)n * n * sizeof(float));
+    philox_fill_uniform(a, (int64_t)n * n, 1, RNG_TEST, 0, 0);
+    philox_fill_uniform(b, (int64_t)n * n, 1, RNG_TEST, 1, 0);
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = bench_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double dt = bench_now() - t0;
+        if (r > 0 && dt < best) best = dt;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+typedef struct {
+    double fwd_ips, fwdbwd_ips, train_ips, gflop_fwd;
+} OurTimes;
+
+static void time_ours(Ctx *ctx, UViT *m, const BenchModel *bm, OurTimes *r)
+{
+    const UViTConfig *c = &m->cfg;
+    int B = bm->batch;
+    int64_t n = (int64_t)B * c->in_chans * c->img_size * c->img_size;
+    float *x = xmalloc(n * sizeof(float)), *out = xmalloc(n * sizeof(float));
+    float *dout = xmalloc(n * sizeof(float)), t[1024];
+    philox_fill_normal(x, n, 2, RNG_TEST, 0, 0);
+    philox_fill_normal(dout, n, 2, RNG_TEST, 1, 0);
+    for (int i = 0; i < B; i++) t[i] = 999.0f * (i + 0.5f) / B;
+    Tensor tx = tensor4(x, DT_F32, B, c->in_chans, c->img_size, c->img_size);
+    Tensor to = tensor4(out, DT_F32, B, c->in_chans, c->img_size, c->img_size);
+    Tensor td = tensor4(dout, DT_F32, B, c->in_chans, c->img_size, c->img_size);
+    UViTActs *acts = uvit_acts_create(ctx, m, B, 1);
+    uvit_enable_grads(m, ctx);
+    /* a training step's update: AdamW + EMA with U-ViT's settings; a tiny
+       learning rate keeps the weights (and so the timing) where they are */
+    OptimConfig oc = optim_config_uvit(1);
+    oc.lr = 1e-12;
+    oc.warmup_steps = 0;
+    Optimizer opt;
+    optim_create(&opt, ctx, &oc, m->weights, m->total);
+    double fwd[16], fb[16], train[16];
+    for (int it = 0; it <= bm->iters; it++) {  /* iteration 0 warms up */
+        double t0 = bench_now();
+        uvit_forward(ctx, m, acts, tx, tensor1(t, DT_F32, B), tensor_none(), to);
+        double t1 = bench_now();
+        uvit_zero_grads(m, ctx);
+        uvit_backward(ctx, m, acts, td);
+        double t2 = bench_now();
+        CHECK(optim_step(ctx, &opt, m) == 0, "bench: %s", err_msg());
+        double t3 = bench_now();
+        if (it > 0) fwd[it - 1] = t1 - t0, fb[it - 1] = t2 - t0, train[it - 1] = t3 - t0;
+    }
+    optim_destroy(&opt, ctx);
+    UViTMacs macs;
+    uvit_macs(c, &macs);
+    r->fwd_ips = B / bench_median(fwd, bm->iters);
+    r->fwdbwd_ips = B / bench_median(fb, bm->iters);
+    r->train_ips = B / bench_median(train, bm->iters);
+    r->gflop_fwd = 2 * macs.total / 1e9;
+    uvit_acts_destroy(ctx, acts);
+    free(x), free(out), free(dout);
+}
+
+/* the U-ViT section: every model of bench_models, measured first and
+   printed after, against the best sgemm rate of the whole section */
+static int bench_uvit(RunContext *run, const char *backend, int quick, int no_torch)
+{
+    enum { NMODELS = sizeof bench_models / sizeof bench_models[0] };
+    int threads = run->threads > 0 ? run->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    OurTimes ours[NMODELS];
+    TorchTimes torch[NMODELS];
+    double peak = sgemm_gflops(2048, 5);
+    for (size_t k = quick ? 1 : 0; k < NMODELS; k++) {
+        const BenchModel *bm = &bench_models[k];
+        UViTConfig c;
+        CHECK(uvit_config_parse(&c, bm->json, "bench") == 0, "%s", err_msg());
+        UViT m;
+        uvit_create(&m, &run->ctx, &c);
+        uvit_init_random(&m, &run->ctx, 1);
+        char weights[] = "/tmp/deediff-bench-XXXXXX";
+        int fd = mkstemp(weights);
+        CHECK(fd >= 0, "bench: cannot create a temporary file");
+        close(fd);
+        CHECK(uvit_save(&m, &run->ctx, weights, 0, NULL, NULL) == 0, "%s", err_msg());
+        time_ours(&run->ctx, &m, bm, &ours[k]);
+        memset(&torch[k], 0, sizeof torch[k]);
+        if (!no_torch) bench_torch(bm->json, weights, bm->batch, threads, bm->iters, &torch[k]);
+        unlink(weights);
+        uvit_destroy(&m, &run->ctx);
+        double again = sgemm_gflops(2048, 5);
+        if (again > peak) peak = again;
+    }
+    printf("U-ViT, fp32, %s, %d threads, backend %s\n", bench_cpu_name(), threads, backend);
+    printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s (best of this run; the ceiling below)\n\n", peak);
+    printf("%-24s %-8s %9s %9s %11s %9s %9s\n", "model (batch)", "pass", "ours im/s",
+           "torch im/s", "ours/torch", "GFLOP/s", "of sgemm");
+    for (size_t k = quick ? 1 : 0; k < NMODELS; k++) {
+        const BenchModel *bm = &bench_models[k];
+        char label[64];
+        snprintf(label, sizeof label, "%s (%d)", bm->name, bm->batch);
+        /* a backward does 2x the forward's multiply-adds (the update's are few) */
+        double ips[3] = {ours[k].fwd_ips, ours[k].fwdbwd_ips, ours[k].train_ips};
+        double tips[3] = {torch[k].forward_ips, torch[k].fwdbwd_ips, torch[k].train_ips};
+        double flops[3] = {1, 3, 3};
+        const char *pass[3] = {"fwd", "fwd+bwd", "train"};
+        for (int p = 0; p < 3; p++) {
+            char tcol[32] = "-", rcol[32] = "-";
+            if (tips[p] > 0) {
+                snprintf(tcol, sizeof tcol, "%.2f", tips[p]);
+                snprintf(rcol, sizeof rcol, "%.2fx", ips[p] / tips[p]);
+            }
+            double gf = flops[p] * ours[k].gflop_fwd * ips[p];
+            printf("%-24s %-8s %9.2f %9s %11s %9.1f %8.0f%%\n", p ? "" : label, pass[p], ips[p], tcol,
+                   rcol, gf, 100 * gf / peak);
+        }
+        printf("%-24s train step / forward = %.2f (a backward of 2 forwards gives 3)\n", "",
+               ours[k].fwd_ips / ours[k].train_ips);
+        if (torch[k].version[0]) printf("%-24s torch %s, %d threads\n", "", torch[k].version, threads);
+    }
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    int no_torch = 0, quick = 0;
+    const char *only = NULL;
+    RunOptions ro = run_options_default();
+    CliOpt opts[] = {
+        {"--only", "uvit,inception,frechet,early-exit", "run only these sections (default all)", &only, NULL, 0},
+        {"--no-torch", NULL, "skip the PyTorch peer", NULL, &no_torch, 0},
+        {"--quick", NULL, "U-ViT: only the small configuration", NULL, &quick, 0},
+        RUN_OPTIONS(ro),
+    };
+    int rc = cli_parse("bench", "[options]",
+                       "Performance as ratios measured in one run: U-ViT forward, forward+backward "
+                       "and training step vs OpenBLAS sgemm and vs PyTorch; FID Inception vs "
+                       "PyTorch; the Frechet distance vs a general matrix square root; early exit's wall-clock "
+                       "saving vs its layer saving.",
+                       argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
+    if (rc) return rc > 0 ? 0 : -1;
+    static const char *const sections[] = {"uvit", "inception", "frechet", "early-exit"};
+    if (only) {
+        int any = 0;
+        for (int i = 0; i < 4; i++) any |= cli_listed(only, sections[i]);
+        if (!any) return err_set("--only: '%s' names none of uvit, inception, frechet, early-exit", only);
+    }
+    RunContext run;
+    if (run_context_open(&run, &ro)) return -1;
+    if (rc == 0 && cli_listed(only, "uvit")) rc = bench_uvit(&run, ro.backend, quick, no_torch);
+    if (rc == 0 && cli_listed(only, "inception")) {
+        printf("\n");
+        rc = bench_inception(stdout);
+    }
+    if (rc == 0 && cli_listed(only, "frechet")) {
+        printf("\n");
+        rc = bench_frechet(stdout);
+    }
+    if (rc == 0 && cli_listed(only, "early-exit")) rc = bench_early_exit(stdout, &run.ctx);
+    run_context_close(&run);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * run_context.c: opening the op context from command-line options.
+ */
+#include <omp.h>
+#include <string.h>
+
+#include "../../kernels/errors.h"
+#include "cli.h"
+#include "run_context.h"
+
+void openblas_set_num_threads(int n);
+
+RunOptions run_options_default(void)
+{
+    RunOptions ro = {"cpu", NULL};
+    return ro;
+}
+
+void set_cpu_threads(int n)
+{
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int run_context_open(RunContext *rc, const RunOptions *ro)
+{
+    memset(rc, 0, sizeof *rc);
+    long threads = 0;
+    if (ro->threads && cli_int("--threads", ro->threads, 1, 1024, &threads)) return -1;
+    rc->threads = (int)threads;
+    set_cpu_threads(rc->threads);
+    if (!strcmp(ro->backend, "cpu")) {
+        ctx_init_cpu(&rc->ctx, rc->threads);
+        return 0;
+    }
+    if (!strcmp(ro->backend, "cuda")) return ctx_init_cuda(&rc->ctx, 0);
+    return err_set("--backend: '%s' is not cpu or cuda", ro->backend);
+}
+
+void run_context_close(RunContext *rc) { ctx_destroy(&rc->ctx); }
