@@ -82,7 +82,7 @@ Test(store, fresh_database_has_the_schema)
 {
     Store s;
     cr_assert_eq(store_open(&s, dbpath), 0, "%s", err_msg());
-    cr_expect_eq(store_schema_version(), 2);
+    cr_expect_eq(store_schema_version(), 3);
     cr_expect_eq(query_int(&s, "PRAGMA user_version"), store_schema_version());
     cr_expect_str_eq(query_text(&s, "PRAGMA journal_mode"), "wal");
     cr_expect_eq(query_int(&s, "PRAGMA foreign_keys"), 1);
@@ -409,4 +409,52 @@ Test(store, migrations_one_transaction_per_step)
     /* and the older program now refuses the file */
     cr_expect_eq(store_open_schema(&s, dbpath, SCHEMA_V1), -1);
     expect_one_line_naming_db();
+}
+
+/* the embedded schema up to (not including) its "-- version N" step */
+static char *schema_before(int version)
+{
+    extern const char store_schema_sql[];
+    char mark[32];
+    snprintf(mark, sizeof mark, "\n-- version %d\n", version);
+    const char *end = strstr(store_schema_sql, mark);
+    cr_assert(end != NULL);
+    size_t n = (size_t)(end - store_schema_sql) + 1;
+    char *s = malloc(n + 1);
+    memcpy(s, store_schema_sql, n);
+    s[n] = 0;
+    return s;
+}
+
+/* a results.db of the previous version (2) keeps its runs, which read NULL
+   in the runner's columns, and the next run records them */
+Test(store, migration_from_version_2_keeps_runs)
+{
+    char *v2 = schema_before(3);
+    Store s;
+    cr_assert_eq(store_open_schema(&s, dbpath, v2), 0, "%s", err_msg());
+    cr_expect_eq(query_int(&s, "PRAGMA user_version"), 2);
+    cr_assert_eq(sqlite3_exec(s.db,
+        "INSERT INTO runs (uuid, kind, name, config, git_commit, machine, cpu, backend, pid, status, finished_at) "
+        "VALUES ('u-old', 'eval', 'old', '{}', 'unknown', 'm', 'c', 'cpu', 1, 'done', '2026-01-01T00:00:00.000Z')",
+        NULL, NULL, NULL), SQLITE_OK);
+    store_close(&s);
+    free(v2);
+
+    setenv(STORE_ENV_RUN_KEY, "k1", 1);
+    setenv(STORE_ENV_EXPERIMENT, "table1/smoke", 1);
+    cr_assert_eq(store_open(&s, dbpath), 0, "%s", err_msg());
+    cr_expect_eq(query_int(&s, "PRAGMA user_version"), 3);
+    cr_expect_eq(query_int(&s, "SELECT count(*) FROM runs WHERE name = 'old' AND run_key IS NULL AND gemm IS NULL"), 1);
+    RunInfo ri = {.kind = "eval", .name = "new", .backend = "cpu"};
+    int64_t id;
+    cr_assert_eq(store_run_begin(&s, &ri, &id), 0, "%s", err_msg());
+    unsetenv(STORE_ENV_RUN_KEY);
+    unsetenv(STORE_ENV_EXPERIMENT);
+    cr_expect_str_eq(query_text(&s, "SELECT run_key FROM runs WHERE name = 'new'"), "k1");
+    cr_expect_str_eq(query_text(&s, "SELECT experiment FROM runs WHERE name = 'new'"), "table1/smoke");
+    cr_expect_eq(query_int(&s, "SELECT count(*) FROM runs WHERE name = 'new' AND setting_key IS NULL"), 1);
+    cr_expect_eq(query_int(&s, "SELECT length(code_version) FROM runs WHERE name = 'new'"), 64);
+    cr_expect_eq(query_int(&s, "SELECT gemm LIKE 'openblas %' OR gemm LIKE 'onednn %' FROM runs WHERE name = 'new'"), 1);
+    store_close(&s);
 }

@@ -135,3 +135,47 @@ CREATE TABLE figure_points (
     y      REAL NOT NULL,
     PRIMARY KEY (run_id, figure, series, x)
 ) WITHOUT ROWID;
+
+-- version 3
+
+-- The experiment runner (harness/runner/) and the provenance of the numbers.
+-- run_key makes a run skippable: the sha256 of its command line, of every
+-- file that command line names, and of code_version, so a finished run with
+-- the same key is never repeated. setting_key is the same hash without the
+-- code version: a report can still find a run that an older build made, and
+-- says so. experiment is "NAME/SCALE" of the experiment file that asked for
+-- the run (NULL: run by hand). code_version is the sha256 of the sources the
+-- binary was built from (the Makefile computes it). gemm is the GEMM library,
+-- its version and the kernel it chose ("openblas 0.3.21 Zen"). All NULL in
+-- rows written before version 3.
+ALTER TABLE runs ADD COLUMN run_key TEXT;
+ALTER TABLE runs ADD COLUMN setting_key TEXT;
+ALTER TABLE runs ADD COLUMN experiment TEXT;
+ALTER TABLE runs ADD COLUMN code_version TEXT;
+ALTER TABLE runs ADD COLUMN gemm TEXT;
+CREATE INDEX runs_by_run_key ON runs (run_key);
+CREATE INDEX runs_by_setting_key ON runs (setting_key);
+CREATE INDEX runs_by_experiment ON runs (experiment);
+
+-- Regression tracking (make regress): one row per metric compared with
+-- results/baseline.json. check_id groups the rows of one comparison (a
+-- uuid); cell names the metric ("table1/smoke Fashion-MNIST BERxiT
+-- quality"); tolerance is the rule applied, as JSON
+-- ({"abs":0,"rel":0.02,"exact":false}); passed is 1 or 0. The runs whose
+-- numbers were compared are found by run_key.
+CREATE TABLE regress_checks (
+    id           INTEGER PRIMARY KEY,
+    check_id     TEXT NOT NULL,
+    checked_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    git_commit   TEXT NOT NULL,
+    code_version TEXT NOT NULL,
+    machine      TEXT NOT NULL,
+    cpu          TEXT NOT NULL,
+    cell         TEXT NOT NULL,
+    baseline     REAL,
+    value        REAL,
+    tolerance    TEXT NOT NULL CHECK (json_valid(tolerance)),
+    passed       INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    run_key      TEXT
+);
+CREATE INDEX regress_by_cell ON regress_checks (cell, checked_at);

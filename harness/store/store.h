@@ -61,8 +61,13 @@ typedef struct {
     const char *checkpoint_hash; /* the weights read, or NULL */
 } RunInfo;
 
-/* Inserts a 'running' run with this process's git commit, host, CPU and pid;
-   *run_id receives its id. */
+/* Inserts a 'running' run with this process's git commit, host, CPU, pid,
+   code version and GEMM library; *run_id receives its id. The experiment
+   runner (harness/runner/) starts each run as a child process with these
+   variables set, and the run records them (unset or empty: NULL): */
+#define STORE_ENV_RUN_KEY "DEEDIFF_RUN_KEY"          /* runs.run_key */
+#define STORE_ENV_SETTING_KEY "DEEDIFF_SETTING_KEY"  /* runs.setting_key */
+#define STORE_ENV_EXPERIMENT "DEEDIFF_EXPERIMENT"    /* runs.experiment, "NAME/SCALE" */
 int store_run_begin(Store *s, const RunInfo *ri, int64_t *run_id);
 /* marks a running run 'done' or 'failed' (with its one-line reason) */
 int store_run_done(Store *s, int64_t run_id);

@@ -101,4 +101,7 @@ float cpu_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels);
 void cpu_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels,
                                 float dloss);
 
+/* the GEMM library, its version and chosen kernel, one line (gemm_provenance.c) */
+const char *cpu_gemm_provenance(void);
+
 #endif
