@@ -19,6 +19,8 @@ int cmd_table(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -37,6 +39,9 @@ const CliCommand cli_commands[] = {
     {"table", "render a paper table (1) from the eval runs in the results database", cmd_table},
     {"analyze", "data of the paper's figures 1, 3, 4, 6 (exit MSE, loss by t, uncertainty maps, error accumulation)",
      cmd_analyze},
+    {"run", "run an experiment file (a table or figure of the paper) at a scale: skips what is done, resumes, shards",
+     cmd_run},
+    {"report", "draw an experiment's table or figure from the database, running nothing", cmd_report},
     {"methods", "list every method (--method NAME) with one line each and its options", cmd_methods},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "text_file.h"
@@ -69,3 +70,21 @@ int write_file_atomic(const char *path, const void *data, size_t n)
 }
 
 int text_write_atomic(const TextBuf *t, const char *path) { return write_file_atomic(path, t->data, t->len); }
+
+/* mkdir -p of the folders above path */
+int make_parent_dirs(const char *path)
+{
+    char *dir = xstrdup(path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(dir, 0777) && errno != EEXIST) {
+            err_set("%s: cannot create folder %s: %s", path, dir, strerror(errno));
+            free(dir);
+            return -1;
+        }
+        *p = '/';
+    }
+    free(dir);
+    return 0;
+}

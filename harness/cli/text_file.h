@@ -22,4 +22,7 @@ int text_write_atomic(const TextBuf *t, const char *path);
 /* writes any bytes atomically, the same way */
 int write_file_atomic(const char *path, const void *data, size_t n);
 
+/* mkdir -p of the folders above path; -1 + err_msg() naming path */
+int make_parent_dirs(const char *path);
+
 #endif

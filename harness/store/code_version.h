@@ -1,9 +1,12 @@
 /*
  * code_version.h: the sha256 of the sources this binary was built from
- * (every .c, .h, .cu and the schema, in path order), computed by the
- * Makefile into $(BUILD)/gen/code_version.c. It is part of every run's key
- * (harness/runner/run_key.h): a change to any source makes every run new,
- * while a change to documentation or experiment files does not.
+ * that compute numbers (kernels/, model/, baselines/ and every harness room
+ * but report/, runner/, bench/ and store/, in path order), computed by the
+ * Makefile into $(BUILD)/gen/code_version.c together with the compiler
+ * flags. It is part of every run's key (harness/runner/run_key.h): a change
+ * to code that measures makes every run new, while a change to how results
+ * are stored, run or reported, to documentation or to experiment files
+ * does not.
  */
 #ifndef DEEDIFF_CODE_VERSION_H
 #define DEEDIFF_CODE_VERSION_H

@@ -20,6 +20,7 @@
 
 #include "../../kernels/cpu/cpu_ops.h"
 #include "../../kernels/errors.h"
+#include "../cli/text_file.h"
 #include "code_version.h"
 #include "store.h"
 
@@ -168,24 +169,6 @@ fail:
 }
 
 /* ---- opening ---------------------------------------------------------------- */
-
-/* mkdir -p of the folders above path */
-static int make_parent_dirs(const char *path)
-{
-    char *dir = xstrdup(path);
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(dir, 0777) && errno != EEXIST) {
-            err_set("%s: cannot create folder %s: %s", path, dir, strerror(errno));
-            free(dir);
-            return -1;
-        }
-        *p = '/';
-    }
-    free(dir);
-    return 0;
-}
 
 /* PRAGMA journal_mode = WAL. Switching a new file's mode takes an exclusive
    lock without calling the busy handler, so processes opening one new file
