@@ -183,42 +183,64 @@ fixtures: deps-pytorch
 	/usr/bin/python3 tests/reference/make_npz_fixtures.py tests/fixtures/npz
 	/usr/bin/python3 tests/reference/make_deediff_fixture.py tests/fixtures
 
-# ---- the main job ----------------------------------------------------------------
-# Table 1 on the embedded default (Fashion-MNIST), every row measured
-# (deediff eval: samples, FD-FMNIST-1k against the
-# training set, layers ratio, GMAC and seconds per image, stored in
-# results/results.db), then drawn from the database by deediff table 1 into
-# paper/tables/table1.{md,tex}: U-ViT, BERxiT, CALM, S-Pruning, DeeDiff w/o
-# EE, DeeDiff, each early-exit method at the threshold of its sweep nearest
-# DeeDiff's ~40% of blocks skipped. Protocol and cost:
-# experiments/table1-fmnist.md; the thresholds: experiments/deediff-fmnist.md
-# and experiments/baselines-fmnist.md.
-# --skip-done: a rerun with the same weights and protocol evaluates nothing.
-TABLE1_MODEL = results/weights/fmnist-uvit.safetensors
+# ---- the main job: the paper's tables and figures ----------------------------------
+# Each target runs one experiment file (experiments/README.md) through
+# `deediff run`: its runs are expanded, every run the database already holds
+# (same command line, same input files, same code) is skipped, the rest run
+# one by one, and the report is drawn from the database into paper/tables/
+# or paper/figures/. A killed target resumes where it stopped.
+#   SCALE=smoke|tiny|paper  (default tiny: Fashion-MNIST on a CPU, from the
+#                            committed weights; paper needs data and weights
+#                            given as NAME=VALUE in RUN_VARS or the environment)
+#   ONLY=A,B                only the runs whose label contains A or B
+#   SHARD=K/N               this machine's share; each shard writes its own
+#                           database (results/results-shard-K-of-N.db), and
+#                           make merge-shards combines them into $(DB)
+#   DB=PATH                 the results database (default results/results.db)
+SCALE ?= tiny
+DB ?= results/results.db
+SHARD_DB = $(if $(SHARD),results/results-shard-$(subst /,-of-,$(SHARD)).db,$(DB))
+RUN_VARS ?=
+RUN = $(BUILD)/deediff run --scale $(SCALE) --db $(SHARD_DB) $(if $(ONLY),--only '$(ONLY)') \
+      $(if $(SHARD),--shard $(SHARD) --no-report) $(RUN_THREADS)
+EXPERIMENTS = table1 table2 table3 table5
+FIGURES = fig1 fig3 fig4 fig5 fig6 fig7
+
+$(EXPERIMENTS) $(FIGURES): %: deps $(BUILD)/deediff
+	$(RUN) experiments/$*.json $(RUN_VARS)
+
+figures: $(FIGURES)
+
+# everything the paper has that can run today (table2 waits for the latent
+# space), then the claims page drawn from the same database
+paper: table1 table3 table5 figures
+	$(BUILD)/deediff claims --db $(DB) --output paper/CLAIMS.md
+
+merge-shards: $(BUILD)/deediff
+	$(BUILD)/deediff merge $(wildcard results/results-shard-*.db) -o $(DB)
+
+# ---- regression tracking ---------------------------------------------------------------
+# regress: the smoke scale of every table (minutes), each metric compared
+# with results/baseline.json within its stated tolerance; every comparison
+# is kept in $(DB) (table regress_checks). rebaseline: on purpose, writes the
+# current smoke numbers as the new baseline. regress-history: the history of
+# every regressed metric, as data and a plot (paper/figures/regress-history).
+REGRESS_EXPERIMENTS = experiments/table1.json experiments/table3.json experiments/table5.json
+regress: deps $(BUILD)/deediff
+	$(BUILD)/deediff regress --baseline results/baseline.json --db $(DB) $(REGRESS_EXPERIMENTS)
+
+rebaseline: deps $(BUILD)/deediff
+	$(BUILD)/deediff regress --baseline results/baseline.json --db $(DB) --rebaseline $(REGRESS_EXPERIMENTS)
+
+regress-history: $(BUILD)/deediff
+	$(BUILD)/deediff regress --db $(DB) --history paper/figures/regress-history
+
+# ---- the models of the embedded default and their sweeps ---------------------------
+# (the experiments above use the committed weights; these retrain them)
+UVIT_MODEL = results/weights/fmnist-uvit.safetensors
 DEEDIFF_MODEL = results/weights/fmnist-deediff.safetensors
-TABLE1_THRESHOLD = 0.15
-BERXIT_MODEL = results/weights/fmnist-berxit.safetensors
-BERXIT_THRESHOLD = 0.1
-CALM_MODEL = results/weights/fmnist-calm.safetensors
-CALM_THRESHOLD = 0.035
-SPRUNING_MODEL = results/weights/fmnist-spruning.safetensors
-TABLE1_N = 1000
-TABLE1_SAMPLER = dpm
-TABLE1_STEPS = 50
-TABLE1_DB = results/results.db
-TABLE1_EVAL = $(BUILD)/deediff eval --n $(TABLE1_N) --sampler $(TABLE1_SAMPLER) --steps $(TABLE1_STEPS) \
-  --seed 0 --features fmnist --ref fmnist-train --db $(TABLE1_DB) --skip-done
-table1: deps $(BUILD)/deediff
-	$(TABLE1_EVAL) --model $(TABLE1_MODEL)
-	$(TABLE1_EVAL) --model $(DEEDIFF_MODEL) --threshold 0
-	$(TABLE1_EVAL) --model $(DEEDIFF_MODEL) --threshold $(TABLE1_THRESHOLD)
-	$(TABLE1_EVAL) --model $(BERXIT_MODEL) --threshold $(BERXIT_THRESHOLD)
-	$(TABLE1_EVAL) --model $(CALM_MODEL) --threshold $(CALM_THRESHOLD)
-	$(TABLE1_EVAL) --model $(SPRUNING_MODEL)
-	@mkdir -p paper/tables
-	$(BUILD)/deediff table 1 --db $(TABLE1_DB) --methods none,berxit,calm,spruning,deediff \
-	  --rows $(TABLE1_MODEL),$(BERXIT_MODEL)@$(BERXIT_THRESHOLD),$(CALM_MODEL)@$(CALM_THRESHOLD),$(SPRUNING_MODEL),$(DEEDIFF_MODEL)@0,$(DEEDIFF_MODEL)@$(TABLE1_THRESHOLD) \
-	  --output paper/tables/table1.md
+SWEEP_EVAL = $(BUILD)/deediff eval --n 1000 --sampler dpm --steps 50 \
+  --seed 0 --features fmnist --ref fmnist-train --db $(DB) --skip-done
 
 # ---- DeeDiff on the embedded default ------------------------------------------------
 # train-deediff: heads and UEMs trained jointly with the pretrained backbone
@@ -232,12 +254,12 @@ DEEDIFF_THRESHOLDS = 0 0.02 0.05 0.08 0.1 0.15 0.2 0.25 0.3
 DEEDIFF_FROZEN = results/weights/fmnist-deediff-frozen.safetensors
 train-deediff: deps $(BUILD)/deediff
 	$(BUILD)/deediff train --config experiments/deediff/fmnist-deediff.json --method deediff \
-	  --backbone $(TABLE1_MODEL)
+	  --backbone $(UVIT_MODEL)
 
 # the ablation with the backbone frozen (only heads and UEMs train)
 train-deediff-frozen: deps $(BUILD)/deediff
 	$(BUILD)/deediff train --config experiments/deediff/fmnist-deediff.json --method deediff \
-	  --backbone $(TABLE1_MODEL) train.freeze_backbone=true output.dir=results/runs/fmnist-deediff-frozen \
+	  --backbone $(UVIT_MODEL) train.freeze_backbone=true output.dir=results/runs/fmnist-deediff-frozen \
 	  output.export=results/weights/fmnist-deediff-frozen.safetensors
 
 # ---- the baselines on the embedded default (experiments/baselines-fmnist.md) ---------
@@ -259,7 +281,7 @@ train-calm-meta: deps $(BUILD)/deediff
 SPRUNING_RATIO = 0.56
 SPRUNING_PRUNED = results/weights/fmnist-spruning-pruned.safetensors
 prune-spruning: deps $(BUILD)/deediff
-	$(BUILD)/deediff prune --model $(TABLE1_MODEL) --ratio $(SPRUNING_RATIO) --output $(SPRUNING_PRUNED)
+	$(BUILD)/deediff prune --model $(UVIT_MODEL) --ratio $(SPRUNING_RATIO) --output $(SPRUNING_PRUNED)
 
 train-spruning: deps $(BUILD)/deediff
 	test -f $(SPRUNING_PRUNED) || $(MAKE) --no-print-directory prune-spruning
@@ -276,21 +298,19 @@ CALM_THRESHOLDS = 0 0.02 0.025 0.03 0.035 0.04 0.05 0.1
 CALM_META_THRESHOLDS = 0 0.01 0.02 0.05 0.1 0.3 0.5
 STATIC_THRESHOLDS = 0 0.1 0.2 0.3 0.4 0.5
 SPRUNING_RATIOS = 0.75 0.56 0.4
-BASELINES_TABLE = experiments/baselines-fmnist-table.md
 baselines-sweep: deps $(BUILD)/deediff
-	for t in $(BERXIT_THRESHOLDS); do $(TABLE1_EVAL) --model results/weights/fmnist-berxit.safetensors --threshold $$t || exit 1; done
-	for t in $(CALM_THRESHOLDS); do $(TABLE1_EVAL) --model results/weights/fmnist-calm.safetensors --threshold $$t || exit 1; done
-	for t in $(CALM_META_THRESHOLDS); do $(TABLE1_EVAL) --model results/weights/fmnist-calm-meta.safetensors --threshold $$t || exit 1; done
-	for t in $(STATIC_THRESHOLDS); do $(TABLE1_EVAL) --model $(DEEDIFF_MODEL) --method static --threshold $$t || exit 1; done
+	for t in $(BERXIT_THRESHOLDS); do $(SWEEP_EVAL) --model results/weights/fmnist-berxit.safetensors --threshold $$t || exit 1; done
+	for t in $(CALM_THRESHOLDS); do $(SWEEP_EVAL) --model results/weights/fmnist-calm.safetensors --threshold $$t || exit 1; done
+	for t in $(CALM_META_THRESHOLDS); do $(SWEEP_EVAL) --model results/weights/fmnist-calm-meta.safetensors --threshold $$t || exit 1; done
+	for t in $(STATIC_THRESHOLDS); do $(SWEEP_EVAL) --model $(DEEDIFF_MODEL) --method static --threshold $$t || exit 1; done
 	for r in $(SPRUNING_RATIOS); do test -f results/runs/fmnist-pruned-$$r.safetensors || \
-	  $(BUILD)/deediff prune --model $(TABLE1_MODEL) --ratio $$r --output results/runs/fmnist-pruned-$$r.safetensors || exit 1; \
-	  $(TABLE1_EVAL) --model results/runs/fmnist-pruned-$$r.safetensors || exit 1; done
-	$(TABLE1_EVAL) --model results/weights/fmnist-spruning.safetensors
+	  $(BUILD)/deediff prune --model $(UVIT_MODEL) --ratio $$r --output results/runs/fmnist-pruned-$$r.safetensors || exit 1; \
+	  $(SWEEP_EVAL) --model results/runs/fmnist-pruned-$$r.safetensors || exit 1; done
+	$(SWEEP_EVAL) --model results/weights/fmnist-spruning.safetensors
 	for m in berxit calm calm-meta; do $(BUILD)/deediff table sweep --model results/weights/fmnist-$$m.safetensors \
-	  --baseline $(TABLE1_MODEL) --db $(TABLE1_DB) --output experiments/baselines-fmnist-$$m-sweep.md || exit 1; done
-	$(BUILD)/deediff table sweep --model $(DEEDIFF_MODEL) --method static --baseline $(TABLE1_MODEL) --db $(TABLE1_DB) \
+	  --baseline $(UVIT_MODEL) --db $(DB) --output experiments/baselines-fmnist-$$m-sweep.md || exit 1; done
+	$(BUILD)/deediff table sweep --model $(DEEDIFF_MODEL) --method static --baseline $(UVIT_MODEL) --db $(DB) \
 	  --output experiments/baselines-fmnist-static-sweep.md
-	$(BUILD)/deediff table 1 --db $(TABLE1_DB) --output $(BASELINES_TABLE)
 
 # spruning-ratios (after baselines-sweep, which prunes): fine-tunes the other
 # pruned ratios with the same budget (into results/runs/, not committed) and
@@ -301,16 +321,15 @@ spruning-ratios: deps $(BUILD)/deediff
 	  $(BUILD)/deediff train --config experiments/baselines/fmnist-spruning.json \
 	  output.init=results/runs/fmnist-pruned-$$r.safetensors output.dir=results/runs/fmnist-spruning-$$r \
 	  output.export=results/runs/fmnist-spruning-$$r.safetensors $(BASELINE_TRAIN_FLAGS) || exit 1; \
-	  $(TABLE1_EVAL) --model results/runs/fmnist-spruning-$$r.safetensors || exit 1; done
-	$(BUILD)/deediff table 1 --db $(TABLE1_DB) --output $(BASELINES_TABLE)
+	  $(SWEEP_EVAL) --model results/runs/fmnist-spruning-$$r.safetensors || exit 1; done
 
 deediff-sweep: deps $(BUILD)/deediff
-	$(TABLE1_EVAL) --model $(TABLE1_MODEL)
+	$(SWEEP_EVAL) --model $(UVIT_MODEL)
 	for m in $(DEEDIFF_MODEL) $(DEEDIFF_FROZEN); do for t in $(DEEDIFF_THRESHOLDS); do \
-	  $(TABLE1_EVAL) --model $$m --threshold $$t || exit 1; done; done
-	$(BUILD)/deediff table sweep --model $(DEEDIFF_MODEL) --baseline $(TABLE1_MODEL) --db $(TABLE1_DB) \
+	  $(SWEEP_EVAL) --model $$m --threshold $$t || exit 1; done; done
+	$(BUILD)/deediff table sweep --model $(DEEDIFF_MODEL) --baseline $(UVIT_MODEL) --db $(DB) \
 	  --output experiments/deediff-fmnist-sweep.md
-	$(BUILD)/deediff table sweep --model $(DEEDIFF_FROZEN) --baseline $(TABLE1_MODEL) --db $(TABLE1_DB) \
+	$(BUILD)/deediff table sweep --model $(DEEDIFF_FROZEN) --baseline $(UVIT_MODEL) --db $(DB) \
 	  --output experiments/deediff-fmnist-frozen-sweep.md
 
 # ---- the pretrained backbone of the embedded default ------------------------------
@@ -356,6 +375,6 @@ gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all table1 train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning baselines-sweep spruning-ratios deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
+.PHONY: all $(EXPERIMENTS) $(FIGURES) figures paper merge-shards regress rebaseline regress-history train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning baselines-sweep spruning-ratios deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

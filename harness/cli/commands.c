@@ -36,7 +36,7 @@ const CliCommand cli_commands[] = {
     {"train-fmnist-features", "train the FD-FMNIST feature network (Fashion-MNIST CNN) and save its weights",
      cmd_train_fmnist_features},
     {"eval", "sample N images and store FD/FID-<N>, layers ratio, GMAC and s per image with the protocol", cmd_eval},
-    {"table", "render a paper table (1) from the eval runs in the results database", cmd_table},
+    {"table", "render one early-exit model's threshold sweep from the eval runs in the results database", cmd_table},
     {"analyze", "data of the paper's figures 1, 3, 4, 6 (exit MSE, loss by t, uncertainty maps, error accumulation)",
      cmd_analyze},
     {"run", "run an experiment file (a table or figure of the paper) at a scale: skips what is done, resumes, shards",

@@ -376,7 +376,7 @@ char *store_cpu_model(void)
 }
 
 /* a random (version 4) UUID */
-static int make_uuid(Store *s, char out[37])
+int store_uuid(Store *s, char out[37])
 {
     unsigned char b[16];
     size_t got = 0;
@@ -417,7 +417,7 @@ int store_run_begin(Store *s, const RunInfo *ri, int64_t *run_id)
     if (!ri->name || !ri->name[0]) return err_set("%s: run name: empty", s->path);
     if (!ri->backend || !ri->backend[0]) return err_set("%s: run backend: empty", s->path);
     char uuid[37];
-    if (make_uuid(s, uuid)) return -1;
+    if (store_uuid(s, uuid)) return -1;
 
     char *commit = store_git_commit(), *machine = store_machine_name(), *cpu = store_cpu_model();
     sqlite3_stmt *st = NULL;

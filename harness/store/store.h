@@ -69,6 +69,8 @@ typedef struct {
 #define STORE_ENV_SETTING_KEY "DEEDIFF_SETTING_KEY"  /* runs.setting_key */
 #define STORE_ENV_EXPERIMENT "DEEDIFF_EXPERIMENT"    /* runs.experiment, "NAME/SCALE" */
 int store_run_begin(Store *s, const RunInfo *ri, int64_t *run_id);
+/* a new random (version 4) uuid into out[37] */
+int store_uuid(Store *s, char out[37]);
 /* marks a running run 'done' or 'failed' (with its one-line reason) */
 int store_run_done(Store *s, int64_t run_id);
 int store_run_failed(Store *s, int64_t run_id, const char *error);
