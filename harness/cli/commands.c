@@ -19,6 +19,7 @@ int cmd_table(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -37,6 +38,7 @@ const CliCommand cli_commands[] = {
     {"table", "render a paper table (1) from the eval runs in the results database", cmd_table},
     {"analyze", "data of the paper's figures 1, 3, 4, 6 (exit MSE, loss by t, uncertainty maps, error accumulation)",
      cmd_analyze},
+    {"merge", "merge results databases (an experiment's shards) into one, no run twice", cmd_merge},
     {"methods", "list every method (--method NAME) with one line each and its options", cmd_methods},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];
