@@ -25,14 +25,16 @@
  *     shards ran one setting) are both kept: they are real measurements. The
  *     number of such keys is counted (MergeSummary.duplicate_keys) for the
  *     caller to report. 'running' and 'failed' rows are copied as they are.
- *   - Inputs are opened read-only and never changed. An input of an older
- *     schema version is read as it is (columns and tables it lacks are left
- *     at their defaults, NULL); one of a newer version, a file that is not a
- *     results database, or a corrupt one is refused.
+ *   - Inputs are opened read-only and never changed (SQLite may leave an
+ *     empty A.db-wal and A.db-shm beside an input in WAL mode). An input of
+ *     an older schema version is read as it is (columns and tables it lacks
+ *     are left at their defaults, NULL); one of a newer version, a file that
+ *     is not a results database, or a corrupt one is refused.
  *   - If OUT exists it is an input too, and the first: the result is OUT's
  *     rows (with their ids kept) plus the inputs'. OUT must not be open in
- *     another process (a runner writing to it) during a merge: the new file
- *     replaces it.
+ *     another process (a runner writing to it) during a merge, and two
+ *     merges into one OUT must not run at once: the new file replaces it,
+ *     and the last rename wins.
  *   - The result is built in OUT.tmp-<pid> in one transaction and renamed
  *     over OUT only when everything succeeded: a failure leaves OUT as it
  *     was and no temporary file behind.
