@@ -21,6 +21,7 @@ int cmd_methods(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -42,6 +43,7 @@ const CliCommand cli_commands[] = {
     {"run", "run an experiment file (a table or figure of the paper) at a scale: skips what is done, resumes, shards",
      cmd_run},
     {"report", "draw an experiment's table or figure from the database, running nothing", cmd_report},
+    {"merge", "merge results databases (an experiment's shards) into one, no run twice", cmd_merge},
     {"methods", "list every method (--method NAME) with one line each and its options", cmd_methods},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];
