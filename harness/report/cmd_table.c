@@ -31,6 +31,7 @@
 #include "../../kernels/errors.h"
 #include "../cli/cli.h"
 #include "../store/store.h"
+#include "paper_names.h"
 #include "table_sweep.h"
 #include "../cli/text_file.h"
 
@@ -56,22 +57,6 @@ static double cfg_num(const Row *r, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-static const char *dataset_title(const char *d)
-{
-    if (!strcmp(d, "fmnist")) return "Fashion-MNIST 28x28";
-    if (!strcmp(d, "cifar10")) return "CIFAR-10 32x32";
-    if (!strcmp(d, "celeba")) return "CelebA 64x64";
-    return d;
-}
-
-/* the paper's names of the methods, in the paper's row order */
-static const struct {
-    const char *method, *title;
-} method_titles[] = {{"none", "U-ViT"}, {"uvit", "U-ViT"}, {"berxit", "BERxiT"}, {"calm", "CALM"},
-                     {"calm-meta", "CALM meta-classifier"}, {"spruning", "S-Pruning"}, {"static", "Static exit"},
-                     {"deediff", "DeeDiff"}};
-#define NUM_TITLES (int)(sizeof method_titles / sizeof method_titles[0])
-
 static int is_pruning(const Row *r) { return !strcmp(cfg_str(r, "method"), "spruning"); }
 
 /* "U-ViT" (method none; "uvit" in databases before the methods came),
@@ -81,9 +66,7 @@ static const char *method_title(const Row *r, char *buf, size_t n)
 {
     const char *m = cfg_str(r, "method");
     double th = cfg_num(r, "threshold");
-    const char *name = m;
-    for (int i = 0; i < NUM_TITLES; i++)
-        if (!strcmp(m, method_titles[i].method)) name = method_titles[i].title;
+    const char *name = paper_method_name(m);
     if (!strcmp(m, "uvit") || !strcmp(m, "none")) return name;
     const char *file = strrchr(cfg_str(r, "model"), '/');
     file = file ? file + 1 : cfg_str(r, "model");
@@ -95,9 +78,7 @@ static const char *method_title(const Row *r, char *buf, size_t n)
 
 static int method_rank(const Row *r)
 {
-    for (int i = 0; i < NUM_TITLES; i++)
-        if (!strcmp(cfg_str(r, "method"), method_titles[i].method)) return i;
-    return NUM_TITLES;
+    return paper_method_rank(cfg_str(r, "method"));
 }
 
 static int row_order(const void *pa, const void *pb)
@@ -261,7 +242,7 @@ static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
         Cells c;
         format_cells(r, "%", &c);
         char title[64];
-        text_printf(t, "| %s | %s | %s %s | %s | %s | %s | %s |\n", dataset_title(cfg_str(r, "dataset")),
+        text_printf(t, "| %s | %s | %s %s | %s | %s | %s | %s |\n", paper_dataset_name(cfg_str(r, "dataset")),
                     method_title(r, title, sizeof title), r->fd_label, c.fd, c.lr, c.gm, c.gf, c.sec);
     }
     text_printf(t, "\n## Protocol of each row\n\n");
@@ -276,7 +257,7 @@ static void render_markdown(TextBuf *t, const Row *rows, int n, const char *db)
                     "(sha256 %.16s..., %.0f-d); reference `%s` (N = %.0f, statistics `%s`, sha256 %.16s...). "
                     "Samples quantized to 8 bits by the PNG rule and evaluated from memory. %s, %s backend, %.0f "
                     "threads; machine %s (%s); git commit %s; finished %s.\n",
-                    i + 1, dataset_title(cfg_str(r, "dataset")), method_title(r, title, sizeof title),
+                    i + 1, paper_dataset_name(cfg_str(r, "dataset")), method_title(r, title, sizeof title),
                     (long long)r->run_id, r->name, cfg_str(r, "model"), cfg_str(r, "model_sha256"),
                     cfg_str(r, "weights"), cfg_num(r, "blocks"), cfg_str(r, "sampler"), cfg_str(r, "schedule"),
                     cfg_num(r, "steps"), evals, cfg_num(r, "seed"), cfg_num(r, "n"), r->gmacs / evals,
@@ -325,7 +306,7 @@ static void render_tex(TextBuf *t, const Row *rows, int n)
         const Row *r = &rows[i];
         Cells c;
         format_cells(r, "\\%", &c);
-        tex_escaped(t, dataset_title(cfg_str(r, "dataset")));
+        tex_escaped(t, paper_dataset_name(cfg_str(r, "dataset")));
         text_printf(t, " & ");
         char title[64];
         tex_escaped(t, method_title(r, title, sizeof title));
