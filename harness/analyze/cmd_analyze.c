@@ -34,6 +34,7 @@
 #include "analyze_figures.h"
 #include "../bench/bench_util.h"
 #include "../cli/cli.h"
+#include "../cli/text_file.h"
 #include "../store/file_hash.h"
 #include "../cli/method_options.h"
 #include "../cli/run_context.h"
@@ -297,8 +298,7 @@ static int run_analyze(RunContext *run, const AnalyzeArgs *a, const RunOptions *
                      "images or steps", p.n, evals, traj_bytes / 1073741824.0);
     Dataset *ds = NULL;
     if (rc == 0) rc = open_data(a, &p, c, &ds);
-    if (rc == 0 && mkdir(a->out, 0777) && errno != EEXIST)
-        rc = err_set("%s: cannot create the folder: %s", a->out, strerror(errno));
+    if (rc == 0) rc = make_dirs(a->out);
     char sha256[SHA256_HEX_LEN + 1];
     if (rc == 0 && file_sha256(a->model, sha256)) {
         char why[1024];

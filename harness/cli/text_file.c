@@ -88,3 +88,14 @@ int make_parent_dirs(const char *path)
     free(dir);
     return 0;
 }
+
+int make_dirs(const char *dir)
+{
+    size_t n = strlen(dir);
+    char *path = xmalloc(n + 2);
+    memcpy(path, dir, n);
+    strcpy(path + n, "/");
+    int rc = make_parent_dirs(path);
+    free(path);
+    return rc;
+}

@@ -24,5 +24,7 @@ int write_file_atomic(const char *path, const void *data, size_t n);
 
 /* mkdir -p of the folders above path; -1 + err_msg() naming path */
 int make_parent_dirs(const char *path);
+/* mkdir -p of dir itself; -1 + err_msg() */
+int make_dirs(const char *dir);
 
 #endif

@@ -192,8 +192,7 @@ static int run_sampling(RunContext *run, SampleArgs *a)
     if (rc == 0 && c->in_chans != 1 && c->in_chans != 3)
         rc = err_set("%s: %d-channel samples (latents) cannot be written as PNG without the "
                      "autoencoder", a->model, c->in_chans);
-    if (rc == 0 && mkdir(a->out, 0777) && errno != EEXIST)
-        rc = err_set("%s: cannot create the folder: %s", a->out, strerror(errno));
+    if (rc == 0) rc = make_dirs(a->out);
     if (rc == 0) {
         int C = c->in_chans, H = c->img_size;
         imgs = xmalloc((size_t)n * C * H * H * sizeof(float));
