@@ -19,7 +19,7 @@ int cmd_report(int argc, char **argv)
     };
     const char *pos[1 + PLAN_MAX_VARS];
     int npos = 0;
-    int rc = cli_parse("report", "deediff report EXPERIMENT.json [NAME=VALUE ...] [options]",
+    int rc = cli_parse("report", "EXPERIMENT.json [NAME=VALUE ...] [options]",
                        "Draws an experiment's table (Markdown, LaTeX, JSON) or figure (PNG, SVG) from the runs "
                        "the database holds for it, running nothing; a cell without runs says so.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1 + PLAN_MAX_VARS, &npos);

@@ -33,7 +33,7 @@ int cmd_run(int argc, char **argv)
     };
     const char *pos[1 + PLAN_MAX_VARS];
     int npos = 0;
-    int rc = cli_parse("run", "deediff run EXPERIMENT.json [NAME=VALUE ...] [options]",
+    int rc = cli_parse("run", "EXPERIMENT.json [NAME=VALUE ...] [options]",
                        "Expands an experiment file at one scale into runs, does each run the database does not "
                        "already hold (a rerun resumes; a killed run is redone), then draws the experiment's report "
                        "(table or figure) from the database. NAME=VALUE sets a ${NAME} of the file (paths of data "

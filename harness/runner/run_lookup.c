@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../kernels/errors.h"
 #include "run_lookup.h"
@@ -46,6 +47,29 @@ int run_lookup_plan(Store *s, const Plan *p, int i, RunFound *found)
     return run_lookup(s, &k, found);
 }
 
+static int alive(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+int run_lookup_busy(Store *s, const RunKey *k, long *pid)
+{
+    *pid = 0;
+    char *machine = store_machine_name();
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT pid FROM runs WHERE setting_key = ? AND status = 'running' AND machine = ?",
+                           -1, &q, NULL) != SQLITE_OK) {
+        free(machine);
+        return err_set("%s: finding running runs: %s", s->path, sqlite3_errmsg(s->db));
+    }
+    sqlite3_bind_text(q, 1, k->setting, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, machine, -1, SQLITE_TRANSIENT);
+    free(machine);
+    while (!*pid && sqlite3_step(q) == SQLITE_ROW) {
+        pid_t p = (pid_t)sqlite3_column_int64(q, 0);
+        if (p != getpid() && alive(p)) *pid = (long)p;
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
 int run_lookup_reap(Store *s, int *n)
 {
     *n = 0;
@@ -62,7 +86,7 @@ int run_lookup_reap(Store *s, int *n)
     int n_dead = 0, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && n_dead < 256) {
         pid_t pid = (pid_t)sqlite3_column_int64(q, 1);
-        if (kill(pid, 0) != 0 && errno == ESRCH) dead[n_dead++] = sqlite3_column_int64(q, 0);
+        if (!alive(pid)) dead[n_dead++] = sqlite3_column_int64(q, 0);
     }
     sqlite3_finalize(q);
     for (int i = 0; i < n_dead; i++)

@@ -25,6 +25,10 @@ int run_lookup(Store *s, const RunKey *k, RunFound *found);
    are now) */
 int run_lookup_plan(Store *s, const Plan *p, int i, RunFound *found);
 
+/* *pid receives the process of this machine that is running this setting
+   now (another runner, e.g. one started with --only), or 0 */
+int run_lookup_busy(Store *s, const RunKey *k, long *pid);
+
 /* marks 'running' runs of this machine whose process is gone as failed
    ("interrupted"), so a killed experiment leaves no run half-alive;
    *n receives how many */

@@ -152,16 +152,26 @@ int runner_execute(const Plan *p, const RunnerOptions *a)
     printf("run: %s/%s: %d runs%s, %d done, %d to do (database %s)\n", p->name, p->scale, taken,
            a->shard_n ? " in this shard" : "", taken - todo, todo, a->db);
     double t0 = progress_now();
-    int rc = 0;
+    int rc = 0, skipped = 0;
+    int *blocked = xcalloc((size_t)p->n_groups + 1, sizeof *blocked);  /* groups another process is running */
     for (int j = 0; j < todo && rc == 0; j++) {
         const PlanRun *r = &p->runs[pending[j]];
         RunKey k;
         int done;
+        long busy = 0;
         if ((rc = is_done(&st, p, pending[j], &k, &done))) break;  /* a "before" may have made it */
         char eta[32] = "?";
         if (j > 0) progress_format_eta(eta, sizeof eta, (progress_now() - t0) / j * (todo - j));
         printf("run [%d/%d] %s (%d left after it, ETA %s)\n", j + 1, todo, r->label, todo - j - 1, eta);
         if (done) continue;
+        if (!blocked[r->group] && (rc = run_lookup_busy(&st, &k, &busy))) break;
+        if (blocked[r->group] || busy) {
+            if (busy) printf("run: %s is being run by process %ld; skipping it and the rest of its group\n",
+                             r->label, busy);
+            blocked[r->group] = 1;
+            skipped++;
+            continue;
+        }
         int status = run_child(p, r, &k, a);
         if (status != 0) {
             rc = err_set("%s: run %s failed (exit status %d); rerun to resume", p->path, r->label, status);
@@ -177,10 +187,14 @@ int runner_execute(const Plan *p, const RunnerOptions *a)
                          "train store runs; give other commands \"creates\")", p->path, r->label, r->argv[0]);
     }
     free(pending);
+    free(blocked);
+    if (rc == 0 && skipped)
+        printf("run: %s/%s: %d run(s) skipped while another process runs their group; rerun when it is done\n",
+               p->name, p->scale, skipped);
     if (rc == 0 && todo) {
         char took[32];
         progress_format_eta(took, sizeof took, progress_now() - t0);
-        printf("run: %s/%s: %d run(s) done in %s\n", p->name, p->scale, todo, took);
+        printf("run: %s/%s: %d run(s) done in %s\n", p->name, p->scale, todo - skipped, took);
     }
     if (rc == 0 && !a->no_report) rc = report_experiment(&st, p, a->out_dir);
     store_close(&st);

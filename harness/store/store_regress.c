@@ -47,18 +47,19 @@ int store_regress_checks(Store *s, const RegressCheck *c, int n)
 }
 
 int store_regress_history(Store *s, int (*row)(void *user, const char *cell, const char *checked_at,
-                                                double value, int passed),
+                                                double baseline, double value, int passed),
                           void *user)
 {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "SELECT cell, checked_at, value, passed FROM regress_checks "
+    if (sqlite3_prepare_v2(s->db, "SELECT cell, checked_at, baseline, value, passed FROM regress_checks "
                                   "ORDER BY cell, checked_at, id", -1, &q, NULL) != SQLITE_OK)
         return err_set("%s: regress_checks: %s", s->path, sqlite3_errmsg(s->db));
     int rc = 0, st;
     while (rc == 0 && (st = sqlite3_step(q)) == SQLITE_ROW)
         rc = row(user, (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
                  sqlite3_column_type(q, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 2),
-                 sqlite3_column_int(q, 3));
+                 sqlite3_column_type(q, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 3),
+                 sqlite3_column_int(q, 4));
     sqlite3_finalize(q);
     return rc;
 }

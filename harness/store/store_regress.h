@@ -21,9 +21,9 @@ typedef struct {
 int store_regress_checks(Store *s, const RegressCheck *c, int n);
 
 /* every check of every cell, oldest first: row() gets the cell, when, the
-   value and whether it passed (nonzero return stops); -1 + err_msg() */
+   baseline, the value and whether it passed (nonzero return stops); -1 + err_msg() */
 int store_regress_history(Store *s, int (*row)(void *user, const char *cell, const char *checked_at,
-                                                double value, int passed),
+                                                double baseline, double value, int passed),
                           void *user);
 
 #endif
