@@ -2,8 +2,10 @@
 #
 #   make            the deediff binary (CPU always; CUDA too when nvcc is found)
 #   make test       installs missing Debian packages, then runs the unit and
-#                   golden tests, the same tests under ASan+UBSan, and a
-#                   bounded fuzz run of the file parsers
+#                   golden tests, the same tests under ASan+UBSan, a bounded
+#                   fuzz run of the file parsers, and make regress (the smoke
+#                   experiments against results/baseline.json)
+#   make table1     the paper's Table 1 (also table3, table5, figures, paper)
 #   make bench      performance ratios (ours vs OpenBLAS sgemm and vs PyTorch)
 #   make fixtures   regenerates tests/fixtures with tests/reference/ (PyTorch)
 #   make gpu-check  on a CUDA machine: CUDA kernels vs the CPU reference
@@ -86,8 +88,12 @@ $(BUILD)/gen/schema_sql.c: harness/store/schema.sql
 
 # the code version (harness/store/code_version.h): sha256 of every source
 # that computes a number, in path order (the rooms that only report, run,
-# benchmark or store do not count); rewritten only when it changes
-CODE_SRC = $(sort $(filter-out harness/report/% harness/runner/% harness/bench/% harness/store/%, \
+# benchmark or store, and the command line's plumbing, do not count);
+# rewritten only when it changes
+NOT_MEASURING = harness/report/% harness/runner/% harness/bench/% harness/store/% harness/cli/main.c \
+  harness/cli/commands.c harness/cli/cli.% harness/cli/progress.% harness/cli/text_file.% harness/cli/cmd_methods.c \
+  harness/cli/cmd_info.c
+CODE_SRC = $(sort $(filter-out $(NOT_MEASURING), \
              $(wildcard kernels/*.[ch] kernels/cpu/*.[ch] kernels/cuda/*.cu kernels/cuda/*.h \
              model/*.[ch] baselines/*.[ch] harness/*/*.[ch])))
 # and of the compiler flags, which change numbers too (-march, fast-math)
@@ -144,6 +150,7 @@ test: deps
 	DEEDIFF=$(BUILD)/deediff $(BUILD)/deediff-tests -j2
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory regress
 
 test-asan:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 $(BUILD)/asan/deediff $(BUILD)/asan/deediff-tests

@@ -23,6 +23,7 @@ int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
+int cmd_claims(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -47,6 +48,7 @@ const CliCommand cli_commands[] = {
     {"merge", "merge results databases (an experiment's shards) into one, no run twice", cmd_merge},
     {"regress", "run the smoke experiments and compare every metric with results/baseline.json (exit 1 on a regression)",
      cmd_regress},
+    {"claims", "paper/CLAIMS.md: the paper's claims, ours at every scale and a verdict by a stated rule", cmd_claims},
     {"methods", "list every method (--method NAME) with one line each and its options", cmd_methods},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

@@ -33,6 +33,7 @@
 #include "../report/cells.h"
 #include "../report/figure_plot.h"
 #include "../store/code_version.h"
+#include "../store/file_hash.h"
 #include "../store/store.h"
 #include "../store/store_regress.h"
 #include "experiment.h"
@@ -99,11 +100,37 @@ static int measure(const char *db, const char *threads, const char *const *files
     return 0;
 }
 
+/* the value of the first "key : value" line of /proc/cpuinfo, or "?" */
+static void cpuinfo_field(const char *key, char *out, size_t n)
+{
+    snprintf(out, n, "?");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon || strncmp(line, key, strlen(key)) || (line[strlen(key)] != ' ' && line[strlen(key)] != '\t'))
+            continue;
+        colon += strspn(colon + 1, " \t") + 1;
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(out, n, "%s", colon);
+        break;
+    }
+    if (f) fclose(f);
+}
+
+/* what makes the CPU path's numbers bit for bit the same: the CPU (model
+   name, family, model, the hash of its feature flags, which -march=native
+   compiles for) and the GEMM library's kernel */
 static char *machine_signature(void)
 {
     char *cpu = store_cpu_model();
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s; %s", cpu, cpu_gemm_provenance());
+    char family[32], model[32], flags[4096], flags_hash[SHA256_HEX_LEN + 1], buf[768];
+    cpuinfo_field("cpu family", family, sizeof family);
+    cpuinfo_field("model", model, sizeof model);
+    cpuinfo_field("flags", flags, sizeof flags);
+    sha256_hex(flags, strlen(flags), flags_hash);
+    snprintf(buf, sizeof buf, "%s, family %s model %s, flags %.12s; %s", cpu, family, model, flags_hash,
+             cpu_gemm_provenance());
     free(cpu);
     return xstrdup(buf);
 }
