@@ -343,6 +343,8 @@ static int expand_row(Builder *b, int column, const char *setup_name, const cJSO
         int i = add_run(b, argv, argc, creates, xstrdup(label), group);
         p->runs[i].is_before = 1;
     }
+    /* the row itself again (its "before" commands moved the path on) */
+    field(b, "scales.%s.setups.%s.rows.%s", p->scale, setup_name, row_name);
     const cJSON *run = cJSON_GetObjectItem(row, "run");
     if (run) {
         char **argv, *creates = NULL;
@@ -360,28 +362,26 @@ static int expand_row(Builder *b, int column, const char *setup_name, const cJSO
         return 0;
     }
     if (!cJSON_GetObjectItem(row, "model")) return bad(b, "a row needs \"model\" (an eval) or \"run\" (a command)");
-    cJSON *opts = merged_eval(b->p->scale_doc, setup, row);
-    const cJSON *seeds = cJSON_GetObjectItem(row, "seeds");
+    const cJSON *seeds = cJSON_GetObjectItem(row, "seeds"), *s;
+    int row_seeds = seeds != NULL;
     if (!seeds) seeds = cJSON_GetObjectItem(b->p->scale_doc, "seeds");
     const cJSON *th = cJSON_GetObjectItem(row, "threshold");
     int n_th = cJSON_IsArray(th) ? cJSON_GetArraySize(th) : 1;
-    if (!cJSON_IsArray(seeds) || cJSON_GetArraySize(seeds) < 1) {
-        cJSON_Delete(opts);
-        field(b, "scales.%s.seeds", p->scale);
-        return bad(b, "expected a list of sampling seeds");
+    int seeds_ok = cJSON_IsArray(seeds) && cJSON_GetArraySize(seeds) >= 1;
+    cJSON_ArrayForEach(s, seeds) seeds_ok &= cJSON_IsNumber(s) && s->valuedouble >= 0;
+    if (!seeds_ok) {
+        if (row_seeds) field(b, "scales.%s.setups.%s.rows.%s.seeds", p->scale, setup_name, row_name);
+        else field(b, "scales.%s.seeds", p->scale);
+        return bad(b, "expected a list of sampling seeds (numbers >= 0)");
     }
+    for (int t = 0; t < n_th; t++) {
+        const cJSON *thr = cJSON_IsArray(th) ? cJSON_GetArrayItem(th, t) : th;
+        if (thr && !cJSON_IsNumber(thr)) return bad(b, "threshold: expected a number or a list of numbers");
+    }
+    cJSON *opts = merged_eval(b->p->scale_doc, setup, row);
     for (int t = 0; t < n_th && !rc; t++) {
         const cJSON *thr = cJSON_IsArray(th) ? cJSON_GetArrayItem(th, t) : th;
-        if (thr && !cJSON_IsNumber(thr)) {
-            cJSON_Delete(opts);
-            return bad(b, "threshold: expected a number or a list of numbers");
-        }
-        const cJSON *s;
         cJSON_ArrayForEach(s, seeds) {
-            if (!cJSON_IsNumber(s) || s->valuedouble < 0) {
-                cJSON_Delete(opts);
-                return bad(b, "seeds: expected numbers >= 0");
-            }
             int idx;
             if ((rc = eval_run(b, p->columns[column].name, row_name, row, opts, thr, (long)s->valuedouble,
                                group, &idx, &missing)))
