@@ -463,6 +463,41 @@ static int expand_columns(Builder *b)
     return 0;
 }
 
+/* A row's "before" commands come ahead of its own runs, but another row or
+   column may evaluate the same model (same group) earlier in the file
+   without repeating them ("DeeDiff w/o EE" before "DeeDiff", which trains
+   the model). The runner follows plan order, so every "before" is moved,
+   in its order, ahead of the first other run of its group; the cells'
+   indices follow. */
+static void befores_first(Plan *p)
+{
+    int n = p->n_runs, k = 0;
+    int *order = xcalloc((size_t)n + 1, sizeof *order), *new_index = xcalloc((size_t)n + 1, sizeof *new_index);
+    char *placed = xcalloc((size_t)n + 1, 1);
+    for (int i = 0; i < n; i++) {
+        if (placed[i]) continue;
+        for (int j = i + 1; j < n && !p->runs[i].is_before; j++)
+            if (!placed[j] && p->runs[j].is_before && p->runs[j].group == p->runs[i].group) {
+                order[k++] = j;
+                placed[j] = 1;
+            }
+        order[k++] = i;
+        placed[i] = 1;
+    }
+    PlanRun *runs = xcalloc((size_t)n + 1, sizeof *runs);
+    for (k = 0; k < n; k++) {
+        runs[k] = p->runs[order[k]];
+        new_index[order[k]] = k;
+    }
+    if (n) memcpy(p->runs, runs, (size_t)n * sizeof *runs);
+    for (int c = 0; c < p->n_cells; c++)
+        for (int r = 0; r < p->cells[c].n_runs; r++) p->cells[c].runs[r] = new_index[p->cells[c].runs[r]];
+    free(runs);
+    free(placed);
+    free(new_index);
+    free(order);
+}
+
 static char *dup_string(Builder *b, const cJSON *obj, const char *key, const char *fallback)
 {
     const cJSON *j = cJSON_GetObjectItem(obj, key);
@@ -530,6 +565,7 @@ int plan_load(Plan *p, const char *path, const char *scale, const PlanVars *vars
     for (int i = 0; i < p->n_groups; i++) free(b.groups[i]);
     free(b.groups);
     if (rc) goto fail;
+    befores_first(p);
     return 0;
 fail:
     plan_free(p);
