@@ -274,8 +274,10 @@ static void render_tex(TextBuf *o, const Table *t)
             for (int k = 0; k < t->n_metrics; k++) {
                 char buf[96];
                 cell_text(t, c, r, t->metrics[k], buf, sizeof buf);
+                const CellPoint *pt = cell_point(t, c, r);
                 text_printf(o, " & ");
                 tex_escaped(o, buf);
+                if (pt && pt->stale) text_printf(o, " (stale)");
             }
         text_printf(o, " \\\\\n");
     }

@@ -343,6 +343,8 @@ static int expand_row(Builder *b, int column, const char *setup_name, const cJSO
         int i = add_run(b, argv, argc, creates, xstrdup(label), group);
         p->runs[i].is_before = 1;
     }
+    /* the row itself again (its "before" commands moved the path on) */
+    field(b, "scales.%s.setups.%s.rows.%s", p->scale, setup_name, row_name);
     const cJSON *run = cJSON_GetObjectItem(row, "run");
     if (run) {
         char **argv, *creates = NULL;
@@ -360,28 +362,26 @@ static int expand_row(Builder *b, int column, const char *setup_name, const cJSO
         return 0;
     }
     if (!cJSON_GetObjectItem(row, "model")) return bad(b, "a row needs \"model\" (an eval) or \"run\" (a command)");
-    cJSON *opts = merged_eval(b->p->scale_doc, setup, row);
-    const cJSON *seeds = cJSON_GetObjectItem(row, "seeds");
+    const cJSON *seeds = cJSON_GetObjectItem(row, "seeds"), *s;
+    int row_seeds = seeds != NULL;
     if (!seeds) seeds = cJSON_GetObjectItem(b->p->scale_doc, "seeds");
     const cJSON *th = cJSON_GetObjectItem(row, "threshold");
     int n_th = cJSON_IsArray(th) ? cJSON_GetArraySize(th) : 1;
-    if (!cJSON_IsArray(seeds) || cJSON_GetArraySize(seeds) < 1) {
-        cJSON_Delete(opts);
-        field(b, "scales.%s.seeds", p->scale);
-        return bad(b, "expected a list of sampling seeds");
+    int seeds_ok = cJSON_IsArray(seeds) && cJSON_GetArraySize(seeds) >= 1;
+    cJSON_ArrayForEach(s, seeds) seeds_ok &= cJSON_IsNumber(s) && s->valuedouble >= 0;
+    if (!seeds_ok) {
+        if (row_seeds) field(b, "scales.%s.setups.%s.rows.%s.seeds", p->scale, setup_name, row_name);
+        else field(b, "scales.%s.seeds", p->scale);
+        return bad(b, "expected a list of sampling seeds (numbers >= 0)");
     }
+    for (int t = 0; t < n_th; t++) {
+        const cJSON *thr = cJSON_IsArray(th) ? cJSON_GetArrayItem(th, t) : th;
+        if (thr && !cJSON_IsNumber(thr)) return bad(b, "threshold: expected a number or a list of numbers");
+    }
+    cJSON *opts = merged_eval(b->p->scale_doc, setup, row);
     for (int t = 0; t < n_th && !rc; t++) {
         const cJSON *thr = cJSON_IsArray(th) ? cJSON_GetArrayItem(th, t) : th;
-        if (thr && !cJSON_IsNumber(thr)) {
-            cJSON_Delete(opts);
-            return bad(b, "threshold: expected a number or a list of numbers");
-        }
-        const cJSON *s;
         cJSON_ArrayForEach(s, seeds) {
-            if (!cJSON_IsNumber(s) || s->valuedouble < 0) {
-                cJSON_Delete(opts);
-                return bad(b, "seeds: expected numbers >= 0");
-            }
             int idx;
             if ((rc = eval_run(b, p->columns[column].name, row_name, row, opts, thr, (long)s->valuedouble,
                                group, &idx, &missing)))
@@ -463,6 +463,41 @@ static int expand_columns(Builder *b)
     return 0;
 }
 
+/* A row's "before" commands come ahead of its own runs, but another row or
+   column may evaluate the same model (same group) earlier in the file
+   without repeating them ("DeeDiff w/o EE" before "DeeDiff", which trains
+   the model). The runner follows plan order, so every "before" is moved,
+   in its order, ahead of the first other run of its group; the cells'
+   indices follow. */
+static void befores_first(Plan *p)
+{
+    int n = p->n_runs, k = 0;
+    int *order = xcalloc((size_t)n + 1, sizeof *order), *new_index = xcalloc((size_t)n + 1, sizeof *new_index);
+    char *placed = xcalloc((size_t)n + 1, 1);
+    for (int i = 0; i < n; i++) {
+        if (placed[i]) continue;
+        for (int j = i + 1; j < n && !p->runs[i].is_before; j++)
+            if (!placed[j] && p->runs[j].is_before && p->runs[j].group == p->runs[i].group) {
+                order[k++] = j;
+                placed[j] = 1;
+            }
+        order[k++] = i;
+        placed[i] = 1;
+    }
+    PlanRun *runs = xcalloc((size_t)n + 1, sizeof *runs);
+    for (k = 0; k < n; k++) {
+        runs[k] = p->runs[order[k]];
+        new_index[order[k]] = k;
+    }
+    if (n) memcpy(p->runs, runs, (size_t)n * sizeof *runs);
+    for (int c = 0; c < p->n_cells; c++)
+        for (int r = 0; r < p->cells[c].n_runs; r++) p->cells[c].runs[r] = new_index[p->cells[c].runs[r]];
+    free(runs);
+    free(placed);
+    free(new_index);
+    free(order);
+}
+
 static char *dup_string(Builder *b, const cJSON *obj, const char *key, const char *fallback)
 {
     const cJSON *j = cJSON_GetObjectItem(obj, key);
@@ -530,6 +565,7 @@ int plan_load(Plan *p, const char *path, const char *scale, const PlanVars *vars
     for (int i = 0; i < p->n_groups; i++) free(b.groups[i]);
     free(b.groups);
     if (rc) goto fail;
+    befores_first(p);
     return 0;
 fail:
     plan_free(p);

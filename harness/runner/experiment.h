@@ -26,7 +26,8 @@
  *
  * Expansion. A row with a "model" is an eval per seed (and per threshold
  * when "threshold" is a list); a row with "run" is that one command. A
- * row's "before" commands come first, each skipped when the file it creates
+ * row's "before" commands come ahead of every run of its model (also the
+ * evals of other rows of that model), each skipped when the file it creates
  * exists. A column whose setup is missing, or whose "requires" names a
  * file that does not exist or a variable that is not set, runs its "else"
  * setup instead, and the plan says so (PlanColumn.note); without "else" it

@@ -2,9 +2,11 @@
  * runner.c: a plan's runs done in order, each unless the database already
  * holds it (runner.h).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,9 +67,14 @@ static int run_child(const Plan *p, const PlanRun *r, const RunKey *k, const Run
     snprintf(experiment, sizeof experiment, "%s/%s", p->name, p->scale);
     fflush(stdout);
     fflush(stderr);
+    pid_t runner = getpid();
     pid_t pid = fork();
     if (pid < 0) return err_set("%s: fork: cannot start a run", p->path);
     if (pid == 0) {
+        /* a runner killed on its own (kill PID) takes its run with it: an
+           orphaned run would go on storing behind a rerun that starts the
+           same run again, and the key would have two finished runs */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != runner) _exit(128 + SIGKILL);
         setenv(STORE_ENV_RUN_KEY, k->run, 1);
         setenv(STORE_ENV_SETTING_KEY, k->setting, 1);
         setenv(STORE_ENV_EXPERIMENT, experiment, 1);

@@ -10,8 +10,9 @@
  *     run's keys in its environment: store.h STORE_ENV_*), and every command
  *     stores its results in one transaction at its end (a training resumes
  *     from its checkpoint), so a kill loses at most the run in progress and
- *     never stores half of one; runs left 'running' by a dead process of
- *     this machine are marked failed (interrupted) on the next start;
+ *     never stores half of one (a runner killed on its own takes its run
+ *     with it); runs left 'running' by a dead process of this machine are
+ *     marked failed (interrupted) on the next start;
  *   - shard K of N takes every N-th group of runs (a row's model: the shard
  *     that trains a model evaluates it); each shard writes its own database
  *     and `deediff merge` combines them;
