@@ -47,7 +47,23 @@ int run_lookup_plan(Store *s, const Plan *p, int i, RunFound *found)
     return run_lookup(s, &k, found);
 }
 
-static int alive(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+/* is the process there and not a zombie (a container's PID 1 may never
+   reap an orphan, and kill(pid, 0) succeeds on a zombie)? */
+static int alive(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH) return 0;
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;      /* no /proc: trust kill() */
+    int zombie = 0;
+    if (fgets(line, sizeof line, f)) {
+        const char *close = strrchr(line, ')');   /* the state follows "(comm)" */
+        zombie = close && close[1] == ' ' && close[2] == 'Z';
+    }
+    fclose(f);
+    return !zombie;
+}
 
 int run_lookup_busy(Store *s, const RunKey *k, long *pid)
 {
