@@ -22,6 +22,7 @@
 #include "../cli/cli.h"
 #include "../cli/text_file.h"
 #include "../runner/experiment.h"
+#include "../store/json_file.h"
 #include "../store/store.h"
 #include "cells.h"
 
@@ -172,16 +173,8 @@ int cmd_claims(int argc, char **argv)
                        "all drawn from the database.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (rc) return rc > 0 ? 0 : -1;
-    FILE *f = fopen(claims_path, "rb");
-    if (!f) return err_set("%s: cannot read the claims file", claims_path);
-    TextBuf text;
-    text_init(&text);
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) text_printf(&text, "%.*s", (int)got, chunk);
-    fclose(f);
-    cJSON *doc = text.data ? cJSON_Parse(text.data) : NULL;
-    text_free(&text);
+    cJSON *doc = json_read_file(claims_path, "the claims file");
+    if (!doc) return -1;
     const cJSON *claims = cJSON_GetObjectItem(doc, "claims"), *scales = cJSON_GetObjectItem(doc, "scales");
     if (!cJSON_IsArray(claims) || !cJSON_IsArray(scales)) {
         cJSON_Delete(doc);

@@ -24,12 +24,8 @@ int cmd_report(int argc, char **argv)
                        "the database holds for it, running nothing; a cell without runs says so.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1 + PLAN_MAX_VARS, &npos);
     if (rc) return rc > 0 ? 0 : -1;
-    if (npos < 1) return err_set("report: the experiment file is missing (deediff report experiments/table1.json)");
-    PlanVars vars = {0};
-    for (int i = 1; i < npos; i++)
-        if (plan_vars_add(&vars, pos[i])) return -1;
     Plan p;
-    if (plan_load(&p, pos[0], scale, &vars)) return -1;
+    if (plan_load_args(&p, "report", pos, npos, scale)) return -1;
     Store st;
     rc = store_open(&st, db);
     if (rc == 0) {

@@ -34,6 +34,7 @@
 #include "../report/figure_plot.h"
 #include "../store/code_version.h"
 #include "../store/file_hash.h"
+#include "../store/json_file.h"
 #include "../store/store.h"
 #include "../store/store_regress.h"
 #include "experiment.h"
@@ -169,22 +170,10 @@ static int write_baseline(const char *path, const Measured *m, int n)
     return rc;
 }
 
-static cJSON *read_json(const char *path)
+static cJSON *read_baseline(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set("%s: cannot read the baseline (make rebaseline writes it)", path);
-        return NULL;
-    }
-    TextBuf t;
-    text_init(&t);
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) text_printf(&t, "%.*s", (int)got, chunk);
-    fclose(f);
-    cJSON *j = t.data ? cJSON_Parse(t.data) : NULL;
-    text_free(&t);
-    if (!cJSON_IsObject(j) || !cJSON_IsObject(cJSON_GetObjectItem(j, "metrics"))) {
+    cJSON *j = json_read_file(path, "the baseline (make rebaseline writes it)");
+    if (j && !cJSON_IsObject(cJSON_GetObjectItem(j, "metrics"))) {
         cJSON_Delete(j);
         err_set("%s: metrics: not a baseline file (make rebaseline writes one)", path);
         return NULL;
@@ -323,7 +312,7 @@ int cmd_regress(int argc, char **argv)
     }
     if (npos < 1) return err_set("regress: name the experiments (deediff regress experiments/table1.json ...)");
     cJSON *base = NULL;
-    if (!rebaseline && !(base = read_json(baseline))) return -1;
+    if (!rebaseline && !(base = read_baseline(baseline))) return -1;
     Measured *m = NULL;
     int n = 0;
     rc = measure(db, threads, pos, npos, &m, &n);

@@ -40,13 +40,9 @@ int cmd_run(int argc, char **argv)
                        "and weights at paper scale); the environment is read too.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1 + PLAN_MAX_VARS, &npos);
     if (rc) return rc > 0 ? 0 : -1;
-    if (npos < 1) return err_set("run: the experiment file is missing (deediff run experiments/table1.json)");
-    PlanVars vars = {0};
-    for (int i = 1; i < npos; i++)
-        if (plan_vars_add(&vars, pos[i])) return -1;
     if (runner_parse_shard(shard, &a.shard_k, &a.shard_n)) return -1;
     Plan p;
-    if (plan_load(&p, pos[0], scale, &vars)) return -1;
+    if (plan_load_args(&p, "run", pos, npos, scale)) return -1;
     rc = runner_execute(&p, &a);
     plan_free(&p);
     return rc;

@@ -14,6 +14,7 @@
 
 #include "../../kernels/errors.h"
 #include "../cli/text_file.h"
+#include "../store/json_file.h"
 #include "experiment.h"
 
 #define PLAN_MAX_ARGS 96
@@ -516,23 +517,7 @@ int plan_load(Plan *p, const char *path, const char *scale, const PlanVars *vars
     p->path = xstrdup(path);
     p->scale = xstrdup(scale);
     Builder b = {.p = p, .vars = vars};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set("%s: cannot read the experiment file", path);
-        goto fail;
-    }
-    TextBuf t;
-    text_init(&t);
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) text_printf(&t, "%.*s", (int)got, chunk);
-    fclose(f);
-    p->doc = t.data ? cJSON_Parse(t.data) : NULL;
-    text_free(&t);
-    if (!cJSON_IsObject(p->doc)) {
-        err_set("%s: not a JSON object", path);
-        goto fail;
-    }
+    if (!(p->doc = json_read_file(path, "the experiment file"))) goto fail;
     if (!(p->name = dup_string(&b, p->doc, "experiment", NULL))) goto fail;
     p->title = dup_string(&b, p->doc, "title", p->name);
     p->report = dup_string(&b, p->doc, "report", "table");
@@ -570,6 +555,15 @@ int plan_load(Plan *p, const char *path, const char *scale, const PlanVars *vars
 fail:
     plan_free(p);
     return -1;
+}
+
+int plan_load_args(Plan *p, const char *cmd, const char *const *pos, int npos, const char *scale)
+{
+    if (npos < 1) return err_set("%s: the experiment file is missing (deediff %s experiments/table1.json)", cmd, cmd);
+    PlanVars vars = {0};
+    for (int i = 1; i < npos; i++)
+        if (plan_vars_add(&vars, pos[i])) return -1;
+    return plan_load(p, pos[0], scale, &vars);
 }
 
 void plan_free(Plan *p)

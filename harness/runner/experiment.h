@@ -100,6 +100,11 @@ void plan_free(Plan *p);
 /* the cell (column, row), or NULL when the experiment has none there */
 const PlanCell *plan_cell(const Plan *p, int column, int row);
 
+/* a command's positional arguments: EXPERIMENT.json [NAME=VALUE ...], loaded
+   at this scale; -1 + err_msg() ("CMD: the experiment file is missing" when
+   npos is 0) */
+int plan_load_args(Plan *p, const char *cmd, const char *const *pos, int npos, const char *scale);
+
 /* "NAME=VALUE" added to vars (the string is kept, not copied); -1 + err_msg() */
 int plan_vars_add(PlanVars *vars, const char *assignment);
 
