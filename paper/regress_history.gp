@@ -11,11 +11,12 @@ blocks = STATS_blocks
 set xlabel "regress check (oldest first)"
 set ylabel "value / baseline"
 set title "make regress: the smoke metrics over time"
-set key outside right top font ",7" noenhanced
+set key below font ",7" noenhanced maxcols 3
+set format y "%.6f"
 set grid
 set offsets 0, 0, graph 0.05, graph 0.05
 do for [ext in "png svg"] {
-  if (ext eq "png") { set terminal pngcairo size 1400,700 font ",10" } else { set terminal svg size 1400,700 font ",10" }
+  if (ext eq "png") { set terminal pngcairo size 1400,1300 font ",10" } else { set terminal svg size 1400,1300 font ",10" }
   set output out.".".ext
   plot for [i=0:blocks-1] data index i using 1:($3 != 0 ? $2/$3 : 1) with linespoints pt 7 ps 0.6 title columnhead(2), \
        for [i=0:blocks-1] data index i using 1:($4 == 0 ? ($3 != 0 ? $2/$3 : 1) : 1/0) with points pt 2 ps 2 lc rgb "red" notitle

@@ -7,9 +7,9 @@
  * much; 2 on bad input.
  *
  * The rule, stated in the baseline file itself ("tolerances"):
- *   - on the CPU model and GEMM kernel the baseline was recorded with, the
- *     CPU path is deterministic, so every number must come back exactly
- *     (relative 1e-9: the JSON round trip);
+ *   - on the CPU model, GEMM kernel and thread count the baseline was
+ *     recorded with, the CPU path is deterministic, so every number must
+ *     come back exactly (relative 1e-9: the JSON round trip);
  *   - elsewhere, other kernels round differently, an image may leave at
  *     another block, and the numbers move a little: each metric has its own
  *     tolerance (relative for the distance and GFLOPs, absolute for ratios).
@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../kernels/cpu/cpu_ops.h"
 #include "../../kernels/errors.h"
@@ -121,7 +122,11 @@ static void cpuinfo_field(const char *key, char *out, size_t n)
 
 /* what makes the CPU path's numbers bit for bit the same: the CPU (model
    name, family, model, the hash of its feature flags, which -march=native
-   compiles for) and the GEMM library's kernel */
+   compiles for), the GEMM library's kernel and the number of threads (a
+   reduction split over other threads rounds differently, about 1e-5 in a
+   distance) */
+static const char *regress_threads;   /* --threads, NULL: all cores */
+
 static char *machine_signature(void)
 {
     char *cpu = store_cpu_model();
@@ -130,8 +135,9 @@ static char *machine_signature(void)
     cpuinfo_field("model", model, sizeof model);
     cpuinfo_field("flags", flags, sizeof flags);
     sha256_hex(flags, strlen(flags), flags_hash);
-    snprintf(buf, sizeof buf, "%s, family %s model %s, flags %.12s; %s", cpu, family, model, flags_hash,
-             cpu_gemm_provenance());
+    long threads = regress_threads ? atol(regress_threads) : sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(buf, sizeof buf, "%s, family %s model %s, flags %.12s; %s; %ld threads", cpu, family, model,
+             flags_hash, cpu_gemm_provenance(), threads);
     free(cpu);
     return xstrdup(buf);
 }
@@ -154,7 +160,7 @@ static int write_baseline(const char *path, const Measured *m, int n)
     free(sig);
     free(commit);
     cJSON *tol = cJSON_AddObjectToObject(root, "tolerances");
-    cJSON_AddStringToObject(tol, "same_machine", "exact (relative 1e-9): the CPU path is deterministic for one CPU model and GEMM kernel");
+    cJSON_AddStringToObject(tol, "same_machine", "exact (relative 1e-9): the CPU path is deterministic for one CPU model, GEMM kernel and thread count");
     for (size_t i = 0; i < sizeof default_tolerance / sizeof default_tolerance[0]; i++) {
         cJSON *t = cJSON_AddObjectToObject(tol, default_tolerance[i].metric);
         cJSON_AddNumberToObject(t, "rel", default_tolerance[i].rel);
@@ -303,6 +309,7 @@ int cmd_regress(int argc, char **argv)
                        "regression.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], pos, REGRESS_MAX_EXPERIMENTS, &npos);
     if (rc) return rc > 0 ? 0 : -1;
+    regress_threads = threads;
     Store st;
     if (hist) {
         if (store_open(&st, db)) return -1;
