@@ -21,7 +21,7 @@ typedef struct {
     double v[CELL_NUM_METRICS];
     char quality_name[32];
     cJSON *config;
-    char *cpu, *gemm, *code_version, *git_commit;
+    char *cpu, *gemm, *code_version, *git_commit, *machine;
 } EvalRow;
 
 static char *col_text(sqlite3_stmt *q, int i)
@@ -35,7 +35,7 @@ static int read_eval(Store *st, int64_t id, EvalRow *e)
     memset(e, 0, sizeof *e);
     for (int m = 0; m < CELL_NUM_METRICS; m++) e->v[m] = NAN;
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT config, cpu, gemm, code_version, git_commit FROM runs WHERE id = ?",
+    if (sqlite3_prepare_v2(st->db, "SELECT config, cpu, gemm, code_version, git_commit, machine FROM runs WHERE id = ?",
                            -1, &q, NULL) != SQLITE_OK)
         return err_set("%s: reading run %lld: %s", st->path, (long long)id, sqlite3_errmsg(st->db));
     sqlite3_bind_int64(q, 1, id);
@@ -45,6 +45,7 @@ static int read_eval(Store *st, int64_t id, EvalRow *e)
         e->gemm = col_text(q, 2);
         e->code_version = col_text(q, 3);
         e->git_commit = col_text(q, 4);
+        e->machine = col_text(q, 5);
     }
     sqlite3_finalize(q);
     if (!e->config) return err_set("%s: run %lld: no readable config", st->path, (long long)id);
@@ -75,6 +76,7 @@ static void free_eval(EvalRow *e)
     free(e->gemm);
     free(e->code_version);
     free(e->git_commit);
+    free(e->machine);
 }
 
 static void stat_add(CellStat *s, double v, double *sum2)
@@ -107,12 +109,12 @@ static char *protocol_line(const EvalRow *e, const TextBuf *seeds, const TextBuf
     text_init(&t);
     const cJSON *c = e->config;
     text_printf(&t, "sampler %s, %g steps (%g network evaluations), N %g, seeds %s; %s: features %s (%.12s), "
-                "reference %s (%.12s, n %g); %s, %s backend, %g threads; CPU %s; GEMM %s; code %.12s, "
+                "reference %s (%.12s, n %g); %s, %s backend, %g threads; machine %s, CPU %s; GEMM %s; code %.12s, "
                 "commit %.12s; runs %s%s",
                 cfg(c, "sampler"), cfg_num(c, "steps"), cfg_num(c, "evals_per_image"), cfg_num(c, "n"),
                 seeds->data, e->quality_name, cfg(c, "features"), cfg(c, "features_sha256"), cfg(c, "ref"),
                 cfg(c, "ref_sha256"), cfg_num(c, "ref_n"), cfg(c, "precision"), cfg(c, "backend"),
-                cfg_num(c, "threads"), e->cpu, e->gemm, e->code_version, e->git_commit, ids->data,
+                cfg_num(c, "threads"), e->machine, e->cpu, e->gemm, e->code_version, e->git_commit, ids->data,
                 stale ? " (STALE: made by other code; rerun to refresh)" : "");
     return t.data;
 }
