@@ -110,7 +110,12 @@ static void format_value(char *buf, size_t n, const CellPoint *pt, CellMetric m)
     }
     const char *fmt = m == CELL_QUALITY ? "%.2f" : m == CELL_GFLOPS ? "%.4g" : "%.3f";
     int k = snprintf(buf, n, fmt, s->mean);
-    if (s->n > 1 && !isnan(s->sd) && (size_t)k < n) snprintf(buf + k, n - (size_t)k, m == CELL_QUALITY ? " ± %.2f" : " ± %.3f", s->sd);
+    /* the spread, where there is one (counts like the layers ratio of a
+       plain network do not move between seeds) */
+    if (s->n > 1 && !isnan(s->sd) && s->sd > 0 && (size_t)k < n)
+        k += snprintf(buf + k, n - (size_t)k, m == CELL_QUALITY ? " ± %.2f" : " ± %.3f", s->sd);
+    if (m == CELL_QUALITY && pt->seeds_found < pt->seeds_wanted && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, " (%d of %d seeds)", pt->seeds_found, pt->seeds_wanted);
 }
 
 static const cJSON *paper_value(const Table *t, const char *paper_col, const char *row, const char *metric)
