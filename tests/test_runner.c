@@ -1069,3 +1069,57 @@ Test(runner, report_command_draws_the_table_running_nothing)
     cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 2, "%s\n%s", out, err);
     cr_expect_not_null(strstr(err, "scales.huge"), "%s", err);
 }
+
+/* paper/CLAIMS.md from the same fixture: each verdict by its rule, stale
+   runs said so, a claim whose row never ran and a scale the experiment lacks
+   are "not yet run" */
+static const char *const CLAIMS_JSON =
+    "{\"scales\": [\"tiny\", \"paper\"], \"claims\": ["
+    " {\"id\": \"uvit-good\", \"experiment\": \"%s\", \"column\": \"CIFAR-10\", \"text\": \"U-ViT is good.\","
+    "  \"paper\": \"FID 3.11\", \"rule\": {\"at_most\": {\"row\": \"U-ViT\", \"metric\": \"quality\"}, \"bound\": 13}},"
+    " {\"id\": \"deediff-close\", \"experiment\": \"%s\", \"column\": \"CIFAR-10\", \"text\": \"DeeDiff is close.\","
+    "  \"paper\": \"FID 3.7\", \"rule\": {\"all\": ["
+    "   {\"at_least\": {\"row\": \"DeeDiff\", \"metric\": \"layer_reduction\"}, \"bound\": 0.4},"
+    "   {\"at_most\": {\"row\": \"DeeDiff\", \"metric\": \"quality\"}, \"than\": {\"row\": \"U-ViT\", \"metric\": \"quality\"},"
+    "    \"factor\": 1.5}]}},"
+    " {\"id\": \"calm\", \"experiment\": \"%s\", \"column\": \"CIFAR-10\", \"text\": \"CALM saves layers.\","
+    "  \"paper\": \"-20%%\", \"rule\": {\"at_least\": {\"row\": \"CALM\", \"metric\": \"layer_reduction\"}, \"bound\": 0.1}}]}";
+
+Test(runner, claims_from_a_fixture_database)
+{
+    cli_need_binary();
+    write_text(path_in("u.safetensors"), "u weights");
+    write_text(path_in("d.safetensors"), "d weights");
+    write_text(path_in("c.safetensors"), "c weights");
+    char json[4096];
+    snprintf(json, sizeof json, TABLE_JSON, dir, dir, dir);
+    const char *exp = write_experiment("fix.json", json);
+    Plan p;
+    load(&p, exp, "tiny", NULL);
+    const char *db = path_in("fix.db");
+    write_fixture(&p, db);
+    plan_free(&p);
+    char claims[4096], args[1024];
+    snprintf(claims, sizeof claims, CLAIMS_JSON, exp, exp, exp);
+    write_text(path_in("claims.json"), claims);
+    static char out[65536], err[4096];
+    snprintf(args, sizeof args, "claims --claims %s --db %s --output %s", path_in("claims.json"), db,
+             path_in("CLAIMS.md"));
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "%s\n%s", out, err);
+    char *md = read_text(path_in("CLAIMS.md"));
+    // U-ViT: mean 12 <= 13
+    cr_expect_not_null(strstr(md, "| U-ViT is good. <a href=\"#uvit-good\">[rule]</a> | FID 3.11 | **reproduced**: "
+                                  "U-ViT: FD-FMNIST-128 12 (Fashion-MNIST 28x28 stands in) |"), "%s", md);
+    // DeeDiff: layers -45% >= 40%, but FD 21 > 1.5 x 12; its runs are other code's
+    cr_expect_not_null(strstr(md, "**not reproduced**: DeeDiff: layers -45.0%; DeeDiff: FD-FMNIST-128 21; U-ViT: "
+                                  "FD-FMNIST-128 12 (Fashion-MNIST 28x28 stands in) (stale: made by other code; rerun)"),
+                       "%s", md);
+    // CALM's only run failed
+    cr_expect_not_null(strstr(md, "| CALM saves layers. <a href=\"#calm\">[rule]</a> | -20% | **not yet run** |"), "%s",
+                       md);
+    // the fixture has no paper scale
+    cr_expect_not_null(strstr(md, "not yet run: scales.paper: this experiment has no such scale"), "%s", md);
+    // the rules are written out
+    cr_expect_not_null(strstr(md, "layer_reduction DeeDiff >= 0.4 and quality DeeDiff <= 1.5 x quality U-ViT"), "%s", md);
+    free(md);
+}
