@@ -204,12 +204,13 @@ fixtures: deps-pytorch
 #                           database (results/results-shard-K-of-N.db), and
 #                           make merge-shards combines them into $(DB)
 #   DB=PATH                 the results database (default results/results.db)
+#   THREADS=N               CPU threads of each run (default: all cores)
 SCALE ?= tiny
 DB ?= results/results.db
 SHARD_DB = $(if $(SHARD),results/results-shard-$(subst /,-of-,$(SHARD)).db,$(DB))
 RUN_VARS ?=
 RUN = $(BUILD)/deediff run --scale $(SCALE) --db $(SHARD_DB) $(if $(ONLY),--only '$(ONLY)') \
-      $(if $(SHARD),--shard $(SHARD) --no-report) $(RUN_THREADS)
+      $(if $(SHARD),--shard $(SHARD) --no-report) $(if $(THREADS),--threads $(THREADS))
 EXPERIMENTS = table1 table2 table3 table5
 FIGURES = fig1 fig3 fig4 fig5 fig6 fig7
 
