@@ -3,7 +3,8 @@
  *
  * Each function implements the op of the same name in kernels/ops.h, after
  * kernels/ops.c has checked shapes; every tensor here is F32 except ids (I64).
- * Parallel over rows with OpenMP; GEMMs through OpenBLAS (cblas_sgemm).
+ * Parallel over rows with OpenMP; GEMMs through cpu_sgemm (cpu_gemm.h: oneDNN,
+ * or OpenBLAS as the fallback).
  */
 #ifndef DEEDIFF_CPU_OPS_H
 #define DEEDIFF_CPU_OPS_H
