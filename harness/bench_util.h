@@ -25,11 +25,26 @@ typedef struct {
 int bench_torch(const char *config_json, const char *weights, int batch, int threads,
                 int iters, TorchTimes *out);
 
+/* the machine's fp32 GEMM ceiling (bench_ceiling.c): per library (index
+   GemmLibrary) and the best, in GFLOP/s; start zeroed, each measurement
+   keeps the best rate seen, so a slow minute cannot lower the ceiling */
+typedef struct {
+    int n, best_lib;
+    double gflops[2], best;
+} SgemmCeiling;
+void bench_sgemm_ceiling(SgemmCeiling *c, int n, int reps);
+void bench_print_ceiling(FILE *out, const SgemmCeiling *c);
+/* the environment for the PyTorch peer's process: fair 0 as the user
+   started deediff, fair 1 with OpenBLAS's best core type for this CPU and
+   our OpenMP wait policy (see bench_ceiling.c) */
+void bench_peer_env(int fair);
+
 /* the benchmark sections of `deediff bench` beyond U-ViT, each printing
    its ratio to a reference measured in the same run; -1 + err_msg() */
 int bench_inception(FILE *out);  /* FID Inception images/s vs PyTorch */
 int bench_frechet(FILE *out);    /* Frechet distance at 2048-d vs a general sqrtm */
 struct Ctx;
 int bench_early_exit(FILE *out, struct Ctx *ctx);  /* wall-clock vs layer saving of early exit */
+int bench_busy(FILE *out, struct Ctx *ctx);        /* sampling with one core busy elsewhere */
 
 #endif
