@@ -25,15 +25,22 @@ typedef struct {
 int bench_torch(const char *config_json, const char *weights, int batch, int threads,
                 int iters, TorchTimes *out);
 
-/* the machine's fp32 GEMM ceiling (bench_ceiling.c): per library (index
-   GemmLibrary) and the best, in GFLOP/s; start zeroed, each measurement
-   keeps the best rate seen, so a slow minute cannot lower the ceiling */
+/* the machine's fp32 GEMM ceiling (bench_ceiling.c), in GFLOP/s: gflops
+   per library (index GemmLibrary; [2]: OpenBLAS with its best core type in
+   a child process, when this process runs a weaker one) and the best, with
+   its provenance. Start zeroed; each measurement keeps the best rate seen,
+   so a slow minute cannot lower the ceiling. self: this program (it runs
+   `self bench --sgemm n`), or NULL to measure in this process alone.     */
 typedef struct {
-    int n, best_lib;
-    double gflops[2], best;
+    int n;
+    double gflops[3], best;
+    char best_name[160], child_name[128];
 } SgemmCeiling;
-void bench_sgemm_ceiling(SgemmCeiling *c, int n, int reps);
+void bench_sgemm_ceiling(SgemmCeiling *c, int n, int reps, const char *self);
 void bench_print_ceiling(FILE *out, const SgemmCeiling *c);
+/* `deediff bench --sgemm n`: one line "sgemm <provenance> <GFLOP/s>" per
+   library, in this process                                                 */
+void bench_print_sgemm(FILE *out, int n, int reps);
 /* the environment for the PyTorch peer's process: fair 0 as the user
    started deediff, fair 1 with OpenBLAS's best core type for this CPU and
    our OpenMP wait policy (see bench_ceiling.c) */

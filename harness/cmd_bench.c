@@ -102,7 +102,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
     /* measured before and after every model: one slow measurement on a busy
        machine cannot inflate the ratios below it */
     SgemmCeiling ceiling = {0};
-    bench_sgemm_ceiling(&ceiling, 2048, 5);
+    bench_sgemm_ceiling(&ceiling, 2048, 5, "/proc/self/exe");
     for (size_t k = quick ? 1 : 0; k < NMODELS; k++) {
         const BenchModel *bm = &bench_models[k];
         UViTConfig c;
@@ -124,7 +124,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         }
         unlink(weights);
         uvit_destroy(&m, &run->ctx);
-        bench_sgemm_ceiling(&ceiling, 2048, 5);
+        bench_sgemm_ceiling(&ceiling, 2048, 5, "/proc/self/exe");
     }
     double peak = ceiling.best;
     printf("U-ViT, fp32, %s, %d threads, backend %s\n", bench_cpu_name(), threads, backend);
@@ -167,6 +167,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
 int cmd_bench(int argc, char **argv)
 {
     int no_torch = 0, quick = 0, busy = 0;
+    const char *sgemm = NULL;
     const char *only = NULL;
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
@@ -175,6 +176,8 @@ int cmd_bench(int argc, char **argv)
         {"--quick", NULL, "U-ViT: only the small configuration", NULL, &quick, 0},
         {"--busy", NULL, "instead: sampling throughput with one core kept busy by a spinning process", NULL,
          &busy, 0},
+        {"--sgemm", "N", "instead: each library's sgemm GFLOP/s on N^3 (the ceiling's child process)", &sgemm,
+         NULL, 0},
         RUN_OPTIONS(ro),
     };
     int rc = cli_parse("bench", "[options]",
@@ -192,6 +195,12 @@ int cmd_bench(int argc, char **argv)
     }
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
+    if (sgemm) {
+        long n;
+        if (cli_int("--sgemm", sgemm, 1, 16384, &n)) return -1;
+        bench_print_sgemm(stdout, (int)n, 5);
+        return 0;
+    }
     if (busy) {
         rc = bench_busy(stdout, &run.ctx);
         run_context_close(&run);

@@ -302,17 +302,35 @@ Test(cpu_cli, bad_gemm_library_is_one_line_and_status_2)
 Test(cpu_bench, ceiling_is_the_best_library)
 {
     SgemmCeiling c = {0};
-    bench_sgemm_ceiling(&c, 96, 1);
-    cr_assert(c.gflops[0] > 0 && c.gflops[1] > 0);
+    bench_sgemm_ceiling(&c, 96, 1, NULL);
+    cr_assert(c.gflops[0] > 0 && c.gflops[1] > 0 && c.gflops[2] == 0);
     cr_assert_float_eq(c.best, fmax(c.gflops[0], c.gflops[1]), 0);
     double before = c.best;
-    bench_sgemm_ceiling(&c, 96, 1);
+    bench_sgemm_ceiling(&c, 96, 1, NULL);
     cr_assert(c.best >= before, "a second measurement lowered the ceiling");
     char buf[1024] = "";
     FILE *f = fmemopen(buf, sizeof buf - 1, "w");
     bench_print_ceiling(f, &c);
     fclose(f);
     cr_assert(strstr(buf, "onednn ") && strstr(buf, "openblas ") && strstr(buf, "ceiling: "), "%s", buf);
+}
+
+/* a user's weaker OPENBLAS_CORETYPE cannot lower the ceiling: OpenBLAS's
+   best core is timed in a child deediff (bench --sgemm) */
+Test(cpu_bench, ceiling_includes_openblas_at_its_best_core)
+{
+    cli_need_binary();
+    cr_assert_eq(cli_run("bench --sgemm 64", out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_assert(strstr(out, "sgemm onednn ") && strstr(out, "sgemm openblas "), "%s", out);
+    cr_assert_eq(cli_run("bench --sgemm 0", out, sizeof out, err, sizeof err), 2);
+    SgemmCeiling c = {0};
+    bench_sgemm_ceiling(&c, 96, 1, cli_binary());
+    if (!cpu_openblas_below_best() || !cpu_openblas_best_coretype()) {
+        cr_assert(c.gflops[2] == 0);
+        return;
+    }
+    cr_assert(c.gflops[2] > 0 && strstr(c.child_name, cpu_openblas_best_coretype()), "%s", c.child_name);
+    cr_assert(c.best >= c.gflops[2]);
 }
 
 Test(cpu_bench, busy_measures_a_slowdown, .timeout = 300)

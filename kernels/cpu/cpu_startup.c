@@ -104,6 +104,11 @@ const char *cpu_openblas_detected(void)
 
 const char *cpu_openblas_best_coretype(void) { return openblas_coretype_for_flags(cpu_flags()); }
 
+int cpu_openblas_below_best(void)
+{
+    return openblas_coretype_upgrade(openblas_get_corename(), cpu_flags()) != NULL;
+}
+
 /* sets `name` to `value` unless the user set it, noting in DEEDIFF_SET_<name>
    that deediff did; returns 1 when it was set */
 static int set_default(const char *name, const char *value)

@@ -51,6 +51,10 @@ const char *cpu_openblas_detected(void);
    given in the benchmark's fair race (NULL: no better than SSE)           */
 const char *cpu_openblas_best_coretype(void);
 
+/* 1 when OpenBLAS in this process runs a weaker core than this CPU's flags
+   support (a user's OPENBLAS_CORETYPE, or a failed re-exec)              */
+int cpu_openblas_below_best(void);
+
 /* restores, for child processes, the environment the user started deediff
    with (undoing what cpu_startup set), so a peer runs "as installed"      */
 void cpu_startup_restore_user_env(void);
