@@ -47,7 +47,11 @@ static double library_gflops(GemmLibrary lib, int n, int reps, const float *a, c
 static double child_openblas_gflops(const char *self, const char *core, int n, char *name, size_t n_name)
 {
     char cmd[1200], line[256], ver[32], kern[64];
-    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=%s '%s' bench --sgemm %d", core, self, n);
+    /* resolved here: in the child's shell /proc/self/exe would be the shell */
+    char *path = realpath(self, NULL);
+    if (!path) return 0;
+    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=%s '%s' bench --sgemm %d", core, path, n);
+    free(path);
     FILE *p = popen(cmd, "r");
     if (!p) return 0;
     double g = 0, v;

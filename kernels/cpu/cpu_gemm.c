@@ -13,18 +13,12 @@
 #include "../errors.h"
 #include "cpu_gemm.h"
 
-#ifdef DEEDIFF_GEMM_OPENBLAS
-#define GEMM_DEFAULT GEMM_OPENBLAS
-#else
-#define GEMM_DEFAULT GEMM_ONEDNN
-#endif
-
 /* OpenBLAS's own functions (cblas.h of Debian's OpenBLAS declares them, the
    reference cblas.h does not: declared here for either) */
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
 
-static GemmLibrary chosen = GEMM_DEFAULT;
+static GemmLibrary chosen = GEMM_ONEDNN;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)

@@ -9,16 +9,16 @@
  *             picked from the CPU's feature flags (AVX2, AVX-512, ...), not
  *             its model number, so a CPU newer than the library still gets
  *             the widest kernels it supports. The default.
- *   openblas  OpenBLAS cblas_sgemm: the fallback, and what the sanitizer
- *             build uses (oneDNN's JIT code is invisible to ASan and its
- *             thread pool trips UBSan's vptr checks in libstdc++). Its core
- *             type is fixed at start-up by cpu_startup.h when OpenBLAS
- *             detected a weaker one than the CPU's flags support.
+ *   openblas  OpenBLAS cblas_sgemm: the fallback. Its core type is fixed
+ *             at start-up by cpu_startup.h when OpenBLAS detected a weaker
+ *             one than the CPU's flags support.
  *
  * The choice: the environment variable DEEDIFF_GEMM=onednn|openblas when
- * set (any other value: a one-line error, exit status 2), else the build's
- * default (onednn; openblas when built with -DDEEDIFF_GEMM_OPENBLAS). It is
- * made on the first call of any function below and never changes.
+ * set (any other value: a one-line error, exit status 2), else onednn. It is
+ * made once, by cpu_startup (first thing in main) or else on the first call
+ * of any function below, and never changes. The sanitizer build (make
+ * test-asan) uses oneDNN too: its JIT code is not instrumented, so ASan
+ * checks our side of every call only; the suite passes there unchanged.
  *
  * Threads: outside an OpenMP parallel region a product uses the process's
  * OpenMP thread count (omp_set_num_threads); inside one it runs on the
