@@ -146,6 +146,15 @@ Test(cpu_gemm, environment_chooses_the_library)
     cr_assert(!strncmp(cpu_gemm_provenance(), "openblas ", 9));
 }
 
+Test(cpu_gemm, auto_rule)
+{
+    cr_assert_eq(cpu_gemm_auto(0, "SkylakeX"), GEMM_OPENBLAS);  /* detected or forced best */
+    cr_assert_eq(cpu_gemm_auto(1, "SkylakeX"), GEMM_ONEDNN);    /* pinned below best */
+    cr_assert_eq(cpu_gemm_auto(0, NULL), GEMM_ONEDNN);          /* no AVX: no known best */
+    setenv("DEEDIFF_GEMM", "auto", 1);
+    cr_assert_eq(cpu_gemm_library(), cpu_gemm_auto(cpu_openblas_below_best(), cpu_openblas_best_coretype()));
+}
+
 Test(cpu_gemm, bad_library_name_exits_2, .exit_code = 2)
 {
     setenv("DEEDIFF_GEMM", "mkl", 1);
@@ -274,7 +283,8 @@ Test(cpu_cli, info_shows_the_libraries_and_the_wait_policy)
     int rc = cli_run("info --config '{\"img_size\":8,\"patch_size\":2,\"in_chans\":1,\"embed_dim\":16,"
                      "\"depth\":2,\"num_heads\":2}'", out, sizeof out, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
-    cr_assert(strstr(out, "gemm         onednn ") != NULL, "%s", out);
+    cr_assert(strstr(out, "gemm         onednn ") || strstr(out, "gemm         openblas "), "%s", out);
+    cr_assert(strstr(out, "(auto: ") != NULL, "%s", out);
     cr_assert(strstr(out, "PASSIVE (set by deediff") != NULL, "%s", out);
     /* OpenBLAS as it detected the CPU, or forced after the re-exec */
     cr_assert(strstr(out, "(as detected)") || strstr(out, "(forced by deediff: OpenBLAS detected "), "%s", out);

@@ -12,6 +12,7 @@
 
 #include "../errors.h"
 #include "cpu_gemm.h"
+#include "cpu_startup.h"
 
 /* OpenBLAS's own functions (cblas.h of Debian's OpenBLAS declares them, the
    reference cblas.h does not: declared here for either) */
@@ -21,14 +22,20 @@ char *openblas_get_config(void);
 static GemmLibrary chosen = GEMM_ONEDNN;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
+GemmLibrary cpu_gemm_auto(int openblas_below_best, const char *openblas_best_core)
+{
+    return openblas_below_best || !openblas_best_core ? GEMM_ONEDNN : GEMM_OPENBLAS;
+}
+
 static void choose(void)
 {
     const char *env = getenv("DEEDIFF_GEMM");
-    if (!env || !*env) return;
-    if (!strcmp(env, "onednn")) chosen = GEMM_ONEDNN;
+    if (!env || !*env || !strcmp(env, "auto"))
+        chosen = cpu_gemm_auto(cpu_openblas_below_best(), cpu_openblas_best_coretype());
+    else if (!strcmp(env, "onednn")) chosen = GEMM_ONEDNN;
     else if (!strcmp(env, "openblas")) chosen = GEMM_OPENBLAS;
     else {
-        fprintf(stderr, "deediff: DEEDIFF_GEMM: '%s' is not onednn or openblas\n", env);
+        fprintf(stderr, "deediff: DEEDIFF_GEMM: '%s' is not auto, onednn or openblas\n", env);
         exit(EXIT_BAD_INPUT);
     }
 }

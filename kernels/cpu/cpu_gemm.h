@@ -8,17 +8,26 @@
  *   onednn    oneDNN's dnnl_sgemm (Debian libdnnl-dev). Its JIT kernels are
  *             picked from the CPU's feature flags (AVX2, AVX-512, ...), not
  *             its model number, so a CPU newer than the library still gets
- *             the widest kernels it supports. The default.
- *   openblas  OpenBLAS cblas_sgemm: the fallback. Its core type is fixed
- *             at start-up by cpu_startup.h when OpenBLAS detected a weaker
- *             one than the CPU's flags support.
+ *             the widest kernels it supports.
+ *   openblas  OpenBLAS cblas_sgemm. Its core type is fixed at start-up by
+ *             cpu_startup.h when OpenBLAS detected a weaker one than the
+ *             CPU's flags support (Prescott on Emerald Rapids).
  *
- * The choice: the environment variable DEEDIFF_GEMM=onednn|openblas when
- * set (any other value: a one-line error, exit status 2), else onednn. It is
- * made once, by cpu_startup (first thing in main) or else on the first call
- * of any function below, and never changes. The sanitizer build (make
- * test-asan) uses oneDNN too: its JIT code is not instrumented, so ASan
- * checks our side of every call only; the suite passes there unchanged.
+ * The choice: the environment variable DEEDIFF_GEMM=auto|onednn|openblas
+ * (any other value: a one-line error, exit status 2); unset is auto:
+ * OpenBLAS when it runs the widest core type the CPU's flags support (as
+ * detected, or forced by cpu_startup), oneDNN when it does not (a user's
+ * OPENBLAS_CORETYPE pins a weaker one: this project's machines set Haswell
+ * on a Zen 5) or when the flags give no AVX. Why not always oneDNN: on
+ * U-ViT's shapes OpenBLAS's SkylakeX kernels were faster on the Zen 5 we
+ * measured (fc2's K = 2048 and the weight gradients: 180-190 GFLOP/s
+ * against oneDNN's 130-150; U-ViT-S/2 forward 78% of the ceiling against
+ * 60%), while oneDNN needs no core type fixed. The rule is deterministic:
+ * no timing at start-up, so a run's numbers never depend on a noisy probe.
+ * It is made once, by cpu_startup (first thing in main) or else on the
+ * first call of any function below, and never changes. The sanitizer build
+ * (make test-asan) runs the same rule: oneDNN's JIT code is not
+ * instrumented, so ASan checks our side of its calls; the suite passes.
  *
  * Threads: outside an OpenMP parallel region a product uses the process's
  * OpenMP thread count (omp_set_num_threads); inside one it runs on the
@@ -49,6 +58,9 @@ void cpu_sgemm_with(GemmLibrary lib, GemmTrans ta, GemmTrans tb, int64_t M, int6
 
 /* the library this process uses */
 GemmLibrary cpu_gemm_library(void);
+/* the auto rule above, pure: OpenBLAS unless it runs below the best core
+   type for the flags or the flags have none (openblas_best_core NULL)     */
+GemmLibrary cpu_gemm_auto(int openblas_below_best, const char *openblas_best_core);
 /* "onednn" or "openblas" */
 const char *cpu_gemm_library_name(GemmLibrary lib);
 

@@ -139,7 +139,11 @@ void cpu_startup_restore_user_env(void)
 void cpu_describe(FILE *f)
 {
     const char *wait = getenv("OMP_WAIT_POLICY");
-    fprintf(f, "gemm         %s (DEEDIFF_GEMM=onednn|openblas chooses)\n", cpu_gemm_provenance());
+    const char *env = getenv("DEEDIFF_GEMM");
+    fprintf(f, "gemm         %s (%s; DEEDIFF_GEMM=auto|onednn|openblas chooses)\n", cpu_gemm_provenance(),
+            env && *env && strcmp(env, "auto") ? "DEEDIFF_GEMM"
+            : cpu_gemm_library() == GEMM_OPENBLAS ? "auto: OpenBLAS runs its best core for this CPU"
+                                                  : "auto: OpenBLAS is below its best core here");
     fprintf(f, "openblas     %s", cpu_gemm_provenance_of(GEMM_OPENBLAS));
     if (set_by_us("OPENBLAS_CORETYPE"))
         fprintf(f, " (forced by deediff: OpenBLAS detected %s on a CPU whose flags support %s)",
@@ -174,6 +178,12 @@ void cpu_startup(char **argv)
     if (!changed) return;
     setenv("DEEDIFF_STARTED", "1", 1);
     execv("/proc/self/exe", argv);
+    /* still this process: the settings did not take, so none is claimed */
+    cpu_startup_restore_user_env();
+    unsetenv("DEEDIFF_SET_OPENBLAS_CORETYPE");
+    unsetenv("DEEDIFF_SET_OMP_WAIT_POLICY");
+    unsetenv("DEEDIFF_OPENBLAS_DETECTED");
+    unsetenv("DEEDIFF_STARTED");
     fprintf(stderr, "deediff: note: could not restart with the CPU libraries' settings fixed "
                     "(exec /proc/self/exe failed); OpenBLAS keeps its %s kernels, OpenMP threads spin\n",
             openblas_get_corename());
