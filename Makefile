@@ -22,7 +22,9 @@ OPT ?= -O3 -march=native
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
               -fopenmp -MMD -MP -I. -I/usr/include/x86_64-linux-gnu
 OPENBLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
-LDLIBS = -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -llapacke \
+# GEMMs through oneDNN (kernels/cpu/cpu_gemm.h); OpenBLAS for LAPACK, the
+# double-precision BLAS of the statistics, and the fallback GEMM
+LDLIBS = -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -llapacke \
          -lsqlite3 -lcjson -lpng -ljpeg -lzip -lz -lm -fopenmp
 
 ifeq ($(SAN),1)
@@ -119,7 +121,7 @@ $(BUILD)/deediff-tests: $(TEST_OBJ) $(BUILD)/libdeediff.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 # ---- Debian packages ----------------------------------------------------------
-DEBIAN_PACKAGES = gcc make libopenblas-openmp-dev liblapacke-dev libsqlite3-dev \
+DEBIAN_PACKAGES = gcc make libdnnl-dev libopenblas-openmp-dev liblapacke-dev libsqlite3-dev \
   libcjson-dev libpng-dev libjpeg-dev libzip-dev zlib1g-dev gnuplot-nox \
   libcriterion-dev dataset-fashion-mnist clang libclang-rt-14-dev pkg-config
 PYTORCH_PACKAGES = python3-torch python3-torchvision python3-numpy

@@ -25,11 +25,33 @@ typedef struct {
 int bench_torch(const char *config_json, const char *weights, int batch, int threads,
                 int iters, TorchTimes *out);
 
+/* the machine's fp32 GEMM ceiling (bench_ceiling.c), in GFLOP/s: gflops
+   per library (index GemmLibrary; [2]: OpenBLAS with its best core type in
+   a child process, when this process runs a weaker one) and the best, with
+   its provenance. Start zeroed; each measurement keeps the best rate seen,
+   so a slow minute cannot lower the ceiling. self: this program (it runs
+   `self bench --sgemm n`), or NULL to measure in this process alone.     */
+typedef struct {
+    int n;
+    double gflops[3], best;
+    char best_name[160], child_name[128];
+} SgemmCeiling;
+void bench_sgemm_ceiling(SgemmCeiling *c, int n, int reps, const char *self);
+void bench_print_ceiling(FILE *out, const SgemmCeiling *c);
+/* `deediff bench --sgemm n`: one line "sgemm <provenance> <GFLOP/s>" per
+   library, in this process                                                 */
+void bench_print_sgemm(FILE *out, int n, int reps);
+/* the environment for the PyTorch peer's process: fair 0 as the user
+   started deediff, fair 1 with OpenBLAS's best core type for this CPU and
+   our OpenMP wait policy (see bench_ceiling.c) */
+void bench_peer_env(int fair);
+
 /* the benchmark sections of `deediff bench` beyond U-ViT, each printing
    its ratio to a reference measured in the same run; -1 + err_msg() */
 int bench_inception(FILE *out);  /* FID Inception images/s vs PyTorch */
 int bench_frechet(FILE *out);    /* Frechet distance at 2048-d vs a general sqrtm */
 struct Ctx;
 int bench_early_exit(FILE *out, struct Ctx *ctx);  /* wall-clock vs layer saving of early exit */
+int bench_busy(FILE *out, struct Ctx *ctx);        /* sampling with one core busy elsewhere */
 
 #endif

@@ -2,13 +2,14 @@
  * cmd_bench.c: `deediff bench`: performance as ratios measured in one run.
  *
  * For each model configuration it times our forward and forward+backward
- * passes and, in the same run, (a) OpenBLAS sgemm on a large square GEMM,
+ * passes and, in the same run, (a) the best sgemm rate on a large square
+ * GEMM among the libraries we can use (oneDNN, OpenBLAS: bench_ceiling.c),
  * the machine's practical ceiling, and (b) the PyTorch reference module
  * (tests/reference/bench_torch.py on Debian's python3-torch) with the same
- * weights, the same batch and the same thread count. It prints ratios, never
- * a bare time without its reference.
+ * weights, the same batch and the same thread count, as installed and with
+ * OpenBLAS's best core type (torch*). It prints ratios, never a bare time
+ * without its reference. `--busy` measures sharing instead (bench_busy.c).
  */
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../kernels/cpu/cpu_startup.h"
 #include "../../kernels/errors.h"
 #include "../../kernels/philox.h"
 #include "../../model/optim.h"
@@ -39,27 +41,6 @@ static const BenchModel bench_models[] = {
      "{\"img_size\":28,\"patch_size\":4,\"in_chans\":1,\"embed_dim\":128,\"depth\":12,\"num_heads\":4}",
      32, 10},
 };
-
-/* sgemm GFLOP/s on n x n x n with the current thread count: the best of
-   `reps` timed runs after one warm-up. The ceiling is the best rate seen in
-   the whole run (measured before and after every model), so one slow
-   measurement on a busy machine cannot inflate the ratios below it. */
-static double sgemm_gflops(int n, int reps)
-{
-    float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float));
-    float *c = xmalloc((size_t)n * n * sizeof(float));
-    philox_fill_uniform(a, (int64_t)n * n, 1, RNG_TEST, 0, 0);
-    philox_fill_uniform(b, (int64_t)n * n, 1, RNG_TEST, 1, 0);
-    double best = 1e30;
-    for (int r = 0; r <= reps; r++) {
-        double t0 = bench_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = bench_now() - t0;
-        if (r > 0 && dt < best) best = dt;
-    }
-    free(a), free(b), free(c);
-    return 2.0 * n * n * (double)n / best / 1e9;
-}
 
 typedef struct {
     double fwd_ips, fwdbwd_ips, train_ips, gflop_fwd;
@@ -117,8 +98,11 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
     enum { NMODELS = sizeof bench_models / sizeof bench_models[0] };
     int threads = run->threads > 0 ? run->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     OurTimes ours[NMODELS];
-    TorchTimes torch[NMODELS];
-    double peak = sgemm_gflops(2048, 5);
+    TorchTimes torch[NMODELS], fair[NMODELS];
+    /* measured before and after every model: one slow measurement on a busy
+       machine cannot inflate the ratios below it */
+    SgemmCeiling ceiling = {0};
+    bench_sgemm_ceiling(&ceiling, 2048, 5, "/proc/self/exe");
     for (size_t k = quick ? 1 : 0; k < NMODELS; k++) {
         const BenchModel *bm = &bench_models[k];
         UViTConfig c;
@@ -133,16 +117,22 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         CHECK(uvit_save(&m, &run->ctx, weights, 0, NULL, NULL) == 0, "%s", err_msg());
         time_ours(&run->ctx, &m, bm, &ours[k]);
         memset(&torch[k], 0, sizeof torch[k]);
-        if (!no_torch) bench_torch(bm->json, weights, bm->batch, threads, bm->iters, &torch[k]);
+        memset(&fair[k], 0, sizeof fair[k]);
+        for (int f = 0; f < 2 && !no_torch; f++) {
+            bench_peer_env(f);
+            bench_torch(bm->json, weights, bm->batch, threads, bm->iters, f ? &fair[k] : &torch[k]);
+        }
         unlink(weights);
         uvit_destroy(&m, &run->ctx);
-        double again = sgemm_gflops(2048, 5);
-        if (again > peak) peak = again;
+        bench_sgemm_ceiling(&ceiling, 2048, 5, "/proc/self/exe");
     }
+    double peak = ceiling.best;
     printf("U-ViT, fp32, %s, %d threads, backend %s\n", bench_cpu_name(), threads, backend);
-    printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s (best of this run; the ceiling below)\n\n", peak);
-    printf("%-24s %-8s %9s %9s %11s %9s %9s\n", "model (batch)", "pass", "ours im/s",
-           "torch im/s", "ours/torch", "GFLOP/s", "of sgemm");
+    bench_print_ceiling(stdout, &ceiling);
+    printf("torch: PyTorch as installed; torch*: with OPENBLAS_CORETYPE=%s and our OpenMP wait policy\n\n",
+           cpu_openblas_best_coretype() ? cpu_openblas_best_coretype() : "(none better)");
+    printf("%-24s %-8s %9s %9s %10s %9s %10s %8s %8s\n", "model (batch)", "pass", "ours im/s",
+           "torch im/s", "ours/torch", "torch*", "ours/torch*", "GFLOP/s", "of ceil");
     for (size_t k = quick ? 1 : 0; k < NMODELS; k++) {
         const BenchModel *bm = &bench_models[k];
         char label[64];
@@ -150,17 +140,22 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         /* a backward does 2x the forward's multiply-adds (the update's are few) */
         double ips[3] = {ours[k].fwd_ips, ours[k].fwdbwd_ips, ours[k].train_ips};
         double tips[3] = {torch[k].forward_ips, torch[k].fwdbwd_ips, torch[k].train_ips};
+        double fips[3] = {fair[k].forward_ips, fair[k].fwdbwd_ips, fair[k].train_ips};
         double flops[3] = {1, 3, 3};
         const char *pass[3] = {"fwd", "fwd+bwd", "train"};
         for (int p = 0; p < 3; p++) {
-            char tcol[32] = "-", rcol[32] = "-";
+            char tcol[32] = "-", rcol[32] = "-", fcol[32] = "-", frcol[32] = "-";
             if (tips[p] > 0) {
                 snprintf(tcol, sizeof tcol, "%.2f", tips[p]);
                 snprintf(rcol, sizeof rcol, "%.2fx", ips[p] / tips[p]);
             }
+            if (fips[p] > 0) {
+                snprintf(fcol, sizeof fcol, "%.2f", fips[p]);
+                snprintf(frcol, sizeof frcol, "%.2fx", ips[p] / fips[p]);
+            }
             double gf = flops[p] * ours[k].gflop_fwd * ips[p];
-            printf("%-24s %-8s %9.2f %9s %11s %9.1f %8.0f%%\n", p ? "" : label, pass[p], ips[p], tcol,
-                   rcol, gf, 100 * gf / peak);
+            printf("%-24s %-8s %9.2f %9s %10s %9s %10s %8.1f %7.0f%%\n", p ? "" : label, pass[p], ips[p],
+                   tcol, rcol, fcol, frcol, gf, 100 * gf / peak);
         }
         printf("%-24s train step / forward = %.2f (a backward of 2 forwards gives 3)\n", "",
                ours[k].fwd_ips / ours[k].train_ips);
@@ -171,18 +166,23 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
 
 int cmd_bench(int argc, char **argv)
 {
-    int no_torch = 0, quick = 0;
+    int no_torch = 0, quick = 0, busy = 0;
+    const char *sgemm = NULL;
     const char *only = NULL;
     RunOptions ro = run_options_default();
     CliOpt opts[] = {
         {"--only", "uvit,inception,frechet,early-exit", "run only these sections (default all)", &only, NULL, 0},
         {"--no-torch", NULL, "skip the PyTorch peer", NULL, &no_torch, 0},
         {"--quick", NULL, "U-ViT: only the small configuration", NULL, &quick, 0},
+        {"--busy", NULL, "instead: sampling throughput with one core kept busy by a spinning process", NULL,
+         &busy, 0},
+        {"--sgemm", "N", "instead: each library's sgemm GFLOP/s on N^3 (the ceiling's child process)", &sgemm,
+         NULL, 0},
         RUN_OPTIONS(ro),
     };
     int rc = cli_parse("bench", "[options]",
                        "Performance as ratios measured in one run: U-ViT forward, forward+backward "
-                       "and training step vs OpenBLAS sgemm and vs PyTorch; FID Inception vs "
+                       "and training step vs the best sgemm of oneDNN and OpenBLAS and vs PyTorch; FID Inception vs "
                        "PyTorch; the Frechet distance vs a general matrix square root; early exit's wall-clock "
                        "saving vs its layer saving.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
@@ -195,6 +195,17 @@ int cmd_bench(int argc, char **argv)
     }
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
+    if (sgemm) {
+        long n;
+        if (cli_int("--sgemm", sgemm, 1, 16384, &n)) return -1;
+        bench_print_sgemm(stdout, (int)n, 5);
+        return 0;
+    }
+    if (busy) {
+        rc = bench_busy(stdout, &run.ctx);
+        run_context_close(&run);
+        return rc;
+    }
     if (rc == 0 && cli_listed(only, "uvit")) rc = bench_uvit(&run, ro.backend, quick, no_torch);
     if (rc == 0 && cli_listed(only, "inception")) {
         printf("\n");

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../kernels/cpu/cpu_startup.h"
 #include "../../kernels/errors.h"
 #include "../../model/method.h"
 #include "../../model/uvit.h"
+#include "../bench/bench_util.h"
 #include "cli.h"
 
 /* the paper's Table 1 figure for U-ViT-S/2 on CIFAR-10 */
@@ -61,6 +63,8 @@ static void print_info(const char *source, const UViTConfig *c, size_t file_para
         printf("\npaper (Table 1, U-ViT-S/2 on CIFAR-10): %.2f GFLOPs, counting convention not "
                "stated;\nours: %.2f G MAC, %.2f GFLOPs\n",
                PAPER_CIFAR10_GFLOPS, macs.total / 1e9, 2 * macs.total / 1e9);
+    printf("\nCPU backend (%s)\n", bench_cpu_name());
+    cpu_describe(stdout);
 }
 
 /* what the method adds: its parameters, and the cost of an exit after each block */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../kernels/cpu/cpu_startup.h"
 #include "../../kernels/errors.h"
 #include "cli.h"
 
@@ -19,6 +20,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cpu_startup(argv);  /* may re-exec with OpenBLAS's core type fixed */
     if (argc < 2) {
         usage(stderr);
         return EXIT_BAD_INPUT;

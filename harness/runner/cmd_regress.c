@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../kernels/cpu/cpu_ops.h"
+#include "../../kernels/cpu/cpu_gemm.h"
 #include "../../kernels/errors.h"
 #include "../cli/cli.h"
 #include "../cli/text_file.h"

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../kernels/cpu/cpu_ops.h"
+#include "../../kernels/cpu/cpu_gemm.h"
 #include "../../kernels/errors.h"
 #include "../cli/text_file.h"
 #include "code_version.h"

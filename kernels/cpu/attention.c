@@ -6,18 +6,18 @@
  * place with row stride 3A (no copies), and
  *   S = Q K^T * hd^-0.5,  P = softmax over each row of S,  O = P V,
  * where O is head h's column block of out[B,T,A]. The B*H pairs are split
- * across threads; each calls single-threaded sgemm (OpenBLAS runs one thread
- * inside an OpenMP parallel region) on its own T x T block, which stays in
+ * across threads; each calls cpu_sgemm, which runs on the calling thread
+ * alone inside an OpenMP parallel region, on its own T x T block, which stays in
  * L2 between the two GEMMs and the softmax.
  *
  * Backward for one (b, h), with dO the head's block of dout:
  *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(P * dP)),
  *   dQ += dS K * hd^-0.5,  dK += dS^T Q * hd^-0.5.
  */
-#include <cblas.h>
 #include <math.h>
 
 #include "cpu_math.h"
+#include "cpu_gemm.h"
 #include "cpu_ops.h"
 #include "cpu_parallel.h"
 
@@ -74,12 +74,10 @@ void cpu_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int h
         const float *q = x + b * T * ld + h * hd, *k = q + A, *v = q + 2 * A;
         float *p = saved ? saved + bh * TT : slots + omp_get_thread_num() * slot;
         // p is (T,T) = q (T,hd) @ k^T (hd,T) * scale
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, scale,
-                    q, (int)ld, k, (int)ld, 0.0f, p, (int)T);
+        cpu_sgemm(GEMM_N, GEMM_T, T, T, hd, scale, q, ld, k, ld, 0.0f, p, T);
         for (int64_t i = 0; i < T; i++) softmax_row(p + i * T, T);
         // out[b, :, h*hd:(h+1)*hd] (T,hd) = p (T,T) @ v (T,hd)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f,
-                    p, (int)T, v, (int)ld, 0.0f, y + b * T * A + h * hd, (int)A);
+        cpu_sgemm(GEMM_N, GEMM_N, T, hd, T, 1.0f, p, T, v, ld, 0.0f, y + b * T * A + h * hd, A);
     }
 }
 
@@ -106,16 +104,12 @@ void cpu_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, T
         const float *go = g + b * T * A + h * hd;  // dO is (T,hd), row stride A
         float *ds = dP + omp_get_thread_num() * TT;
         // dv (T,hd) += p^T (T,T) @ dO (T,hd)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f,
-                    p, (int)T, go, (int)A, 1.0f, dv, (int)ld);
+        cpu_sgemm(GEMM_T, GEMM_N, T, hd, T, 1.0f, p, T, go, A, 1.0f, dv, ld);
         // ds (T,T) = dO (T,hd) @ v^T (hd,T), then the softmax backward
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, 1.0f,
-                    go, (int)A, v, (int)ld, 0.0f, ds, (int)T);
+        cpu_sgemm(GEMM_N, GEMM_T, T, T, hd, 1.0f, go, A, v, ld, 0.0f, ds, T);
         for (int64_t i = 0; i < T; i++) softmax_row_backward(ds + i * T, p + i * T, T);
         // dq (T,hd) += ds (T,T) @ k (T,hd) * scale;  dk += ds^T @ q * scale
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, scale,
-                    ds, (int)T, k, (int)ld, 1.0f, dq, (int)ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hd, (int)T, scale,
-                    ds, (int)T, q, (int)ld, 1.0f, dk, (int)ld);
+        cpu_sgemm(GEMM_N, GEMM_N, T, hd, T, scale, ds, T, k, ld, 1.0f, dq, ld);
+        cpu_sgemm(GEMM_T, GEMM_N, T, hd, T, scale, ds, T, q, ld, 1.0f, dk, ld);
     }
 }

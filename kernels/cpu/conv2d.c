@@ -1,6 +1,7 @@
 /*
  * conv2d.c: 2-D convolution (cross-correlation, as PyTorch's Conv2d) on the
- * CPU, forward and backward, through im2col and cblas_sgemm.
+ * CPU, forward and backward, through im2col and cpu_sgemm (oneDNN or OpenBLAS,
+ * cpu_gemm.h).
  *
  * Per image b, with K = Ci*kh*kw and N = Ho*Wo:
  *   col[K,N]    the image's receptive fields, one row per (ci, ki, kj)
@@ -10,15 +11,15 @@
  * A 1x1, stride-1, unpadded conv needs no im2col: col is the image itself.
  *
  * Threads: when the batch has at least one image per thread, each thread
- * takes whole images with its own col buffer (a cblas call inside an OpenMP
+ * takes whole images with its own col buffer (a cpu_sgemm call inside an OpenMP
  * region runs single-threaded) and its own dw partial, summed at the end in
  * thread order, so results are deterministic for a given thread count.
  * Smaller batches go one image at a time with a multithreaded GEMM.
  */
-#include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
+#include "cpu_gemm.h"
 #include "cpu_ops.h"
 #include "cpu_parallel.h"
 
@@ -143,8 +144,7 @@ void cpu_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
             float *o = outp + bi * s.Co * s.N;  // o is (Co,N)
             if (!s.direct) im2col(&s, col, img, inner);
             const float *src = s.direct ? img : col;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.Co, (int)s.N,
-                        (int)s.K, 1.0f, wp, (int)s.K, src, (int)s.N, 0.0f, o, (int)s.N);
+            cpu_sgemm(GEMM_N, GEMM_N, s.Co, s.N, s.K, 1.0f, wp, s.K, src, s.N, 0.0f, o, s.N);
             if (bp)
                 for (int64_t co = 0; co < s.Co; co++)
                     for (int64_t n = 0; n < s.N; n++) o[co * s.N + n] += bp[co];
@@ -200,16 +200,14 @@ void cpu_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
             if (dwp) {
                 if (!s.direct) im2col(&s, col, img, inner);
                 const float *src = s.direct ? img : col;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s.Co, (int)s.K,
-                            (int)s.N, 1.0f, g, (int)s.N, src, (int)s.N, 1.0f, dw_acc, (int)s.K);
+                cpu_sgemm(GEMM_N, GEMM_T, s.Co, s.K, s.N, 1.0f, g, s.N, src, s.N, 1.0f, dw_acc, s.K);
             }
             if (dinp) {
                 float *di = dinp + bi * s.Ci * s.H * s.W;
                 /* direct: din_b[Ci,N] += w^T @ g; else dcol = w^T @ g, then col2im */
                 float *dst = s.direct ? di : col;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s.K, (int)s.N,
-                            (int)s.Co, 1.0f, wp, (int)s.K, g, (int)s.N,
-                            s.direct ? 1.0f : 0.0f, dst, (int)s.N);
+                cpu_sgemm(GEMM_T, GEMM_N, s.K, s.N, s.Co, 1.0f, wp, s.K, g, s.N,
+                          s.direct ? 1.0f : 0.0f, dst, s.N);
                 if (!s.direct) col2im_add(&s, di, col, inner);
             }
         }

@@ -3,7 +3,8 @@
  *
  * Each function implements the op of the same name in kernels/ops.h, after
  * kernels/ops.c has checked shapes; every tensor here is F32 except ids (I64).
- * Parallel over rows with OpenMP; GEMMs through OpenBLAS (cblas_sgemm).
+ * Parallel over rows with OpenMP; GEMMs through cpu_sgemm (cpu_gemm.h: oneDNN,
+ * or OpenBLAS as the fallback).
  */
 #ifndef DEEDIFF_CPU_OPS_H
 #define DEEDIFF_CPU_OPS_H
@@ -100,8 +101,5 @@ void cpu_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a);
 float cpu_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels);
 void cpu_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels,
                                 float dloss);
-
-/* the GEMM library, its version and chosen kernel, one line (gemm_provenance.c) */
-const char *cpu_gemm_provenance(void);
 
 #endif

@@ -1,17 +1,18 @@
 /*
- * linear.c: out = in @ w^T + b and its backward, through OpenBLAS sgemm.
+ * linear.c: out = in @ w^T + b and its backward, through cpu_sgemm (oneDNN or
+ * OpenBLAS, cpu_gemm.h).
  *
  * The bias is fused for free: out is filled with b row by row and sgemm
- * accumulates onto it (beta = 1), which costs no more than beta = 0 (OpenBLAS
- * zeroes C first then). The backward accumulates into every gradient given:
+ * accumulates onto it (beta = 1), which costs no more than beta = 0 (the
+ * library zeroes C first then). The backward accumulates into every gradient given:
  *   din[M,K] += dout[M,N] @ w[N,K]
  *   dw[N,K]  += dout^T @ in[M,K]
  *   db[N]    += column sums of dout
- * sgemm is called outside any parallel region, so OpenBLAS uses all threads.
+ * The GEMMs run outside any parallel region, so they use all threads.
  */
-#include <cblas.h>
 #include <string.h>
 
+#include "cpu_gemm.h"
 #include "cpu_ops.h"
 #include "cpu_parallel.h"
 
@@ -34,8 +35,7 @@ void cpu_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b)
         if (beta == 0.0f) memset(o, 0, (size_t)(M * N) * sizeof(float));
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f,
-                tensor_f32(in), (int)K, tensor_f32(w), (int)K, beta, o, (int)N);
+    cpu_sgemm(GEMM_N, GEMM_T, M, N, K, 1.0f, tensor_f32(in), K, tensor_f32(w), K, beta, o, N);
 }
 
 /* db[N] += sum over rows of dout[M,N]; each task owns DB_COLS columns and
@@ -64,10 +64,8 @@ void cpu_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout
     if (M == 0) return;
     const float *g = tensor_f32(dout);
     if (tensor_present(din) && K > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)K, (int)N, 1.0f,
-                    g, (int)N, tensor_f32(w), (int)K, 1.0f, tensor_f32(din), (int)K);
+        cpu_sgemm(GEMM_N, GEMM_N, M, K, N, 1.0f, g, N, tensor_f32(w), K, 1.0f, tensor_f32(din), K);
     if (tensor_present(dw) && K > 0 && N > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)K, (int)M, 1.0f,
-                    g, (int)N, tensor_f32(in), (int)K, 1.0f, tensor_f32(dw), (int)K);
+        cpu_sgemm(GEMM_T, GEMM_N, N, K, M, 1.0f, g, N, tensor_f32(in), K, 1.0f, tensor_f32(dw), K);
     if (tensor_present(db)) bias_grad(ctx, tensor_f32(db), g, M, N);
 }
