@@ -11,7 +11,7 @@ set datafile columnheaders
 stats data using 1 nooutput
 n = STATS_blocks
 stats data index 0 using (quality = columnhead(2), $2) nooutput
-colors = "#1f5fa8 #7fb2e5 #d62728 #2ca02c #ff7f0e #000000 #9467bd #8c564b"
+colors = "#1f5fa8 #d62728 #2ca02c #ff7f0e #000000 #7fb2e5 #9467bd #8c564b"
 do for [fmt in "png svg"] {
     if (fmt eq "png") { set terminal pngcairo size 1000,650 font "DejaVu Sans,11" }
     else { set terminal svg size 1000,650 font "DejaVu Sans,11" }
