@@ -8,8 +8,10 @@
  *
  * The rule, stated in the baseline file itself ("tolerances"):
  *   - on the CPU model, GEMM kernel and thread count the baseline was
- *     recorded with, the CPU path is deterministic, so every number must
- *     come back exactly (relative 1e-9: the JSON round trip);
+ *     recorded with, every number must come back to within relative 1e-6
+ *     ("same_machine"): OpenBLAS's path repeats bit for bit, but oneDNN's
+ *     threaded GEMM does not fix its summation order from one process to the
+ *     next (measured: FD moved by 7e-8 relative between two runs);
  *   - elsewhere, other kernels round differently, an image may leave at
  *     another block, and the numbers move a little: each metric has its own
  *     tolerance (relative for the distance and GFLOPs, absolute for ratios).
@@ -42,7 +44,7 @@
 #include "runner.h"
 
 #define REGRESS_MAX_EXPERIMENTS 16
-#define REGRESS_EXACT_REL 1e-9
+#define REGRESS_SAME_MACHINE_REL 1e-6   /* a new baseline states it; an old one may state another */
 
 /* the metrics compared: everything but time */
 static const CellMetric compared[] = {CELL_QUALITY, CELL_LAYERS_RATIO, CELL_COMPUTE_RATIO, CELL_GFLOPS};
@@ -160,7 +162,10 @@ static int write_baseline(const char *path, const Measured *m, int n)
     free(sig);
     free(commit);
     cJSON *tol = cJSON_AddObjectToObject(root, "tolerances");
-    cJSON_AddStringToObject(tol, "same_machine", "exact (relative 1e-9): the CPU path is deterministic for one CPU model, GEMM kernel and thread count");
+    cJSON *same = cJSON_AddObjectToObject(tol, "same_machine");
+    cJSON_AddNumberToObject(same, "rel", REGRESS_SAME_MACHINE_REL);
+    cJSON_AddStringToObject(same, "why", "on the CPU, GEMM kernel and thread count recorded: only the summation order "
+                                         "of threaded GEMMs may differ (oneDNN does not fix it)");
     for (size_t i = 0; i < sizeof default_tolerance / sizeof default_tolerance[0]; i++) {
         cJSON *t = cJSON_AddObjectToObject(tol, default_tolerance[i].metric);
         cJSON_AddNumberToObject(t, "rel", default_tolerance[i].rel);
@@ -199,9 +204,12 @@ static int compare(Store *st, const char *path, const cJSON *base, const Measure
     const cJSON *ms = cJSON_GetObjectItem(base, "metrics"), *tol = cJSON_GetObjectItem(base, "tolerances");
     char *sig = machine_signature();
     const char *recorded = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(base, "recorded_on"), "machine"));
-    int exact = recorded && !strcmp(recorded, sig);
+    int same = recorded && !strcmp(recorded, sig);
+    double same_rel = cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(tol, "same_machine"), "rel"));
+    if (isnan(same_rel)) same_rel = REGRESS_SAME_MACHINE_REL;
     printf("regress: %d metrics against %s (%s: %s)\n", cJSON_GetArraySize(ms), path,
-           exact ? "same CPU and GEMM kernel as recorded, exact" : "another CPU or GEMM kernel, within tolerances",
+           same ? "same CPU, GEMM kernel and threads as recorded: within the same-machine tolerance"
+                 : "another CPU, GEMM kernel or thread count: within the per-metric tolerances",
            sig);
     free(sig);
     char check_id[37];
@@ -215,14 +223,14 @@ static int compare(Store *st, const char *path, const cJSON *base, const Measure
         for (int i = 0; i < n; i++)
             if (!strcmp(m[i].cell, b->string)) got = m[i].value;
         const cJSON *t = cJSON_GetObjectItem(tol, metric_of(b->string));
-        double rel = exact ? REGRESS_EXACT_REL : cJSON_GetNumberValue(cJSON_GetObjectItem(t, "rel"));
-        double abs_tol = exact ? 0 : cJSON_GetNumberValue(cJSON_GetObjectItem(t, "abs"));
+        double rel = same ? same_rel : cJSON_GetNumberValue(cJSON_GetObjectItem(t, "rel"));
+        double abs_tol = same ? 0 : cJSON_GetNumberValue(cJSON_GetObjectItem(t, "abs"));
         if (isnan(rel)) rel = 0;
         if (isnan(abs_tol)) abs_tol = 0;
         double allowed = abs_tol + rel * fabs(want);
         int ok = !isnan(got) && !isnan(want) && fabs(got - want) <= allowed;
-        snprintf(tol_text[k], sizeof tol_text[k], "{\"rel\":%g,\"abs\":%g,\"exact\":%s}", rel, abs_tol,
-                 exact ? "true" : "false");
+        snprintf(tol_text[k], sizeof tol_text[k], "{\"rel\":%g,\"abs\":%g,\"same_machine\":%s}", rel, abs_tol,
+                 same ? "true" : "false");
         checks[k] = (RegressCheck){check_id, b->string, want, got, tol_text[k], ok};
         k++;
         if (ok) continue;
@@ -304,7 +312,7 @@ int cmd_regress(int argc, char **argv)
     int npos = 0;
     int rc = cli_parse("regress", "EXPERIMENT.json ... [--baseline B] [--rebaseline] | --history OUT",
                        "Runs the smoke scale of each experiment (what the database lacks), compares every metric "
-                       "but time with the baseline\n(exact on the CPU and GEMM kernel it was recorded with, within "
+                       "but time with the baseline\n(to 1e-6 on the CPU, GEMM kernel and threads it was recorded with, within "
                        "its stated tolerances elsewhere) and stores\nevery comparison. Exit status 1 on a "
                        "regression.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], pos, REGRESS_MAX_EXPERIMENTS, &npos);
