@@ -1122,4 +1122,61 @@ Test(runner, claims_from_a_fixture_database)
     // the rules are written out
     cr_expect_not_null(strstr(md, "layer_reduction DeeDiff >= 0.4 and quality DeeDiff <= 1.5 x quality U-ViT"), "%s", md);
     free(md);
+    // a missing claims file is bad input, one line naming it
+    snprintf(args, sizeof args, "claims --claims %s/none.json --db %s --output %s", dir, db, path_in("C2.md"));
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 2, "%s\n%s", out, err);
+    cr_expect_not_null(strstr(err, "none.json: cannot read the claims file"), "%s", err);
+}
+
+/* make regress: a baseline recorded from the database passes, a moved
+   baseline fails with exit status 1 naming the metric, a missing baseline is
+   bad input; the smoke runs come from a fixture database, so nothing runs */
+static const char *const REGRESS_JSON =
+    "{\"experiment\": \"fixr\", \"rows\": [\"U-ViT\"],"
+    " \"scales\": {\"smoke\": {\"seeds\": [0], \"eval\": {\"n\": 128, \"sampler\": \"dpm\", \"steps\": 2},"
+    "  \"columns\": [{\"name\": \"Fashion-MNIST 28x28\", \"setup\": \"fmnist\"}],"
+    "  \"setups\": {\"fmnist\": {\"rows\": {\"U-ViT\": {\"model\": \"%s/u.safetensors\"}}}}}}}";
+
+Test(runner, regress_passes_then_fails_on_a_moved_baseline)
+{
+    cli_need_binary();
+    write_text(path_in("u.safetensors"), "u weights");
+    char json[2048], args[1024];
+    snprintf(json, sizeof json, REGRESS_JSON, dir);
+    const char *exp = write_experiment("fixr.json", json);
+    Plan p;
+    load(&p, exp, "smoke", NULL);
+    const char *db = path_in("r.db");
+    Store s;
+    cr_assert_eq(store_open(&s, db), 0, "%s", err_msg());
+    fixture_eval(&s, &p, 0, NULL, NULL, 10, 1, 100, 1);
+    store_close(&s);
+    plan_free(&p);
+    static char out[65536], err[4096];
+    const char *base = path_in("baseline.json");
+    snprintf(args, sizeof args, "regress --rebaseline --baseline %s --db %s %s", base, db, exp);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "%s\n%s", out, err);
+    snprintf(args, sizeof args, "regress --baseline %s --db %s %s", base, db, exp);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "%s\n%s", out, err);
+    cr_expect_not_null(strstr(out, "of 4 metrics within tolerance"), "%s", out);
+    cr_expect_eq(count(db, "1"), 1, "regress ran nothing");
+
+    // the quality moved by half: a regression, named, exit status 1
+    char *text = read_text(base);
+    char *at = strstr(text, "| quality\":");
+    cr_assert_not_null(at, "%s", text);
+    at = strchr(at, ':') + 1;
+    at += strspn(at, " \t");
+    cr_assert_eq(strncmp(at, "10", 2), 0, "%s", at);
+    at[0] = '1', at[1] = '5';
+    write_text(base, text);
+    free(text);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 1, "%s\n%s", out, err);
+    cr_expect_not_null(strstr(out, "REGRESSION fixr/smoke | Fashion-MNIST 28x28 | U-ViT | quality: 15 -> 10"), "%s", out);
+    cr_expect_eq(count(db, "1"), 1, "regress ran nothing");
+
+    // a missing baseline is bad input, one line naming it
+    snprintf(args, sizeof args, "regress --baseline %s/none.json --db %s %s", dir, db, exp);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 2, "%s\n%s", out, err);
+    cr_expect_not_null(strstr(err, "none.json: cannot read the baseline"), "%s", err);
 }
