@@ -27,6 +27,7 @@
 #include "kernels/errors.h"
 #include "kernels/philox.h"
 #include "model/npy.h"
+#include "model/safetensors.h"
 #include "support/temp_dir.h"
 
 static char tmpdir[256];
@@ -691,4 +692,71 @@ Test(datasets, pickle_dtype_of_kind_nul_is_refused)
     cr_assert_eq(pickle_npy_object_items("nul.npy", bytes, n, items, 4, &count), -1);
     cr_expect_eq(count, 0);
     cr_expect_eq(strncmp(err_msg(), "nul.npy: ", 9), 0, "%s", err_msg());
+}
+
+/* ---- one latent file (deediff encode --dataset) --------------------------------- */
+
+/* latents.safetensors with moments [3, 8, 2, 2] of fill_moments, labels (when
+   given), and metadata pairs meta[0..2k) */
+static void write_latent_file(const int64_t *labels, const char *const *meta, int nmeta)
+{
+    enum { C = 8, HW = 4 };
+    float m[3][C * HW];
+    for (int i = 0; i < 3; i++) fill_moments(m[i], C, HW, i);
+    StWriter *w = st_writer_new();
+    st_writer_add(w, "moments", DT_F32, 4, (int64_t[]){3, C, 2, 2}, m);
+    if (labels) st_writer_add(w, "labels", DT_I64, 1, (int64_t[]){3}, labels);
+    for (int k = 0; k < nmeta; k++) st_writer_meta(w, meta[2 * k], meta[2 * k + 1]);
+    cr_assert_eq(st_writer_save(w, tmp_path("latents.safetensors")), 0, "%s", err_msg());
+    st_writer_free(w);
+}
+
+Test(datasets, latent_file_moments_labels_and_errors)
+{
+    enum { HW = 4 };
+    const int64_t labels[3] = {2, 0, 9};
+    write_latent_file(labels, (const char *[]){"scale_factor", "0.5", "num_classes", "10"}, 2);
+    DatasetSpec spec = {.format = DATA_LATENTS, .path = tmp_path("latents.safetensors")};
+    Dataset *ds;
+    cr_assert_eq(dataset_open(&spec, &ds), 0, "%s", err_msg());
+    cr_assert(ds->n == 3 && ds->c == 4 && ds->h == 2 && ds->w == 2 && ds->num_classes == 10 && !ds->can_flip);
+    float m[8 * HW], z[4 * HW];
+    int64_t y;
+    fill_moments(m, 8, HW, 2);
+    cr_assert_eq(dataset_get(ds, 2, z, &y), 0);
+    cr_expect_eq(y, 9);
+    for (int j = 0; j < 4 * HW; j++) cr_assert_eq(z[j], 0.5f * m[j]);
+    /* a batch draws as a U-ViT folder does, with the file's scale factor */
+    DataCursor cur = {0, 0};
+    float zb[4 * HW];
+    int64_t yb;
+    cr_assert_eq(dataset_next_batch(ds, &cur, 7, 1, 0, zb, &yb, NULL), 0, "%s", err_msg());
+    int64_t item = dataset_order(ds, 7, 0, 0);
+    fill_moments(m, 8, HW, (int)item);
+    cr_expect_eq(yb, labels[item]);
+    for (int j = 0; j < 4 * HW; j++) {
+        float eps = philox_normal_at(7, RNG_LATENT_SAMPLE, 0, (uint64_t)j);
+        cr_assert_eq(zb[j], 0.5f * (m[j] + expf(0.5f * m[4 * HW + j]) * eps), "j %d", j);
+    }
+    dataset_close(ds);
+
+    /* unlabelled is fine; bad files name the file and the field */
+    write_latent_file(NULL, (const char *[]){"scale_factor", "0.5"}, 1);
+    cr_assert_eq(dataset_open(&spec, &ds), 0, "%s", err_msg());
+    cr_expect_eq(ds->num_classes, 0);
+    dataset_close(ds);
+    write_latent_file(NULL, NULL, 0);
+    expect_error(dataset_open(&spec, &ds), "latents.safetensors", "scale_factor: missing");
+    write_latent_file(labels, (const char *[]){"scale_factor", "0.5"}, 1);
+    expect_error(dataset_open(&spec, &ds), "latents.safetensors", "num_classes: missing");
+    write_latent_file(labels, (const char *[]){"scale_factor", "0.5", "num_classes", "9"}, 2);
+    expect_error(dataset_open(&spec, &ds), "latents.safetensors", "'labels': item 2 is 9, outside 0..8");
+    write_latent_file(labels, (const char *[]){"scale_factor", "big", "num_classes", "10"}, 2);
+    expect_error(dataset_open(&spec, &ds), "latents.safetensors", "scale_factor: 'big' is not a number");
+    StWriter *w = st_writer_new();
+    st_writer_add(w, "moments", DT_F32, 3, (int64_t[]){3, 8, 4}, (float[96]){0});
+    st_writer_meta(w, "scale_factor", "1");
+    cr_assert_eq(st_writer_save(w, tmp_path("latents.safetensors")), 0);
+    st_writer_free(w);
+    expect_error(dataset_open(&spec, &ds), "latents.safetensors", "'moments': expected F32 [N, 2*C, H, W]");
 }

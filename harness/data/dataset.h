@@ -15,7 +15,9 @@
  *   DATA_IMAGES   a folder of PNG/JPEG files (dataset_images.c), unlabelled,
  *                 plain (all one size) or U-ViT's CelebA crop + resize to 64
  *   DATA_LATENTS  U-ViT's extracted feature folders (dataset_latents.c):
- *                 ImageNet (moments + label) or MS-COCO (moments + captions)
+ *                 ImageNet (moments + label) or MS-COCO (moments + captions),
+ *                 or one .safetensors file of moments (+ labels) written by
+ *                 `deediff encode --dataset` (dataset_latent_file.c)
  *
  * The iterator. Training reads batches through a DataCursor {epoch, pos}:
  * epoch e visits the items in the order of a permutation drawn from Philox
@@ -125,5 +127,13 @@ int dataset_open_fmnist(const DatasetSpec *spec, Dataset **out);
 int dataset_open_cifar10(const DatasetSpec *spec, Dataset **out);
 int dataset_open_images(const DatasetSpec *spec, Dataset **out);
 int dataset_open_latents(const DatasetSpec *spec, Dataset **out);
+int dataset_open_latent_file(const DatasetSpec *spec, Dataset **out);
+
+/* a latent item from the autoencoder's moments[2*chw] (mean, then log-variance):
+   out[chw] = scale * (mean + exp(0.5 clamp(logvar, -30, 20)) eps), eps from
+   Philox (seed, RNG_LATENT_SAMPLE, epoch) elements pos*chw.. (pos < 0: eps = 0);
+   raw: the moments' first chw values as they are */
+void dataset_latent_from_moments(const float *moments, size_t chw, float scale, int raw, uint64_t seed,
+                                 int64_t epoch, int64_t pos, float *out);
 
 #endif

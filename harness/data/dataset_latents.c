@@ -27,6 +27,8 @@
  *             U-ViT's random.randint(0, n_i - 1); dataset_get takes caption 0.
  * Every index 0..N-1 must be present (captions too, 0..n_i-1); every file
  * must have the first file's shapes. Names other than these are ignored.
+ * A path ending in .safetensors is one latent file instead
+ * (dataset_latent_file.c: the project's own autoencoders).
  */
 #include <dirent.h>
 #include <math.h>
@@ -153,6 +155,22 @@ static int read_caption(Latents *L, int64_t i, int k, float *ctx, int learn_shap
     return 0;
 }
 
+void dataset_latent_from_moments(const float *moments, size_t chw, float scale, int raw, uint64_t seed,
+                                 int64_t epoch, int64_t pos, float *out)
+{
+    if (raw) {
+        memcpy(out, moments, chw * sizeof *out);
+        return;
+    }
+    const float *mean = moments, *logvar = moments + chw;
+    if (pos >= 0) philox_fill_normal(out, (int64_t)chw, seed, RNG_LATENT_SAMPLE, (uint32_t)epoch, (uint64_t)pos * chw);
+    for (size_t j = 0; j < chw; j++) {
+        float lv = fminf(fmaxf(logvar[j], -30.0f), 20.0f);
+        float eps = pos >= 0 ? out[j] : 0.0f;
+        out[j] = scale * (mean[j] + expf(0.5f * lv) * eps);
+    }
+}
+
 static int latents_load(Dataset *ds, int64_t index, uint64_t seed, int64_t epoch, int64_t pos,
                         float *img_chw, int64_t *label, float *ctx)
 {
@@ -160,20 +178,8 @@ static int latents_load(Dataset *ds, int64_t index, uint64_t seed, int64_t epoch
     NpyArray m;
     int64_t lab;
     if (read_moments(L, index, &m, &lab, 0) < 0) return -1;
-    const float *mom = m.data;
-    size_t chw = (size_t)ds->c * ds->h * ds->w;
-    if (L->raw_moments) {
-        memcpy(img_chw, mom, chw * sizeof *img_chw);
-    } else {
-        const float *mean = mom, *logvar = mom + chw;
-        if (pos >= 0) philox_fill_normal(img_chw, (int64_t)chw, seed, RNG_LATENT_SAMPLE,
-                                         (uint32_t)epoch, (uint64_t)pos * chw);
-        for (size_t j = 0; j < chw; j++) {
-            float lv = fminf(fmaxf(logvar[j], -30.0f), 20.0f);
-            float eps = pos >= 0 ? img_chw[j] : 0.0f;
-            img_chw[j] = SD_SCALE_FACTOR * (mean[j] + expf(0.5f * lv) * eps);
-        }
-    }
+    dataset_latent_from_moments(m.data, (size_t)ds->c * ds->h * ds->w, SD_SCALE_FACTOR, L->raw_moments, seed,
+                                epoch, pos, img_chw);
     npy_free(&m);
     if (label) *label = lab;
     if (ctx && L->ncap) {
@@ -262,6 +268,8 @@ static int scan_folder(Latents *L, int64_t *n_out)
 int dataset_open_latents(const DatasetSpec *spec, Dataset **out)
 {
     if (!spec->path) return err_set("latents: path: no folder given");
+    size_t len = strlen(spec->path);
+    if (len > 12 && !strcmp(spec->path + len - 12, ".safetensors")) return dataset_open_latent_file(spec, out);
     Latents *L = xcalloc(1, sizeof *L);
     L->dir = xstrdup(spec->path);
     L->raw_moments = spec->latent_moments;
