@@ -14,13 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness/store/store.h"
 #include "harness/store/store_merge.h"
 #include "kernels/errors.h"
 #include "support/cli_run.h"
+#include "support/store_writers.h"
 #include "support/temp_dir.h"
 
 static char dir[64];
@@ -464,36 +464,8 @@ Test(merge, two_writers_lose_nothing)
 {
     enum { WRITERS = 2, RUNS = 200 };
     const char *db = path_in("shared.db");
-    pid_t pids[WRITERS];
-    for (int w = 0; w < WRITERS; w++) {
-        pids[w] = fork();
-        cr_assert_geq(pids[w], 0);
-        if (pids[w] == 0) {
-            Store s;
-            if (store_open(&s, db)) {
-                fprintf(stderr, "writer %d: %s\n", w, err_msg());
-                _exit(1);
-            }
-            for (int i = 0; i < RUNS; i++) {
-                RunInfo ri = {.kind = "eval", .name = "shard", .backend = "cpu"};
-                Metric m[3] = {{.name = "fid", .value = i, .step = -1},
-                               {.name = "layers_ratio", .value = w, .step = -1},
-                               {.name = "gflops", .value = 1, .step = -1}};
-                int64_t run;
-                if (store_run_begin(&s, &ri, &run) || store_metrics(&s, run, m, 3) || store_run_done(&s, run)) {
-                    fprintf(stderr, "writer %d: %s\n", w, err_msg());
-                    _exit(1);
-                }
-            }
-            store_close(&s);
-            _exit(0);
-        }
-    }
-    for (int w = 0; w < WRITERS; w++) {
-        int status;
-        cr_assert_eq(waitpid(pids[w], &status, 0), pids[w]);
-        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", w);
-    }
+    RunInfo ri = {.kind = "eval", .name = "shard", .backend = "cpu"};
+    store_writers_run(db, WRITERS, RUNS, &ri, 3);
     cr_expect_eq(query("shared.db", "SELECT count(*) FROM runs WHERE status = 'done'"), WRITERS * RUNS);
     cr_expect_eq(query("shared.db", "SELECT count(*) FROM metrics"), WRITERS * RUNS * 3);
     /* every run has its own three metrics, and each writer's fid 0..199 */

@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness/store/store.h"
 #include "kernels/errors.h"
+#include "support/store_writers.h"
 
 static char tmpdir[64];
 static char dbpath[256];
@@ -108,35 +108,8 @@ Test(store, embedded_schema_is_the_file)
 Test(store, concurrent_writers)
 {
     enum { WRITERS = 3, RUNS = 20 };
-    pid_t pids[WRITERS];
-    for (int w = 0; w < WRITERS; w++) {
-        pids[w] = fork();
-        cr_assert_geq(pids[w], 0);
-        if (pids[w] == 0) {
-            Store s;
-            if (store_open(&s, dbpath)) {
-                fprintf(stderr, "writer %d: %s\n", w, err_msg());
-                _exit(1);
-            }
-            for (int i = 0; i < RUNS; i++) {
-                RunInfo ri = train_run();
-                int64_t run;
-                Metric m = {.name = "fid", .value = i, .step = -1};
-                if (store_run_begin(&s, &ri, &run) || store_metrics(&s, run, &m, 1) ||
-                    store_run_done(&s, run)) {
-                    fprintf(stderr, "writer %d: %s\n", w, err_msg());
-                    _exit(1);
-                }
-            }
-            store_close(&s);
-            _exit(0);
-        }
-    }
-    for (int w = 0; w < WRITERS; w++) {
-        int status;
-        cr_assert_eq(waitpid(pids[w], &status, 0), pids[w]);
-        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", w);
-    }
+    RunInfo ri = train_run();
+    store_writers_run(dbpath, WRITERS, RUNS, &ri, 1);
     Store s;
     cr_assert_eq(store_open(&s, dbpath), 0, "%s", err_msg());
     cr_expect_eq(query_int(&s, "SELECT count(*) FROM runs WHERE status = 'done'"), WRITERS * RUNS);
