@@ -13,6 +13,7 @@
 #include "../harness/train/train_checkpoint.h"
 #include "../kernels/errors.h"
 #include "../model/safetensors.h"
+#include "support/cli_run.h"
 #include "support/temp_dir.h"
 #include "support/train_cpu.h"
 
@@ -151,4 +152,24 @@ Test(train, bad_configurations_write_nothing)
     cr_expect(access(p, F_OK) != 0, "a database was created");
     snprintf(p, sizeof p, "%s/out", dir);
     cr_expect(access(p, F_OK) != 0, "an output folder was created");
+}
+
+/* `deediff train --resume auto`: the run's own checkpoint when it holds this
+   configuration (a killed run's rerun), a fresh start when it does not */
+Test(train, resume_auto_continues_only_its_own_configuration)
+{
+    if (access(FMNIST, R_OK)) cr_skip_test("Fashion-MNIST is not installed");
+    cli_need_binary();
+    char args[1024], err[4096];
+    const char *cfg = tiny_config();
+    snprintf(args, sizeof args, "train --config %s output.dir=%s/run output.db=%s/results.db train.steps=3 --resume auto",
+             cfg, dir, dir);
+    cr_assert_eq(cli_run(args, NULL, 0, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(err, "--resume auto") == NULL, "a first run has nothing to resume: %s", err);
+    cr_assert_eq(cli_run(args, NULL, 0, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(err, "--resume auto: continuing from") != NULL, "%s", err);
+    snprintf(args, sizeof args, "train --config %s output.dir=%s/run output.db=%s/results.db train.steps=4 --resume auto",
+             cfg, dir, dir);
+    cr_assert_eq(cli_run(args, NULL, 0, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(err, "written by another configuration; starting afresh") != NULL, "%s", err);
 }

@@ -4,16 +4,45 @@
  * `deediff train --method deediff --backbone B.safetensors [--config C.json]
  *  [method.key=value ...]` (--method and --backbone are method.name and
  * output.init; without --config the model is the backbone's).
+ * `--resume auto` continues from output.dir/checkpoint.safetensors when that
+ * file exists and was written by exactly this configuration (its metadata's
+ * train_config), and starts afresh otherwise: what an experiment's "before"
+ * step passes, so a killed training resumes instead of starting over.
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../kernels/errors.h"
 #include "../cli/cli.h"
 #include "../cli/text_file.h"
+#include "../../model/safetensors.h"
 #include "train.h"
 
 #define MAX_OVERRIDES 64
+
+/* --resume auto: the run's own checkpoint into path when it exists and holds
+   this configuration, else "" (a fresh start, said on stderr) */
+static int auto_resume(const TrainConfig *tc, char *path, size_t size)
+{
+    snprintf(path, size, "%s/checkpoint.safetensors", tc->out_dir);
+    if (access(path, F_OK) != 0) {
+        path[0] = 0;
+        return 0;
+    }
+    SafeTensors st;
+    if (st_open(&st, path)) return -1;
+    const char *json = st_metadata(&st, "train_config");
+    int same = json && !strcmp(json, tc->json);
+    st_close(&st);
+    if (same) {
+        fprintf(stderr, "train: --resume auto: continuing from %s\n", path);
+    } else {
+        fprintf(stderr, "train: --resume auto: %s was written by another configuration; starting afresh\n", path);
+        path[0] = 0;
+    }
+    return 0;
+}
 
 int cmd_train(int argc, char **argv)
 {
@@ -23,7 +52,8 @@ int cmd_train(int argc, char **argv)
         {"--config", "C.json", "training configuration (format: harness/train/train_config.h)", &config, NULL, 0},
         {"--method", "NAME", "train a method's parameters too (deediff methods lists them): method.name", &method, NULL, 0},
         {"--backbone", "B.safetensors", "start from this pretrained U-ViT: output.init", &backbone, NULL, 0},
-        {"--resume", "CKPT", "continue a run from its checkpoint, bit for bit", &resume, NULL, 0},
+        {"--resume", "CKPT|auto", "continue a run from its checkpoint, bit for bit (auto: from output.dir's, when it holds this configuration)",
+         &resume, NULL, 0},
         RUN_OPTIONS(ro),
     };
     const char *overrides[MAX_OVERRIDES + 2];
@@ -49,6 +79,14 @@ int cmd_train(int argc, char **argv)
     }
     TrainConfig tc;
     if (train_config_load(&tc, config, n, overrides)) return -1;
+    char auto_path[1100];
+    if (resume && !strcmp(resume, "auto")) {
+        if (auto_resume(&tc, auto_path, sizeof auto_path)) {
+            train_config_free(&tc);
+            return -1;
+        }
+        resume = auto_path[0] ? auto_path : NULL;
+    }
     /* the exact command, for the checkpoint's and the exported model's metadata */
     TextBuf cmd;
     text_init(&cmd);
