@@ -88,6 +88,13 @@ struct OpTable {
     /* classifier loss (FD-FMNIST feature network) */
     float (*cross_entropy_forward)(Ctx *, Tensor, Tensor);
     void (*cross_entropy_backward)(Ctx *, Tensor, Tensor, Tensor, float);
+    /* latent-space ops (KL autoencoder) */
+    void (*group_norm_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int, float);
+    void (*group_norm_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int);
+    void (*upsample_nearest_forward)(Ctx *, Tensor, Tensor);
+    void (*upsample_nearest_backward)(Ctx *, Tensor, Tensor);
+    void (*pad2d_forward)(Ctx *, Tensor, Tensor, Pad2dParams);
+    void (*pad2d_backward)(Ctx *, Tensor, Tensor, Pad2dParams);
 };
 
 /* the backends' tables */

@@ -688,3 +688,80 @@ void op_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor l
     same_shape("cross_entropy_backward", dlogits, logits);
     CALL(cross_entropy_backward, ctx, dlogits, logits, labels, dloss);
 }
+
+/* ---- latent-space ops (KL autoencoder) ----------------------------------------- */
+
+static void check_group_norm(const char *op, Tensor in, Tensor mean, Tensor rstd, Tensor w, int groups)
+{
+    if (in.ndim < 2) FATAL("%s: expected in [B, C, ...], got %s", op, SHAPE(in));
+    int64_t B = in.shape[0], C = in.shape[1];
+    if (groups < 1 || C % groups) FATAL("%s: %d groups do not divide %lld channels", op, groups, (long long)C);
+    need(tensor_numel(mean) == B * groups && tensor_numel(rstd) == B * groups, op,
+         "mean/rstd are not [B, G]", mean, in);
+    if (tensor_present(w)) need(tensor_numel(w) == C, op, "w is not [C]", w, in);
+}
+void op_group_norm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd, Tensor in, Tensor w,
+                           Tensor b, int groups, float eps)
+{
+    const char *op = "group_norm_forward";
+    check_group_norm(op, in, mean, rstd, w, groups);
+    same_shape(op, out, in);
+    need(tensor_present(w) == tensor_present(b), op, "w and b must be both given or both none", w, b);
+    if (tensor_present(b)) same_numel(op, b, w);
+    CALL(group_norm_forward, ctx, out, mean, rstd, in, w, b, groups, eps);
+}
+void op_group_norm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout, Tensor in,
+                            Tensor w, Tensor mean, Tensor rstd, int groups)
+{
+    const char *op = "group_norm_backward";
+    check_group_norm(op, in, mean, rstd, w, groups);
+    same_shape(op, dout, in);
+    same_shape_opt(op, din, in);
+    if ((tensor_present(dw) || tensor_present(db)) && !tensor_present(w))
+        FATAL("%s: dw/db given for a group norm without affine parameters", op);
+    if (tensor_present(dw)) same_numel(op, dw, w);
+    if (tensor_present(db)) same_numel(op, db, w);
+    CALL(group_norm_backward, ctx, din, dw, db, dout, in, w, mean, rstd, groups);
+}
+
+static void check_upsample(const char *op, Tensor out, Tensor in)
+{
+    need_ndim(op, in, 4);
+    need_ndim(op, out, 4);
+    need(out.shape[0] == in.shape[0] && out.shape[1] == in.shape[1] && in.shape[2] >= 1 &&
+         in.shape[3] >= 1 && out.shape[2] % in.shape[2] == 0 && out.shape[3] % in.shape[3] == 0 &&
+         out.shape[2] >= in.shape[2] && out.shape[3] >= in.shape[3], op,
+         "out is not [B, C, s_h H, s_w W] for integer factors", out, in);
+}
+void op_upsample_nearest_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    check_upsample("upsample_nearest_forward", out, in);
+    CALL(upsample_nearest_forward, ctx, out, in);
+}
+void op_upsample_nearest_backward(Ctx *ctx, Tensor din, Tensor dout)
+{
+    if (!tensor_present(din)) return;
+    check_upsample("upsample_nearest_backward", dout, din);
+    CALL(upsample_nearest_backward, ctx, din, dout);
+}
+
+static void check_pad(const char *op, Tensor out, Tensor in, Pad2dParams p)
+{
+    need_ndim(op, in, 4);
+    need_ndim(op, out, 4);
+    if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) FATAL("%s: negative padding", op);
+    need(out.shape[0] == in.shape[0] && out.shape[1] == in.shape[1] &&
+         out.shape[2] == in.shape[2] + p.top + p.bottom && out.shape[3] == in.shape[3] + p.left + p.right,
+         op, "out is not [B, C, top+H+bottom, left+W+right]", out, in);
+}
+void op_pad2d_forward(Ctx *ctx, Tensor out, Tensor in, Pad2dParams p)
+{
+    check_pad("pad2d_forward", out, in, p);
+    CALL(pad2d_forward, ctx, out, in, p);
+}
+void op_pad2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pad2dParams p)
+{
+    if (!tensor_present(din)) return;
+    check_pad("pad2d_backward", dout, din, p);
+    CALL(pad2d_backward, ctx, din, dout, p);
+}

@@ -280,6 +280,30 @@ void op_relu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 void op_affine_forward(Ctx *ctx, Tensor out, Tensor in, float a, float b);
 void op_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a);
 
+/* ---- latent-space ops (the KL autoencoder, model/autoencoder.h; NCHW, F32) ----
+ * group_norm: GroupNorm over in[B,C,S...] (any trailing dims, S values per
+ *   channel): channels split into G groups of C/G; per (b, g), over its
+ *   (C/G)*S values: mean, biased variance, rstd = 1/sqrt(var + eps), then
+ *   out = (in - mean) * rstd * w[c] + b[c]. w and b are [C], or both
+ *   tensor_none() (affine=False). mean[B,G] and rstd[B,G] (F32) are saved
+ *   for the backward pass, which adds into din, dw, db (any may be none).
+ * upsample_nearest: out[B,C,sH,sW] <- in[B,C,H,W], out[.., y, x] =
+ *   in[.., y/s_h, x/s_w] for the integer factors s_h = Ho/H, s_w = Wo/W
+ *   (F.interpolate(mode='nearest', scale_factor=s)); the backward adds each
+ *   output block's sum into its input pixel.
+ * pad2d: zero padding out[B,C,top+H+bottom,left+W+right] with in at
+ *   (top, left) (F.pad(x, (left, right, top, bottom))); the backward adds
+ *   the inner window of dout into din.                                      */
+void op_group_norm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd, Tensor in,
+                           Tensor w, Tensor b, int groups, float eps);
+void op_group_norm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                            Tensor in, Tensor w, Tensor mean, Tensor rstd, int groups);
+void op_upsample_nearest_forward(Ctx *ctx, Tensor out, Tensor in);
+void op_upsample_nearest_backward(Ctx *ctx, Tensor din, Tensor dout);
+typedef struct { int top, bottom, left, right; } Pad2dParams;
+void op_pad2d_forward(Ctx *ctx, Tensor out, Tensor in, Pad2dParams p);
+void op_pad2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pad2dParams p);
+
 /* ---- classifier loss (the FD-FMNIST feature network, model/fmnist_net.h) ----
  * Softmax cross-entropy, the mean over the batch: logits[B,K] F32 and
  * labels[B] I64 with values in [0,K) (the caller checks them):

@@ -22,6 +22,17 @@ void param_place(ParamInfo *p, int ndim, const int64_t *shape, size_t *total)
     *total += (p->numel + 15) & ~(size_t)15;  /* each tensor on its own 64-byte line */
 }
 
+void param_place_packed(ParamInfo *p, int n, int ndim, const int64_t *shape, size_t *total)
+{
+    CHECK(n >= 1, "param_place_packed: %d tensors", n);
+    size_t start = *total, at = start;
+    for (int i = 0; i < n; i++) {
+        param_place(&p[i], ndim, shape, &at);
+        p[i].offset = start + (size_t)i * p[i].numel;
+    }
+    *total = start + ((n * p[0].numel + 15) & ~(size_t)15);
+}
+
 Tensor param_view(const ParamInfo *p, const float *base)
 {
     Tensor t = {(void *)(base + p->offset), DT_F32, p->ndim, {0}};

@@ -4,8 +4,10 @@
  *
  * Every parameter has a state-dict name, a shape and an offset in floats
  * into the model's single parameter buffer; each starts on its own 64-byte
- * line. The same table serves the weights, the gradients and any other
- * buffer laid out alike (EMA, optimizer moments).
+ * line, except inside a packed group (param_place_packed), whose tensors lie
+ * back to back so that an op can read them as one. The same table serves the
+ * weights, the gradients and any other buffer laid out alike (EMA,
+ * optimizer moments).
  */
 #ifndef DEEDIFF_PARAM_TABLE_H
 #define DEEDIFF_PARAM_TABLE_H
@@ -28,6 +30,13 @@ typedef struct {
    floats; *total then moves past it, rounded up to 16 floats. The caller
    names p. */
 void param_place(ParamInfo *p, int ndim, const int64_t *shape, size_t *total);
+
+/* places n parameters of one shape back to back with no padding between
+   them (the group starts on a 64-byte line; *total then moves past the
+   group, rounded up to 16 floats), so that ops may read them as a single
+   [n * shape[0], ...] tensor: the q, k and v of an attention block as one
+   qkv projection. The caller names every p[i]. */
+void param_place_packed(ParamInfo *p, int n, int ndim, const int64_t *shape, size_t *total);
 
 /* p's F32 tensor inside buffer base */
 Tensor param_view(const ParamInfo *p, const float *base);

@@ -3,7 +3,6 @@
  * key and type checks, validation with derived per-block sizes, and JSON
  * output that parses back to the same configuration.
  */
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "../kernels/errors.h"
+#include "json_values.h"
 #include "uvit_config.h"
 
 /* upper bounds: far above any real U-ViT, low enough that no size overflows */
@@ -124,23 +124,6 @@ int uvit_config_equal(const UViTConfig *a, const UViTConfig *b)
 }
 
 /* ---- parsing ------------------------------------------------------------------ */
-
-/* a JSON number that is an integer in int range */
-static int json_int(const cJSON *v, int *out)
-{
-    if (!cJSON_IsNumber(v)) return -1;
-    double d = v->valuedouble;
-    if (!(d >= INT_MIN && d <= INT_MAX) || d != floor(d)) return -1;
-    *out = (int)d;
-    return 0;
-}
-
-static int json_bool(const cJSON *v, int *out)
-{
-    if (!cJSON_IsBool(v)) return -1;
-    *out = cJSON_IsTrue(v);
-    return 0;
-}
 
 /* a per-block array: positive integers, at most UVIT_MAX_BLOCKS; *n gets the count */
 static int parse_block_array(const cJSON *v, int *dst, int *n, const char *src)
@@ -270,20 +253,10 @@ static void add_block_array(cJSON *root, const char *key, const int *values, int
                                       "out of memory");
 }
 
-/* the shortest "%.Ng" text that reads back as exactly x (cJSON's own number
-   printing rounds off the last bit: it compares with a tolerance) */
-static void format_double_exact(char *buf, size_t n, double x)
-{
-    for (int digits = 1; digits <= 17; digits++) {
-        snprintf(buf, n, "%.*g", digits, x);
-        if (strtod(buf, NULL) == x) return;
-    }
-}
-
 char *uvit_config_to_json(const UViTConfig *c)
 {
     char ratio[40];
-    format_double_exact(ratio, sizeof ratio, c->mlp_ratio);
+    json_format_double(ratio, sizeof ratio, c->mlp_ratio);
     cJSON *root = cJSON_CreateObject();
     CHECK(root, "out of memory");
     int ok = cJSON_AddNumberToObject(root, "img_size", c->img_size) &&

@@ -102,4 +102,14 @@ float cpu_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels);
 void cpu_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels,
                                 float dloss);
 
+/* latent-space ops (KL autoencoder): group_norm.c, upsample.c, pad.c */
+void cpu_group_norm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd, Tensor in,
+                            Tensor w, Tensor b, int groups, float eps);
+void cpu_group_norm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                             Tensor in, Tensor w, Tensor mean, Tensor rstd, int groups);
+void cpu_upsample_nearest_forward(Ctx *ctx, Tensor out, Tensor in);
+void cpu_upsample_nearest_backward(Ctx *ctx, Tensor din, Tensor dout);
+void cpu_pad2d_forward(Ctx *ctx, Tensor out, Tensor in, Pad2dParams p);
+void cpu_pad2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pad2dParams p);
+
 #endif

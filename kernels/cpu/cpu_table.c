@@ -98,4 +98,10 @@ const OpTable cpu_op_table = {
     .affine_backward = cpu_affine_backward,
     .cross_entropy_forward = cpu_cross_entropy_forward,
     .cross_entropy_backward = cpu_cross_entropy_backward,
+    .group_norm_forward = cpu_group_norm_forward,
+    .group_norm_backward = cpu_group_norm_backward,
+    .upsample_nearest_forward = cpu_upsample_nearest_forward,
+    .upsample_nearest_backward = cpu_upsample_nearest_backward,
+    .pad2d_forward = cpu_pad2d_forward,
+    .pad2d_backward = cpu_pad2d_backward,
 };
