@@ -95,6 +95,8 @@ struct OpTable {
     void (*upsample_nearest_backward)(Ctx *, Tensor, Tensor);
     void (*pad2d_forward)(Ctx *, Tensor, Tensor, Pad2dParams);
     void (*pad2d_backward)(Ctx *, Tensor, Tensor, Pad2dParams);
+    float (*gaussian_sample_forward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*gaussian_sample_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, float);
 };
 
 /* the backends' tables */

@@ -765,3 +765,26 @@ void op_pad2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pad2dParams p)
     check_pad("pad2d_backward", dout, din, p);
     CALL(pad2d_backward, ctx, din, dout, p);
 }
+
+static void check_gaussian(const char *op, Tensor z, Tensor moments, Tensor eps)
+{
+    need_ndim(op, moments, 4);
+    need_ndim(op, eps, 4);
+    need(eps.shape[0] == moments.shape[0] && 2 * eps.shape[1] == moments.shape[1] &&
+         eps.shape[2] == moments.shape[2] && eps.shape[3] == moments.shape[3], op,
+         "moments are not [B, 2C, h, w] for eps [B, C, h, w]", moments, eps);
+    if (tensor_present(z)) same_shape(op, z, eps);
+}
+float op_gaussian_sample_forward(Ctx *ctx, Tensor z, Tensor moments, Tensor eps)
+{
+    check_gaussian("gaussian_sample_forward", z, moments, eps);
+    NEED_OP(gaussian_sample_forward);
+    return ctx->ops->gaussian_sample_forward(ctx, z, moments, eps);
+}
+void op_gaussian_sample_backward(Ctx *ctx, Tensor dmoments, Tensor dz, Tensor moments, Tensor eps,
+                                 float kl_weight)
+{
+    check_gaussian("gaussian_sample_backward", dz, moments, eps);
+    same_shape("gaussian_sample_backward", dmoments, moments);
+    CALL(gaussian_sample_backward, ctx, dmoments, dz, moments, eps, kl_weight);
+}

@@ -304,6 +304,21 @@ typedef struct { int top, bottom, left, right; } Pad2dParams;
 void op_pad2d_forward(Ctx *ctx, Tensor out, Tensor in, Pad2dParams p);
 void op_pad2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pad2dParams p);
 
+/* ---- the KL autoencoder's posterior, for training it ---------------------------
+ * moments[B,2C,h,w] hold the mean (channels 0..C-1) and the log-variance
+ * (C..2C-1) of a diagonal Gaussian, the log-variance clamped to [-30, 20]
+ * (libs/autoencoder.py DiagonalGaussianDistribution); eps[B,C,h,w] ~ N(0,1).
+ * forward: z[B,C,h,w] = mean + exp(logvar / 2) eps, and returns
+ *   KL = (1/B) sum_b 0.5 sum_{c,y,x} (mean^2 + exp(logvar) - 1 - logvar)
+ *   (the posterior's kl() against N(0,1), averaged over the batch).
+ * backward: dmoments += dz's share through z (dmean = dz,
+ *   dlogvar = dz eps exp(logvar / 2) / 2) + kl_weight dKL/dmoments
+ *   (mean / B, (exp(logvar) - 1) / (2B)); no gradient reaches a clamped
+ *   log-variance. dz may be tensor_none() (the KL alone).                   */
+float op_gaussian_sample_forward(Ctx *ctx, Tensor z, Tensor moments, Tensor eps);
+void op_gaussian_sample_backward(Ctx *ctx, Tensor dmoments, Tensor dz, Tensor moments, Tensor eps,
+                                 float kl_weight);
+
 /* ---- classifier loss (the FD-FMNIST feature network, model/fmnist_net.h) ----
  * Softmax cross-entropy, the mean over the batch: logits[B,K] F32 and
  * labels[B] I64 with values in [0,K) (the caller checks them):

@@ -266,3 +266,67 @@ Test(ops_latent, pad2d_forward_and_backward)
     }
     ctx_destroy(&ctx);
 }
+
+/* ---- the posterior draw and its KL ------------------------------------------------ */
+
+enum { GS_B = 3, GS_C = 2, GS_H = 3, GS_W = 2, GS_N = GS_C * GS_H * GS_W };
+
+typedef struct {
+    Ctx *ctx;
+    float *moments, *eps, *out;   /* out = [z (B*N), KL] */
+} GsRun;
+
+static Tensor gs_m(float *d) { return tensor4(d, DT_F32, GS_B, 2 * GS_C, GS_H, GS_W); }
+static Tensor gs_z(float *d) { return tensor4(d, DT_F32, GS_B, GS_C, GS_H, GS_W); }
+
+static void gs_forward(void *user)
+{
+    GsRun *r = user;
+    r->out[GS_B * GS_N] = op_gaussian_sample_forward(r->ctx, gs_z(r->out), gs_m(r->moments), gs_z(r->eps));
+}
+
+Test(ops_latent, gaussian_sample_matches_definition_and_finite_differences)
+{
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 2);
+    GsRun r = {.ctx = &ctx, .moments = fvec(GS_B * 2 * GS_N, -1.5f, 1.5f, 41), .eps = fvec(GS_B * GS_N, -2, 2, 42),
+               .out = fzeros(GS_B * GS_N + 1)};
+    r.moments[GS_N + 1] = -31.0f;      /* image 0: a log-variance below the clamp */
+    r.moments[5 * GS_N + 2] = 21.5f;   /* image 2: one above it */
+    gs_forward(&r);
+    double kl = 0;
+    for (int b = 0; b < GS_B; b++)
+        for (int j = 0; j < GS_N; j++) {
+            double mean = r.moments[b * 2 * GS_N + j], lv = r.moments[b * 2 * GS_N + GS_N + j];
+            lv = fmin(fmax(lv, -30.0), 20.0);
+            double z = mean + exp(0.5 * lv) * r.eps[b * GS_N + j];
+            cr_assert(fabs(r.out[b * GS_N + j] - z) <= 1e-5 * (1 + fabs(z)), "z[%d,%d]", b, j);
+            kl += 0.5 * (mean * mean + exp(lv) - 1 - lv);
+        }
+    kl /= GS_B;
+    cr_expect(fabs(r.out[GS_B * GS_N] - kl) <= 1e-5 * kl, "KL %g, want %g", r.out[GS_B * GS_N], kl);
+
+    /* L = sum z r + kl_weight KL: its gradient is the backward with dz = r */
+    const float kl_weight = 0.7f;
+    float *rg = fvec(GS_B * GS_N + 1, -1, 1, 43);
+    rg[GS_B * GS_N] = kl_weight;
+    float *dm = fzeros(GS_B * 2 * GS_N);
+    op_gaussian_sample_backward(&ctx, gs_m(dm), gs_z(rg), gs_m(r.moments), gs_z(r.eps), kl_weight);
+    cr_expect_eq(dm[GS_N + 1], 0.0f, "a clamped log-variance gets no gradient");
+    r.moments[GS_N + 1] = -3.0f, r.moments[5 * GS_N + 2] = 2.0f;  /* inside, for the differences */
+    memset(dm, 0, sizeof(float) * GS_B * 2 * GS_N);
+    op_gaussian_sample_backward(&ctx, gs_m(dm), gs_z(rg), gs_m(r.moments), gs_z(r.eps), kl_weight);
+    GradCheck g = {r.out, GS_B * GS_N + 1, rg, gs_forward, &r};
+    double err = gradcheck_max_error(&g, r.moments, GS_B * 2 * GS_N, dm, 1e-2f, 1000);
+    cr_expect(err < 2e-3, "dmoments error %g", err);
+    /* the KL alone (dz none) is the same minus dz's share, and the backward adds */
+    float *kl_only = fzeros(GS_B * 2 * GS_N);
+    op_gaussian_sample_backward(&ctx, gs_m(kl_only), tensor_none(), gs_m(r.moments), gs_z(r.eps), kl_weight);
+    for (int b = 0; b < GS_B; b++)
+        for (int j = 0; j < GS_N; j++) {
+            float mean = r.moments[b * 2 * GS_N + j];
+            cr_assert(fabsf(kl_only[b * 2 * GS_N + j] - kl_weight * mean / GS_B) < 1e-6f);
+        }
+    free(r.moments), free(r.eps), free(r.out), free(rg), free(dm), free(kl_only);
+    ctx_destroy(&ctx);
+}

@@ -111,5 +111,8 @@ void cpu_upsample_nearest_forward(Ctx *ctx, Tensor out, Tensor in);
 void cpu_upsample_nearest_backward(Ctx *ctx, Tensor din, Tensor dout);
 void cpu_pad2d_forward(Ctx *ctx, Tensor out, Tensor in, Pad2dParams p);
 void cpu_pad2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pad2dParams p);
+float cpu_gaussian_sample_forward(Ctx *ctx, Tensor z, Tensor moments, Tensor eps);
+void cpu_gaussian_sample_backward(Ctx *ctx, Tensor dmoments, Tensor dz, Tensor moments, Tensor eps,
+                                  float kl_weight);
 
 #endif

@@ -104,4 +104,6 @@ const OpTable cpu_op_table = {
     .upsample_nearest_backward = cpu_upsample_nearest_backward,
     .pad2d_forward = cpu_pad2d_forward,
     .pad2d_backward = cpu_pad2d_backward,
+    .gaussian_sample_forward = cpu_gaussian_sample_forward,
+    .gaussian_sample_backward = cpu_gaussian_sample_backward,
 };
