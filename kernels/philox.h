@@ -60,6 +60,7 @@ typedef enum {
     RNG_DATA_CAPTION = 10,     /* which caption of a text-image pair [epoch], element = position */
     RNG_LATENT_SAMPLE = 11,    /* z = mean + std*eps from stored moments [epoch], element = position*CHW + j */
     RNG_INIT_METHOD = 12,      /* a method's own parameters (model/method.h) [parameter index], element = value index */
+    RNG_AE_POSTERIOR = 13,     /* training an autoencoder: z = mean + std*eps [train step], element = image*CHW + j */
     RNG_PURPOSE_COUNT
 } RngPurpose;
 

@@ -24,11 +24,14 @@ int cmd_report(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
 int cmd_claims(int argc, char **argv);
+int cmd_train_autoencoder(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
     {"info", "show a model's configuration, parameter count and multiply-adds", cmd_info},
     {"train", "train a U-ViT (VPSDE, AdamW, EMA) with checkpoints and exact resume", cmd_train},
+    {"train-autoencoder", "train a KL autoencoder of our own (reconstruction + KL) and measure its scale factor",
+     cmd_train_autoencoder},
     {"prune", "S-Pruning (Diff-Pruning): prune a U-ViT's heads and MLP units to a compute ratio", cmd_prune},
     {"log", "a training run's loss curve from the results database, as a table", cmd_log},
     {"sample", "draw images from a U-ViT checkpoint (PNG, grid, manifest)", cmd_sample},

@@ -42,6 +42,7 @@ static const Field fields[] = {
     {"train", "log_every", F_I64, OFF(log_every), 0, 1, 1e12},
     {"train", "ckpt_every", F_I64, OFF(ckpt_every), 0, 1, 1e12},
     {"train", "freeze_backbone", F_BOOL, OFF(freeze_backbone), 0, 0, 1},
+    {"train", "kl_weight", F_DOUBLE, OFF(kl_weight), 0, 0, 1e6},
     {"optim", "lr", F_DOUBLE, OFF(optim.lr), 0, 0, 1e30},
     {"optim", "beta1", F_DOUBLE, OFF(optim.beta1), 0, 0, 1},
     {"optim", "beta2", F_DOUBLE, OFF(optim.beta2), 0, 0, 1},
@@ -115,6 +116,7 @@ static void defaults(TrainConfig *tc)
     strcpy(tc->out_dir, "results/runs/train");
     strcpy(tc->db, "results/results.db");
     strcpy(tc->method, "none");
+    tc->kl_weight = -1;
 }
 
 /* "method": {"name": ..., options...}: the name, and the options checked by
@@ -241,8 +243,9 @@ static int parse_tree(TrainConfig *tc, cJSON *root, const char *path)
             char *model = cJSON_PrintUnformatted(sec);
             char where[1100];
             snprintf(where, sizeof where, "%s: model", path);
-            int rc = cJSON_IsObject(sec) ? uvit_config_parse(&tc->model, model, where)
-                                         : err_set("%s: must be an object", where);
+            int rc = !cJSON_IsObject(sec) ? err_set("%s: must be an object", where)
+                     : tc->kind == TRAIN_MODEL_AUTOENCODER ? autoencoder_config_parse(&tc->ae, model, where)
+                                                           : uvit_config_parse(&tc->model, model, where);
             free(model);
             if (rc) return -1;
             continue;
@@ -263,13 +266,31 @@ static int parse_tree(TrainConfig *tc, cJSON *root, const char *path)
         }
     }
     if (!cJSON_GetObjectItemCaseSensitive(root, "model"))
-        return err_set("%s: model: missing (the U-ViT configuration)", path);
+        return err_set("%s: model: missing (the %s configuration)", path,
+                       tc->kind == TRAIN_MODEL_AUTOENCODER ? "autoencoder" : "U-ViT");
     if (!tc->method_options) tc->method_options = xstrdup("{}");
     return 0;
 }
 
-static int validate(const TrainConfig *tc, const char *path)
+/* what an autoencoder's training takes, and the defaults of its own key */
+static int validate_autoencoder(TrainConfig *tc, const char *path)
 {
+    if (!strcmp(tc->dataset, "latents"))
+        return err_set("%s: data.dataset: an autoencoder trains on images, not latents", path);
+    if (strcmp(tc->method, "none")) return err_set("%s: method: an autoencoder has no early-exit method", path);
+    if (tc->init[0]) return err_set("%s: output.init: an autoencoder trains from scratch", path);
+    if (tc->p_uncond > 0) return err_set("%s: train.p_uncond: an autoencoder has no labels to drop", path);
+    if (tc->kl_weight < 0) tc->kl_weight = 1e-6;
+    return 0;
+}
+
+static int validate(TrainConfig *tc, const char *path)
+{
+    if (tc->kind == TRAIN_MODEL_AUTOENCODER) {
+        if (validate_autoencoder(tc, path)) return -1;
+    } else if (tc->kl_weight >= 0) {
+        return err_set("%s: train.kl_weight: only an autoencoder's training has a KL term", path);
+    }
     static const char *const sets[] = {"fmnist", "cifar10", "images", "celeba", "latents"};
     int ok = 0;
     for (int i = 0; i < 5; i++) ok |= !strcmp(tc->dataset, sets[i]);
@@ -292,7 +313,14 @@ static int validate(const TrainConfig *tc, const char *path)
 int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
                       const char *const *overrides)
 {
+    return train_config_load_kind(tc, TRAIN_MODEL_UVIT, path, n_overrides, overrides);
+}
+
+int train_config_load_kind(TrainConfig *tc, TrainModelKind kind, const char *path, int n_overrides,
+                           const char *const *overrides)
+{
     defaults(tc);
+    tc->kind = kind;
     snprintf(tc->source, sizeof tc->source, "%s", path ? path : "(no --config)");
     char *text = NULL;
     if (!path) text = xstrdup("{}");
@@ -305,7 +333,7 @@ int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
     path = tc->source;
     int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) rc = apply_override(root, overrides[i]);
-    if (rc == 0 && !cJSON_GetObjectItemCaseSensitive(root, "model")) {
+    if (rc == 0 && kind == TRAIN_MODEL_UVIT && !cJSON_GetObjectItemCaseSensitive(root, "model")) {
         const cJSON *out = cJSON_GetObjectItemCaseSensitive(root, "output");
         const cJSON *init = cJSON_GetObjectItemCaseSensitive(out, "init");
         rc = model_from_backbone(root, cJSON_IsString(init) ? init->valuestring : "", path);
@@ -338,7 +366,7 @@ int train_config_dataset(const TrainConfig *tc, DatasetSpec *spec)
     else {
         spec->format = DATA_IMAGES;
         spec->transform = strcmp(tc->dataset, "celeba") ? IMAGES_PLAIN : IMAGES_CELEBA;
-        spec->channels = tc->model.in_chans;
+        spec->channels = tc->kind == TRAIN_MODEL_AUTOENCODER ? tc->ae.in_channels : tc->model.in_chans;
     }
     return 0;
 }

@@ -22,6 +22,11 @@
  *                 --help lists them) }
  *   }
  * train.freeze_backbone (false) trains only the method's parameters.
+ * `deediff train-autoencoder` reads the same format with the KL
+ * autoencoder's configuration as "model" (model/autoencoder_config.h; its
+ * scale_factor is measured after training) and one key of its own,
+ * train.kl_weight (1e-6, LDM's), from a pixel dataset; method, p_uncond,
+ * noise and output.init do not apply to it.
  * "model" may be left out when output.init names a backbone: its
  * configuration is then the backbone's; when both are given they must agree.
  * When output.init is a file of the run's method, the method options the
@@ -35,13 +40,20 @@
 
 #include <stdint.h>
 
+#include "../../model/autoencoder_config.h"
 #include "../../model/optim.h"
 #include "../../model/uvit_config.h"
 #include "../../model/vpsde_train.h"
 #include "../data/dataset.h"
 
+/* what "model" configures */
+typedef enum { TRAIN_MODEL_UVIT = 0, TRAIN_MODEL_AUTOENCODER } TrainModelKind;
+
 typedef struct {
-    UViTConfig model;
+    TrainModelKind kind;
+    UViTConfig model;          /* TRAIN_MODEL_UVIT */
+    AutoencoderConfig ae;      /* TRAIN_MODEL_AUTOENCODER */
+    double kl_weight;          /* autoencoder: the KL term's weight; -1 = not given */
     /* data */
     char dataset[32];
     char data_path[1024];
@@ -71,6 +83,9 @@ typedef struct {
    configuration (then output.init must name the backbone). */
 int train_config_load(TrainConfig *tc, const char *path, int n_overrides,
                       const char *const *overrides);
+/* the same for another kind of model (train_config_load is TRAIN_MODEL_UVIT) */
+int train_config_load_kind(TrainConfig *tc, TrainModelKind kind, const char *path, int n_overrides,
+                           const char *const *overrides);
 void train_config_free(TrainConfig *tc);
 
 /* the dataset spec the configuration describes */
