@@ -191,6 +191,7 @@ fixtures: deps-pytorch
 	/usr/bin/python3 tests/reference/make_adamw_fixture.py
 	/usr/bin/python3 tests/reference/make_npz_fixtures.py tests/fixtures/npz
 	/usr/bin/python3 tests/reference/make_deediff_fixture.py tests/fixtures
+	/usr/bin/python3 tests/reference/make_autoencoder_fixture.py tests/fixtures
 
 # ---- the main job: the paper's tables and figures ----------------------------------
 # Each target runs one experiment file (experiments/README.md) through

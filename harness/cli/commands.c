@@ -6,6 +6,8 @@
 
 int cmd_forward(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
@@ -39,6 +41,8 @@ const CliCommand cli_commands[] = {
     {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},
     {"stats", "feature statistics (mu, sigma) of features, written as a pytorch-fid .npz", cmd_stats},
     {"features", "pool3 features (FID Inception) of images from safetensors or a PNG folder", cmd_features},
+    {"encode", "KL autoencoder: images [-1,1] to latent moments (mean, log-variance), as U-ViT's encode_moments", cmd_encode},
+    {"decode", "KL autoencoder: latents (times scale_factor) to images, as U-ViT's decode", cmd_decode},
     {"train-fmnist-features", "train the FD-FMNIST feature network (Fashion-MNIST CNN) and save its weights",
      cmd_train_fmnist_features},
     {"eval", "sample N images and store FD/FID-<N>, layers ratio, GMAC and s per image with the protocol", cmd_eval},

@@ -51,6 +51,11 @@ def parse_config(text, source):
 def check_against_config(state, cfg, path):
     """every tensor the config needs is there with the right shape, and no other"""
     expected = {n: tuple(p.shape) for n, p in uvit_ref.UViT(**cfg).state_dict().items()}
+    return check_state(state, expected, path)
+
+
+def check_state(state, expected, path):
+    """state holds exactly the tensors of expected (name -> shape); returns their names in its order"""
     for name, shape in expected.items():
         if name not in state:
             raise BadInput("%s: tensor '%s': missing" % (path, name))

@@ -1,5 +1,6 @@
 /*
- * cli_run.c: spawning deediff with captured output, for command tests.
+ * cli_run.c: spawning deediff (or a command line) with captured output,
+ * for command tests.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -28,16 +29,16 @@ static void slurp(const char *path, char *buf, size_t size)
     fclose(f);
 }
 
-int cli_run(const char *args, char *out, size_t out_size, char *err, size_t err_size)
+int shell_run(const char *command, char *out, size_t out_size, char *err, size_t err_size)
 {
     char o[] = "/tmp/deediff-cli-out-XXXXXX", e[] = "/tmp/deediff-cli-err-XXXXXX";
     int fo = mkstemp(o), fe = mkstemp(e);
     if (fo < 0 || fe < 0) return -1;
     close(fo);
     close(fe);
-    size_t n = strlen(args) + strlen(cli_binary()) + 200;
+    size_t n = strlen(command) + 200;
     char *cmd = malloc(n);
-    snprintf(cmd, n, "'%s' %s >'%s' 2>'%s'", cli_binary(), args, o, e);
+    snprintf(cmd, n, "%s >'%s' 2>'%s'", command, o, e);
     int st = system(cmd);
     free(cmd);
     slurp(o, out, out_size);
@@ -45,6 +46,16 @@ int cli_run(const char *args, char *out, size_t out_size, char *err, size_t err_
     unlink(o);
     unlink(e);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int cli_run(const char *args, char *out, size_t out_size, char *err, size_t err_size)
+{
+    size_t n = strlen(args) + strlen(cli_binary()) + 8;
+    char *cmd = malloc(n);
+    snprintf(cmd, n, "'%s' %s", cli_binary(), args);
+    int rc = shell_run(cmd, out, out_size, err, err_size);
+    free(cmd);
+    return rc;
 }
 
 int count_lines(const char *s)

@@ -1,5 +1,6 @@
 /*
- * cli_run.h: running the built deediff binary from a test (test support).
+ * cli_run.h: running the built deediff binary (or any command line) from a
+ * test, with its output captured (test support).
  *
  * `make test` sets DEEDIFF to the binary it built; tests that need it skip
  * when it is not set (running the test binary by hand).
@@ -19,6 +20,10 @@ void cli_need_binary(void);
    stderr to err (either may be NULL), NUL-terminated and truncated to their
    sizes. Returns the exit status, or -1 when it did not exit normally. */
 int cli_run(const char *args, char *out, size_t out_size, char *err, size_t err_size);
+
+/* runs a shell command line the same way (stdout to out, stderr to err,
+   either may be NULL); returns the exit status, or -1 */
+int shell_run(const char *command, char *out, size_t out_size, char *err, size_t err_size);
 
 /* the number of lines in s (a last line without '\n' counts) */
 int count_lines(const char *s);
