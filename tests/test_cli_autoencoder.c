@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "kernels/errors.h"
+#include "harness/data/dataset.h"
+#include "model/autoencoder.h"
 #include "model/safetensors.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/gradcheck.h"
@@ -179,4 +181,62 @@ Test(cli_autoencoder, bad_checkpoints_are_refused)
     write_model_variant(p, NULL, "");
     expect_refused("encode", p, IO, p, "\"config\"");
     expect_refused("encode", UVIT, IO, UVIT, "unknown key");
+}
+
+/* encode --dataset: a whole labelled dataset into the latent file that
+   training reads (harness/data/dataset_latent_file.c), with the
+   autoencoder's scale factor; an unknown dataset or one of other channels
+   is refused */
+Test(cli_autoencoder, encode_a_dataset_into_a_latent_file)
+{
+    if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK))
+        cr_skip_test("Fashion-MNIST is not installed");
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 1);
+    AutoencoderConfig c;
+    cr_assert_eq(autoencoder_config_parse(&c, "{\"z_channels\": 2, \"resolution\": 28, \"in_channels\": 1, "
+                                          "\"out_ch\": 1, \"ch\": 4, \"ch_mult\": [1, 2], \"num_res_blocks\": 1, "
+                                          "\"embed_dim\": 2, \"num_groups\": 2, \"scale_factor\": 0.5}", "test"),
+                 0, "%s", err_msg());
+    Autoencoder m;
+    autoencoder_create(&m, &ctx, &c);
+    autoencoder_init_random(&m, &ctx, 7);
+    const char *weights = temp_dir_path(dir, "fm-ae.safetensors");
+    cr_assert_eq(autoencoder_save(&m, &ctx, weights, 0, NULL, NULL), 0, "%s", err_msg());
+    char args[1024], err[2048];
+    const char *out = temp_dir_path(dir, "latents.safetensors");
+    snprintf(args, sizeof args, "encode --autoencoder '%s' --dataset fmnist-test --output '%s' --batch 500 --threads 2",
+             weights, out);
+    cr_assert_eq(cli_run(args, NULL, 0, err, sizeof err), 0, "%s", err);
+
+    DatasetSpec spec = {.format = DATA_LATENTS, .path = out};
+    Dataset *lat, *img;
+    cr_assert_eq(dataset_open(&spec, &lat), 0, "%s", err_msg());
+    DatasetSpec fm = {.format = DATA_FMNIST, .test_split = 1};
+    cr_assert_eq(dataset_open(&fm, &img), 0, "%s", err_msg());
+    cr_assert(lat->n == 10000 && lat->c == 2 && lat->h == 14 && lat->w == 14 && lat->num_classes == 10);
+    /* item 123: its label, and z = 0.5 * the mean of its own encoding */
+    float x[28 * 28], z[2 * 14 * 14], mom[4 * 14 * 14];
+    int64_t y_img, y_lat;
+    cr_assert_eq(dataset_get(img, 123, x, &y_img), 0);
+    cr_assert_eq(dataset_get(lat, 123, z, &y_lat), 0);
+    cr_expect_eq(y_lat, y_img);
+    AutoencoderActs *a = autoencoder_acts_create(&ctx, &m, AE_ENCODER, 1, 28, 28, 0);
+    autoencoder_encode_moments(&ctx, &m, a, tensor4(x, DT_F32, 1, 1, 28, 28), tensor4(mom, DT_F32, 1, 4, 14, 14));
+    for (int j = 0; j < 2 * 14 * 14; j++)
+        cr_assert(fabsf(z[j] - 0.5f * mom[j]) <= 1e-5f * (1 + fabsf(mom[j])), "z[%d] %g, mean %g", j, z[j], mom[j]);
+    autoencoder_acts_destroy(&ctx, a);
+    dataset_close(lat);
+    dataset_close(img);
+
+    const char *never = temp_dir_path(dir, "never.safetensors");
+    snprintf(args, sizeof args, "encode --autoencoder '%s' --dataset mnist --output '%s'", weights, never);
+    cr_expect_eq(cli_run(args, NULL, 0, err, sizeof err), 2);
+    cr_expect(strstr(err, "--dataset: 'mnist' is not") != NULL, "%s", err);
+    snprintf(args, sizeof args, "encode --autoencoder '%s' --dataset fmnist-test --output '%s'", MODEL, never);
+    cr_expect_eq(cli_run(args, NULL, 0, err, sizeof err), 2);
+    cr_expect(strstr(err, "has 1 channels, the autoencoder takes 3") != NULL, "%s", err);
+    cr_expect(access(never, F_OK) != 0, "an output file was written");
+    autoencoder_destroy(&m, &ctx);
+    ctx_destroy(&ctx);
 }

@@ -8,6 +8,11 @@
  *   decode: IN's `z` [B,embed_dim,h,w] (latents times scale_factor, what
  *           U-ViT's latent models produce) -> OUT's `images` [B,out_ch,h f,w f],
  *           as U-ViT's decode (z / scale_factor first)
+ * encode --dataset NAME (fmnist, fmnist-test, cifar10, cifar10-test) reads
+ * a whole labelled dataset instead and writes the latent file training
+ * reads (harness/data/dataset_latent_file.c): `moments`, `labels` I64 [N],
+ * and metadata scale_factor (the autoencoder's), num_classes, dataset,
+ * autoencoder and its sha256.
  * H and W are any multiples of the factor f = 2^(levels-1). Inputs may be
  * F32, F16 or BF16; outputs are F32, written atomically, with the weights'
  * and the input's paths in the metadata. Bad input (a file, a tensor, a
@@ -23,6 +28,8 @@
 #include "../cli/cli.h"
 #include "../cli/progress.h"
 #include "../cli/run_context.h"
+#include "../data/dataset.h"
+#include "../store/file_hash.h"
 
 /* images per network call unless --batch: bounds the activation arena
    (Stable Diffusion's decoder at 256x256 needs ~0.2 GB per image) */
@@ -72,6 +79,38 @@ static int read_input(const char *path, const InputSpec *spec, int64_t shape[4],
     return rc;
 }
 
+/* --dataset NAME: every item's pixels in [-1,1] as x [N,C,H,W] and its labels
+   (the dataset's own checks name its files); the shape must suit the
+   autoencoder as read_input's does */
+static int read_dataset(const char *name, const InputSpec *spec, int64_t shape[4], float **data, int64_t **labels,
+                        int *num_classes)
+{
+    DatasetSpec ds_spec = {0};
+    if (!strcmp(name, "fmnist") || !strcmp(name, "fmnist-test")) ds_spec.format = DATA_FMNIST;
+    else if (!strcmp(name, "cifar10") || !strcmp(name, "cifar10-test")) ds_spec.format = DATA_CIFAR10;
+    else return err_set("--dataset: '%s' is not fmnist, fmnist-test, cifar10 or cifar10-test", name);
+    ds_spec.test_split = strstr(name, "-test") != NULL;
+    Dataset *ds;
+    if (dataset_open(&ds_spec, &ds)) return -1;
+    int rc = 0;
+    if (ds->c != spec->channels)
+        rc = err_set("--dataset: %s has %d channels, the autoencoder takes %lld", ds->name, ds->c,
+                     (long long)spec->channels);
+    else if (ds->h % spec->factor || ds->w % spec->factor)
+        rc = err_set("--dataset: %s images are %dx%d, not multiples of the autoencoder's factor %lld", ds->name,
+                     ds->h, ds->w, (long long)spec->factor);
+    if (rc == 0) {
+        shape[0] = ds->n, shape[1] = ds->c, shape[2] = ds->h, shape[3] = ds->w;
+        size_t per = (size_t)ds->c * ds->h * ds->w;
+        *data = xmalloc((size_t)ds->n * per * sizeof(float));
+        *labels = xmalloc((size_t)ds->n * sizeof(int64_t));
+        *num_classes = ds->num_classes;
+        for (int64_t i = 0; rc == 0 && i < ds->n; i++) rc = dataset_get(ds, i, *data + i * per, *labels + i);
+    }
+    dataset_close(ds);
+    return rc;
+}
+
 /* runs the part over all B inputs, `batch` at a time; out is host memory of
    out_shape; returns the seconds spent in the network calls */
 static double run_part(Ctx *ctx, const Autoencoder *m, AutoencoderPart part, const int64_t in_shape[4],
@@ -105,9 +144,25 @@ static double run_part(Ctx *ctx, const Autoencoder *m, AutoencoderPart part, con
 }
 
 typedef struct {
-    const char *weights, *input, *output, *batch;
+    const char *weights, *input, *dataset, *output, *batch;
     RunOptions ro;
 } AeArgs;
+
+/* what a latent file (dataset_latent_file.c) holds beside the moments */
+static int latent_file_meta(StWriter *w, const char *dataset, const char *weights, const AutoencoderConfig *c,
+                            int64_t n, const int64_t *labels, int num_classes)
+{
+    char sha[SHA256_HEX_LEN + 1], num[64];
+    if (file_sha256(weights, sha)) return -1;
+    st_writer_add(w, "labels", DT_I64, 1, (int64_t[]){n}, labels);
+    snprintf(num, sizeof num, "%.9g", c->scale_factor);
+    st_writer_meta(w, "scale_factor", num);
+    snprintf(num, sizeof num, "%d", num_classes);
+    st_writer_meta(w, "num_classes", num);
+    st_writer_meta(w, "dataset", dataset);
+    st_writer_meta(w, "autoencoder_sha256", sha);
+    return 0;
+}
 
 /* the body of both commands once the options are parsed */
 static int run_command(AutoencoderPart part, const AeArgs *a)
@@ -130,9 +185,15 @@ static int run_command(AutoencoderPart part, const AeArgs *a)
     if (part == AE_DECODER)
         spec = (InputSpec){part, "z", "latents F32 [B,embed_dim,h,w], times scale_factor", c->embed_dim, 1,
                            -INFINITY, INFINITY};
-    int64_t in_shape[4], out_shape[4];
+    int64_t in_shape[4], out_shape[4], *labels = NULL;
     float *in = NULL, *out = NULL;
-    int rc = read_input(a->input, &spec, in_shape, &in);
+    int num_classes = 0, rc;
+    if (part == AE_ENCODER && !a->input == !a->dataset)
+        rc = err_set("encode: give one of --images IN.safetensors and --dataset NAME");
+    else if (a->dataset)
+        rc = read_dataset(a->dataset, &spec, in_shape, &in, &labels, &num_classes);
+    else
+        rc = read_input(a->input, &spec, in_shape, &in);
     if (rc == 0) {
         out_shape[0] = in_shape[0];
         out_shape[1] = part == AE_ENCODER ? 2 * c->embed_dim : c->out_ch;
@@ -144,8 +205,9 @@ static int run_command(AutoencoderPart part, const AeArgs *a)
         StWriter *w = st_writer_new();
         st_writer_add(w, name, DT_F32, 4, out_shape, out);
         st_writer_meta(w, "autoencoder", a->weights);
-        st_writer_meta(w, part == AE_ENCODER ? "images" : "latents", a->input);
-        rc = st_writer_save(w, a->output);
+        if (a->dataset) rc = latent_file_meta(w, a->dataset, a->weights, c, in_shape[0], labels, num_classes);
+        else st_writer_meta(w, part == AE_ENCODER ? "images" : "latents", a->input);
+        if (rc == 0) rc = st_writer_save(w, a->output);
         st_writer_free(w);
         if (rc == 0)
             printf("%s: %s [%lld,%lld,%lld,%lld] (%s of %lld images by %s, batch %ld): %.3g images/s\n", a->output,
@@ -155,6 +217,7 @@ static int run_command(AutoencoderPart part, const AeArgs *a)
     }
     free(in);
     free(out);
+    free(labels);
     autoencoder_destroy(&m, &run.ctx);
     run_context_close(&run);
     return rc;
@@ -171,7 +234,9 @@ static int parse_and_run(AutoencoderPart part, int argc, char **argv)
         {enc ? "--images" : "--latents", "IN.safetensors",
          enc ? "x F32 [B,in_channels,H,W] in [-1,1], H and W multiples of the factor"
              : "z F32 [B,embed_dim,h,w]: latents times scale_factor",
-         &a.input, NULL, 1},
+         &a.input, NULL, enc ? 0 : 1},
+        {"--dataset", "NAME", "encode: a whole labelled dataset instead (fmnist, fmnist-test, cifar10, cifar10-test): "
+         "writes the latent file training reads", &a.dataset, NULL, 0},
         {"--output", "OUT.safetensors",
          enc ? "receives moments F32 [B,2 embed_dim,H/f,W/f]" : "receives images F32 [B,out_ch,h f,w f]", &a.output,
          NULL, 1},
