@@ -214,11 +214,18 @@ static void net_destroy(Net *n)
 
 static Tensor img4(float *x, int rows) { return tensor4(x, DT_F32, rows, 2, 8, 8); }
 
+/* g = classifier-free guidance with the net's null class around p */
+static void guide(CfgPredictor *g, Net *n, NoisePredictor *p, double scale, CfgExit exit)
+{
+    CfgSettings s = {.scale = scale, .exit = exit, .null_class = uvit_null_class(&n->m.cfg)};
+    cr_assert_eq(cfg_predictor_init(g, &n->ctx, p, &s, 2, 8, 8), 0, "%s", err_msg());
+}
+
 /* one predictor call (evaluation 0) on images first..first+count-1 */
 static void predict_rows(Net *n, NoisePredictor *p, int first, int count, float *out)
 {
     Tensor y = n->cond ? tensor1(n->y + first, DT_I64, count) : tensor_none();
-    int rc = p->predict(p, &n->ctx, img4(n->x + first * IMG, count), n->t + first, y, n->ids + first, 0,
+    int rc = p->predict(p, &n->ctx, img4(n->x + first * IMG, count), n->t + first, cond_labels(y), n->ids + first, 0,
                         img4(out, count));
     cr_assert_eq(rc, 0, "%s", err_msg());
 }
@@ -235,7 +242,7 @@ static void probe_rows(Net *n, const float *x, const double *t, const int64_t *y
     float *net_t = fzeros(count), *out = fzeros(count * IMG), *g = fzeros(count * IMG), *u = fzeros(count * IMG);
     for (int b = 0; b < count; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, t[b]);
     Tensor tt = tensor1(net_t, DT_F32, count);
-    uvit_forward(ctx, &n->m, a, img4((float *)x, count), tt, y ? tensor1((int64_t *)y, DT_I64, count) : tensor_none(),
+    uvit_forward(ctx, &n->m, a, img4((float *)x, count), tt, cond_labels(y ? tensor1((int64_t *)y, DT_I64, count) : tensor_none()),
                  img4(out, count));
     for (int i = 0; i < n->L - 1; i++) {
         n->me->kind->probe(n->me, ctx, &n->m, a, i, t, tt, img4(g, count), img4(u, count));
@@ -316,8 +323,8 @@ Test(deediff, threshold_zero_is_the_full_model_bit_for_bit)
         CfgPredictor ga, gb;
         NoisePredictor *pa = p, *pb = &den.base;
         if (n.cond) {
-            cfg_predictor_init(&ga, &n.ctx, p, 0.7, uvit_null_class(&n.m.cfg), 2, 8, 8);
-            cfg_predictor_init(&gb, &n.ctx, &den.base, 0.7, uvit_null_class(&n.m.cfg), 2, 8, 8);
+            guide(&ga, &n, p, 0.7, CFG_EXIT_INDEPENDENT);
+            guide(&gb, &n, &den.base, 0.7, CFG_EXIT_INDEPENDENT);
             pa = &ga.base, pb = &gb.base;
         }
         SamplerConfig sc[2] = {sampler(SAMPLER_DPM, 6, 1), sampler(SAMPLER_EM, 8, 2)};
@@ -394,7 +401,7 @@ static void expect_compaction(const char *json, double guidance)
     NoisePredictor *p = method_predictor(n.me, &n.ctx, &n.m, max_batch, SCHEDULE_VPSDE, T, &acc);
     CfgPredictor g;
     if (guidance > 0) {
-        cfg_predictor_init(&g, &n.ctx, p, guidance, uvit_null_class(&n.m.cfg), 2, 8, 8);
+        guide(&g, &n, p, guidance, CFG_EXIT_INDEPENDENT);
         p = &g.base;
     }
     /* one evaluation */
@@ -554,7 +561,7 @@ Test(deediff, exit_heads_start_as_copies_of_the_backbone_tail)
         float net_t[NS], out[NS * IMG], g[NS * IMG];
         for (int b = 0; b < NS; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, n.t[b]);
         uvit_forward(ctx, &n.m, a, img4(n.x, NS), tensor1(net_t, DT_F32, NS),
-                     n.cond ? tensor1(n.y, DT_I64, NS) : tensor_none(), img4(out, NS));
+                     cond_labels(n.cond ? tensor1(n.y, DT_I64, NS) : tensor_none()), img4(out, NS));
         ExitActs e = {0};
         exit_acts_alloc(ctx, &e, cfg, NS);
         for (int i = 0; i < n.L - 1; i++) {
