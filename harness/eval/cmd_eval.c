@@ -355,7 +355,13 @@ static int draw_samples(Ctx *ctx, const UViT *m, Method *me, double threshold, c
     NoisePredictor *inner = method_predictor(me, ctx, m, batch, sc->schedule, threshold, account), *pred;
     CfgPredictor cfg;
     int rc = guidance_wrap(g, ctx, c, inner, &cfg, &pred);
-    int64_t per_run = rc == 0 ? pred->max_batch : batch;   // paired exits: half the images per call
+    if (rc) {
+        method_predictor_free(me, ctx, inner);
+        free(ids);
+        free(labels);
+        return rc;
+    }
+    int64_t per_run = pred->max_batch;   // paired exits: half the images per call
     Progress prog;
     progress_init(&prog, stderr, 0, n, per_run, 1);
     double t0 = bench_now();

@@ -208,17 +208,20 @@ static int run_sampling(RunContext *run, SampleArgs *a)
         rc = err_set("%s: %d-channel samples (latents) cannot be written as PNG without the "
                      "autoencoder", a->model, c->in_chans);
     if (rc == 0) rc = guidance_check_ids(&g, ids, n);
+    /* the predictors before the output folder: a setting they refuse writes nothing */
+    SampleAccount account = {0};
+    NoisePredictor *inner = NULL, *pred = NULL;
+    CfgPredictor cfg;
+    if (rc == 0) {
+        inner = method_predictor(me, ctx, &m, (int)batch, sc.schedule, a->threshold, &account);
+        rc = guidance_wrap(&g, ctx, c, inner, &cfg, &pred);
+    }
     if (rc == 0) rc = make_dirs(a->out);
     if (rc == 0) {
         int C = c->in_chans, H = c->img_size;
         imgs = xmalloc((size_t)n * C * H * H * sizeof(float));
-        SampleAccount account = {0};
-        NoisePredictor *inner = method_predictor(me, ctx, &m, (int)batch, sc.schedule, a->threshold, &account);
-        NoisePredictor *pred;
-        CfgPredictor cfg;
-        rc = guidance_wrap(&g, ctx, c, inner, &cfg, &pred);
         /* paired exits halve the images per call: each image's two passes share one */
-        int64_t per_run = rc == 0 ? pred->max_batch : batch;
+        int64_t per_run = pred->max_batch;
         Progress prog;
         progress_init(&prog, stderr, 0, n, per_run, 1);
         for (int64_t at = 0; rc == 0 && at < n; at += per_run) {
@@ -229,10 +232,10 @@ static int run_sampling(RunContext *run, SampleArgs *a)
             progress_update(&prog, at + k, NAN);
         }
         progress_finish(&prog);
-        if (pred != inner) cfg_predictor_destroy(&cfg, ctx);
-        method_predictor_free(me, ctx, inner);
         if (rc == 0 && strcmp(me->kind->name, "none")) exit_histogram_print(stdout, &account, c->num_blocks);
     }
+    if (pred && pred != inner) cfg_predictor_destroy(&cfg, ctx);
+    if (inner) method_predictor_free(me, ctx, inner);
     if (rc == 0) rc = write_outputs(a, &sc, prefix, &g, c, imgs, ids, labels, n);
     if (rc == 0) printf("sample: %lld images in %s (grid.png, samples.json)\n", (long long)n, a->out);
     free(imgs);
