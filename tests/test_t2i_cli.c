@@ -386,3 +386,47 @@ Test(t2i_cli, eval_records_guidance_and_the_exit_pairing)
     expect_bad(args, "--cfg-exit", "batch");
     cr_expect_neq(access(in_dir("never.db"), F_OK), 0);
 }
+
+/* ---- what does not read contexts yet ------------------------------------------------- */
+
+/* train, prune and analyze have no prompts to give a text-to-image model:
+   one line naming the model's clip_dim, nothing written */
+Test(t2i_cli, train_prune_analyze_refuse_text_to_image_models)
+{
+    char args[2048], run[256], db[256], cfg[256], pruned[256], figs[256];
+    snprintf(run, sizeof run, "%s", in_dir("run"));
+    snprintf(db, sizeof db, "%s", in_dir("r.db"));
+    snprintf(cfg, sizeof cfg, "%s", in_dir("t2i.json"));
+    snprintf(pruned, sizeof pruned, "%s", in_dir("pruned.safetensors"));
+    snprintf(figs, sizeof figs, "%s", in_dir("figs"));
+    snprintf(args, sizeof args, "analyze --model %s --out %s --db %s", FIXTURE, figs, db);
+    expect_bad(args, FIXTURE, "'clip_dim' is 16");
+    cr_expect_neq(access(figs, F_OK), 0);
+    cr_expect_neq(access(db, F_OK), 0);
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
+        cr_skip_test("Fashion-MNIST is not installed (train and prune open their data first)");
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"model\": {\"img_size\":28,\"patch_size\":7,\"in_chans\":1,\"embed_dim\":16,\"depth\":2,"
+               "\"num_heads\":2,\"clip_dim\":8,\"num_clip_token\":3}, \"data\": {\"dataset\": \"fmnist\"},"
+               " \"train\": {\"steps\": 2, \"batch\": 2, \"seed\": 1}, \"output\": {\"dir\": \"%s\", \"db\": \"%s\"}}\n",
+            run, db);
+    fclose(f);
+    snprintf(args, sizeof args, "train --config %s", cfg);
+    expect_bad(args, cfg, "'clip_dim' is 8");
+    cr_expect_neq(access(run, F_OK), 0);
+    cr_expect_neq(access(db, F_OK), 0);
+    /* a text-to-image model of Fashion-MNIST's shape to prune */
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 1);
+    UViT m;
+    tiny_uvit_create(&m, &ctx, "{\"img_size\":28,\"patch_size\":7,\"in_chans\":1,\"embed_dim\":16,\"depth\":2,"
+                               "\"num_heads\":2,\"clip_dim\":8,\"num_clip_token\":3}", 1);
+    cr_assert_eq(uvit_save(&m, &ctx, in_dir("fm-t2i.safetensors"), 0, NULL, NULL), 0, "%s", err_msg());
+    uvit_destroy(&m, &ctx);
+    ctx_destroy(&ctx);
+    snprintf(args, sizeof args, "prune --model %s --ratio 0.5 --output %s --batch 2", in_dir("fm-t2i.safetensors"),
+             pruned);
+    expect_bad(args, "'clip_dim' is 8", NULL);
+    cr_expect_neq(access(pruned, F_OK), 0);
+}
