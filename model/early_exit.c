@@ -27,6 +27,7 @@ typedef struct {
     int *pos;                   /* host [max_batch] row -> image index in the call */
     int *keep, *leave;          /* host [max_batch] */
     float *score;               /* host [max_batch] */
+    unsigned char *ready;       /* host [max_batch] image index in the call -> its rule said leave */
 } EarlyExitPredictor;
 
 static void account(EarlyExitPredictor *p, const int64_t *ids, int eval, const double *t, int image,
@@ -43,28 +44,46 @@ static void scatter(Ctx *ctx, EarlyExitPredictor *p, Tensor eps_out, const int *
         ctx_copy(ctx, (char *)eps_out.data + (size_t)p->pos[rows[k]] * img, (char *)p->out_rows + (size_t)k * img, img);
 }
 
-static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
+/* cond.exit_partner must pair the call's images two by two */
+static void check_partners(const int *partner, int B)
+{
+    for (int i = 0; i < B; i++)
+        CHECK(partner[i] >= 0 && partner[i] < B && partner[i] != i && partner[partner[i]] == i,
+              "early exit: exit_partner[%d] = %d does not pair the %d images", i, partner[i], B);
+}
+
+static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Conditioning cond,
                               const int64_t *ids, int eval, Tensor eps_out)
 {
     EarlyExitPredictor *p = self->state;
     const UViTConfig *c = &p->m->cfg;
     int B = (int)x.shape[0], L = c->num_blocks;
-    if (uvit_predict_check(c, x, y, self->max_batch, "early exit")) return -1;
+    if (uvit_predict_check(c, x, cond, self->max_batch, "early exit")) return -1;
+    const int *partner = cond.exit_partner;
+    if (partner) check_partners(partner, B);
     Tensor net_t = uvit_network_times(ctx, p->schedule, t, B, p->t_host, p->t_dev);
     // x, eps_out are (B, C, H, W)
-    uvit_embed(ctx, p->m, p->acts, x, net_t, y);
+    uvit_embed(ctx, p->m, p->acts, x, net_t, cond);
     int scoring = p->threshold > 0;
     if (scoring) p->rule->begin(p->rule, ctx, B, t, net_t);
     int n = B, exited = 0;
-    for (int i = 0; i < B; i++) p->pos[i] = i;
+    for (int i = 0; i < B; i++) {
+        p->pos[i] = i;
+        p->ready[i] = 0;
+    }
     int64_t C = c->in_chans, H = c->img_size;
     for (int blk = 0; blk < L; blk++) {
         uvit_block(ctx, p->m, p->acts, blk);
         if (blk == L - 1 || !scoring) continue;
         p->rule->score(p->rule, ctx, p->acts, blk, n, p->score);
+        /* a row's decision is its first score below the threshold; it leaves
+           then, or under paired exits once its partner has decided too */
+        for (int r = 0; r < n; r++)
+            if (p->threshold >= 1 || p->score[r] < p->threshold) p->ready[p->pos[r]] = 1;
         int nl = 0, nk = 0;
         for (int r = 0; r < n; r++) {
-            if (p->threshold >= 1 || p->score[r] < p->threshold) p->leave[nl++] = r;
+            int i = p->pos[r];
+            if (p->ready[i] && (!partner || p->ready[partner[i]])) p->leave[nl++] = r;
             else p->keep[nk++] = r;
         }
         if (!nl) continue;
@@ -123,6 +142,7 @@ NoisePredictor *early_exit_predictor_new(Ctx *ctx, const UViT *m, int max_batch,
     p->keep = xmalloc((size_t)max_batch * sizeof(int));
     p->leave = xmalloc((size_t)max_batch * sizeof(int));
     p->score = xmalloc((size_t)max_batch * sizeof(float));
+    p->ready = xmalloc((size_t)max_batch);
     return &p->base;
 }
 
@@ -137,6 +157,7 @@ void early_exit_predictor_free(Ctx *ctx, NoisePredictor *base)
     free(p->keep);
     free(p->leave);
     free(p->score);
+    free(p->ready);
     free(p);
 }
 

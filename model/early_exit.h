@@ -9,7 +9,12 @@
  *     if i is not the last block and threshold > 0:
  *       score[n] = the rule's confidence score of each row (lower = surer);
  *       a row leaves when score < threshold (threshold >= 1: every row at the
- *       first exit); leaving rows take head i's prediction, written to their
+ *       first exit) or, when the call pairs its rows (cond.exit_partner:
+ *       guidance's two passes of an image, CFG_EXIT_PAIRED in
+ *       model/denoiser.h), once both rows of the pair have had a score below
+ *       the threshold at this block or an earlier one, so a pair leaves
+ *       together at the later of its two decisions (the account records
+ *       each row's own score there); leaving rows take head i's prediction, written to their
  *       place in eps_out; the rest are compacted (uvit_keep_rows: the hidden
  *       state and the pending long skips together, never masked), so every
  *       later block runs on fewer rows: skipped blocks are skipped arithmetic;

@@ -28,11 +28,11 @@ typedef struct {
     int num_blocks;
 } NonePredictor;
 
-static int none_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
+static int none_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Conditioning cond,
                         const int64_t *ids, int eval, Tensor eps_out)
 {
     NonePredictor *p = self->state;
-    if (p->den.base.predict(&p->den.base, ctx, x, t, y, ids, eval, eps_out)) return -1;
+    if (p->den.base.predict(&p->den.base, ctx, x, t, cond, ids, eval, eps_out)) return -1;
     for (int64_t i = 0; i < x.shape[0]; i++)   // x is (B,C,H,W)
         sample_account_add(p->account, ids[i], eval, t[i], p->num_blocks - 1, p->macs, NAN);
     return 0;

@@ -34,11 +34,15 @@
  * Using it (what `deediff sample` does):
  *   UViTDenoiser den; uvit_denoiser_init(&den, ctx, &model, 64, SCHEDULE_VPSDE);
  *   NoisePredictor *p = &den.base;
- *   CfgPredictor cfg;   // class-conditional with guidance only
- *   if (scale > 0) { cfg_predictor_init(&cfg, ctx, p, scale, uvit_null_class(&model.cfg), C, H, W); p = &cfg.base; }
+ *   CfgPredictor cfg;   // with guidance only (model/denoiser.h)
+ *   CfgSettings g = {.scale = scale, .null_class = uvit_null_class(&model.cfg)};
+ *   if (scale != 0) { cfg_predictor_init(&cfg, ctx, p, &g, C, H, W); p = &cfg.base; }
  *   SamplerConfig sc = sampler_config_default(SAMPLER_DPM, SCHEDULE_VPSDE);
  *   sc.steps = 50; sc.seed = 1;
  *   sample_run(ctx, p, &sc, C, H, W, n, ids, labels_or_NULL, out_host);
+ *   // text-to-image: CfgSettings.empty_context instead of the null class, and
+ *   // SampleCond cond = {.context = prompts_host, .context_len = L, .context_dim = Dc};
+ *   // sample_run_cond(ctx, p, &sc, C, H, W, n, ids, &cond, out_host);
  */
 #ifndef DEEDIFF_SAMPLER_H
 #define DEEDIFF_SAMPLER_H
@@ -46,6 +50,7 @@
 #include <stdint.h>
 
 #include "../kernels/ops.h"
+#include "cond.h"
 #include "vpsde.h"
 
 /* ---- the network, as the samplers see it ----------------------------------- */
@@ -54,11 +59,14 @@ typedef struct NoisePredictor NoisePredictor;
 struct NoisePredictor {
     /* One network evaluation: eps_out[B,C,H,W] = the predicted noise of
      * x[B,C,H,W] (backend, F32) at continuous times t[B] in [0, 1] (host),
-     * class labels y[B] (backend I64; tensor_none() when unconditional),
-     * for the images ids[B] (host). `eval` counts the evaluations of this
-     * sampling run from 0 (sampler_num_evals gives their number); the times
-     * of one evaluation may differ per image. Returns 0, or -1 with err_set. */
-    int (*predict)(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
+     * conditioned on cond (model/cond.h: class labels cond.y[B] backend I64,
+     * text contexts cond.context[B,L,Dc] backend F32, each tensor_none()
+     * when the network takes none; cond.exit_partner pairs the two passes
+     * of guidance for early exits), for the images ids[B] (host). `eval`
+     * counts the evaluations of this sampling run from 0 (sampler_num_evals
+     * gives their number); the times of one evaluation may differ per
+     * image. Returns 0, or -1 with err_set. */
+    int (*predict)(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Conditioning cond,
                    const int64_t *ids, int eval, Tensor eps_out);
     void *state;     /* the implementation's own data */
     int max_batch;   /* the largest B predict accepts */
@@ -115,22 +123,35 @@ double sampler_network_time(ScheduleKind kind, double t);
 
 /* ---- sampling ------------------------------------------------------------------------
  * x[B,C,H,W] (backend F32) holds x_T on entry and the sample on return;
- * y[B] backend I64 labels or tensor_none(); ids[B] host; B <= max_batch.   */
-int sample_em(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+ * cond: the B images' labels and/or contexts (backend; cond_none() when
+ * unconditional), handed to every evaluation; ids[B] host; B <= max_batch. */
+int sample_em(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Conditioning cond,
               const int64_t *ids);
-int sample_dpm(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+int sample_dpm(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Conditioning cond,
                const int64_t *ids);   /* dpm and dpm++ */
-int sample_ddim(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+int sample_ddim(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Conditioning cond,
                 const int64_t *ids);
 /* the sampler cfg->kind names */
-int sample_batch(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+int sample_batch(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Conditioning cond,
                  const int64_t *ids);
 /* x[B,...] = x_T of images ids under seed */
 void sample_init_noise(Ctx *ctx, Tensor x, uint64_t seed, const int64_t *ids);
 
+/* What n generated images are conditioned on, on the host: labels[n] (NULL
+ * when the network takes none) and contexts [n, context_len, context_dim]
+ * (NULL when it takes none: text-to-image only). */
+typedef struct {
+    const int64_t *labels;
+    const float *context;
+    int context_len, context_dim;
+} SampleCond;
+
 /* n images ids[n] (host) in batches of p->max_batch: x_T, sampler, download
- * into out[n,C,H,W] (host). labels[n] host or NULL when unconditional.
- * Returns 0, or -1 with err_set.                                          */
+ * into out[n,C,H,W] (host). sample_run_cond uploads each batch's rows of
+ * cond (NULL: unconditional); sample_run is the same with labels[n] alone
+ * (NULL when unconditional). Returns 0, or -1 with err_set.                */
+int sample_run_cond(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, int C, int H, int W,
+                    int64_t n, const int64_t *ids, const SampleCond *cond, float *out);
 int sample_run(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, int C, int H, int W,
                int64_t n, const int64_t *ids, const int64_t *labels, float *out);
 

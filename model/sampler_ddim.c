@@ -17,11 +17,11 @@
 
 #include "sampler_internal.h"
 
-int sample_ddim(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+int sample_ddim(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Conditioning cond,
                 const int64_t *ids)
 {
     SamplerRun r;
-    if (sampler_run_begin(&r, ctx, p, cfg, x, y, ids, 1) != 0) return -1;
+    if (sampler_run_begin(&r, ctx, p, cfg, x, cond, ids, 1) != 0) return -1;
     const SamplerSchedule *sc = r.sched;
     Tensor eps = r.buf[0];
     int S = cfg->steps, rc = 0;

@@ -117,11 +117,11 @@ static int fast_orders(int steps, int *orders)
     return n;
 }
 
-int sample_dpm(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+int sample_dpm(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Conditioning cond,
                const int64_t *ids)
 {
     SamplerRun r;
-    if (sampler_run_begin(&r, ctx, p, cfg, x, y, ids, 4) != 0) return -1;
+    if (sampler_run_begin(&r, ctx, p, cfg, x, cond, ids, 4) != 0) return -1;
     if (cfg->kind != SAMPLER_DPM && cfg->kind != SAMPLER_DPMPP) {
         sampler_run_end(&r);
         return err_set("sampler: kind: not dpm or dpm++");

@@ -19,11 +19,11 @@
 #include "../kernels/errors.h"
 #include "sampler_internal.h"
 
-int sample_em(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Tensor y,
+int sample_em(Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg, Tensor x, Conditioning cond,
               const int64_t *ids)
 {
     SamplerRun r;
-    if (sampler_run_begin(&r, ctx, p, cfg, x, y, ids, 1) != 0) return -1;
+    if (sampler_run_begin(&r, ctx, p, cfg, x, cond, ids, 1) != 0) return -1;
     if (cfg->kind != SAMPLER_EM) { sampler_run_end(&r); return err_set("sampler: kind: not em"); }
     const VPSDE *sde = &r.sched->sde;
     Tensor eps = r.buf[0];

@@ -19,7 +19,7 @@ typedef struct {
     NoisePredictor *pred;
     const SamplerConfig *cfg;
     SamplerSchedule *sched;   /* heap: it holds the discrete tables */
-    Tensor y;                 /* [B] labels or none */
+    Conditioning cond;        /* the batch's labels and/or contexts (model/cond.h) */
     const int64_t *ids;       /* [B] host */
     int B;
     int eval;                 /* evaluations so far */
@@ -32,7 +32,7 @@ typedef struct {
 /* checks cfg and the batch, builds the schedule, allocates nbuf buffers shaped
    like x; -1 with err_set on bad settings */
 int sampler_run_begin(SamplerRun *r, Ctx *ctx, NoisePredictor *p, const SamplerConfig *cfg,
-                      Tensor x, Tensor y, const int64_t *ids, int nbuf);
+                      Tensor x, Conditioning cond, const int64_t *ids, int nbuf);
 void sampler_run_end(SamplerRun *r);
 /* eps[B,...] = the predictor's noise for x at time t (every image); counts
    the evaluation */

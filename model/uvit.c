@@ -4,8 +4,9 @@
  *
  * Shapes: B images, C channels, image H x W, patch p, N = (H/p)(W/p)
  * patches, D = embed_dim, T = N + extras tokens (extras = 1 time token, plus
- * 1 label token first when class-conditional), per block A = heads * hd
- * attention width and Hm MLP width.
+ * 1 label token first when class-conditional, or L = num_clip_token context
+ * tokens after it when text-to-image; model/uvit_config.h), Dc = clip_dim,
+ * per block A = heads * hd attention width and Hm MLP width.
  *
  * The arena is carved once for max_batch images. In training every
  * intermediate of every block is kept for the backward pass; in inference
@@ -38,8 +39,10 @@ struct UViTActs {
     void *patch_tok;          /* [B,N,D] */
     void *temb, *te1, *te1s;  /* [B,D], [B,4D], [B,4D] */
     void *time_tok, *label_tok; /* [B,D] */
+    void *context_tok;        /* [B,L,D] text-to-image */
     void *seq, *h0;           /* [B,T,D] before and after pos_embed */
     Tensor y;                 /* labels of the last forward (caller's) */
+    Tensor context;           /* [B,L,Dc] contexts of the last forward (caller's) */
     /* blocks */
     void *hidden[UVIT_MAX_BLOCKS];     /* [B,T,D] after each block */
     BlockActs blk[UVIT_MAX_BLOCKS];
@@ -57,6 +60,7 @@ struct UViTActs {
     void *d_cat;                       /* [B,T,2D] */
     void *d_hslice, *d_lnf, *d_dec, *d_img;
     void *d_patch_tok, *d_time_tok, *d_te1, *d_te1s, *d_label_tok;
+    void *d_context_tok;               /* [B,L,D] */
 };
 
 /* ---- the arena ------------------------------------------------------------ */
@@ -103,6 +107,7 @@ static void layout(UViTActs *a, const UViTConfig *c, char *base)
     size_t D = c->embed_dim, N = uvit_num_patches(c), T = uvit_num_tokens(c);
     size_t P = (size_t)c->in_chans * c->patch_size * c->patch_size;
     size_t img = (size_t)c->in_chans * c->img_size * c->img_size;
+    size_t L = uvit_is_text(c) ? (size_t)c->num_clip_token : 0;
     size_t BTD = B * T * D * e;
 #define ACT(n) carve(&cv, (n) * e)
 #define F32(n) (float *)carve(&cv, (n) * sizeof(float))
@@ -113,6 +118,7 @@ static void layout(UViTActs *a, const UViTConfig *c, char *base)
     a->te1s = ACT(B * 4 * D);
     a->time_tok = ACT(B * D);
     a->label_tok = ACT(B * D);
+    a->context_tok = L ? ACT(B * L * D) : NULL;
     a->seq = ACT(B * T * D);
     a->h0 = ACT(B * T * D);
     BlockActs shared = {0};
@@ -171,6 +177,7 @@ static void layout(UViTActs *a, const UViTConfig *c, char *base)
         a->d_te1 = ACT(B * 4 * D);
         a->d_te1s = ACT(B * 4 * D);
         a->d_label_tok = ACT(B * D);
+        a->d_context_tok = L ? ACT(B * L * D) : NULL;
     }
 #undef ACT
 #undef F32
@@ -229,13 +236,28 @@ static int skip_source(const UViTConfig *c, int block)
 
 /* ---- forward -------------------------------------------------------------------- */
 
-void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Tensor y)
+/* checks the conditioning against the configuration (a caller's bug when wrong) */
+static void check_cond(const UViTConfig *c, Conditioning cond, int64_t B)
+{
+    CHECK((c->num_classes > 0) == tensor_present(cond.y), "uvit_embed: labels %s for a %s network",
+          tensor_present(cond.y) ? "given" : "missing", c->num_classes > 0 ? "class-conditional" : "label-free");
+    CHECK(uvit_is_text(c) == tensor_present(cond.context), "uvit_embed: context %s for a %s network",
+          tensor_present(cond.context) ? "given" : "missing", uvit_is_text(c) ? "text-to-image" : "context-free");
+    if (uvit_is_text(c))
+        CHECK(cond.context.dtype == DT_F32 && cond.context.ndim == 3 && cond.context.shape[0] == B &&
+                  cond.context.shape[1] == c->num_clip_token && cond.context.shape[2] == c->clip_dim,
+              "uvit_embed: context is not F32 [%lld, %d, %d]", (long long)B, c->num_clip_token, c->clip_dim);
+}
+
+void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Conditioning cond)
 {
     const UViTConfig *c = &m->cfg;
     int B = (int)x.shape[0];
     CHECK(B >= 1 && B <= a->max_batch, "uvit_embed: batch %d outside 1..%d", B, a->max_batch);
+    check_cond(c, cond, B);
     a->B = B;
-    a->y = y;
+    a->y = cond.y;
+    a->context = cond.context;
     int64_t D = c->embed_dim, N = uvit_num_patches(c), T = uvit_num_tokens(c);
     int64_t P = (int64_t)c->in_chans * c->patch_size * c->patch_size;
     int extras = uvit_num_extras(c);
@@ -259,14 +281,21 @@ void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Tensor
         op_linear_forward(ctx, ttok, te1s, w->time2_w, w->time2_b);
     }
 
-    /* sequence [label, time, patches] + pos_embed -> h0 [B,T,D] */
+    /* sequence [label, time, patches], [time, patches] or [time, context, patches]
+       + pos_embed -> h0 [B,T,D] */
     Tensor seq = v3(a, a->seq, T, D);
     if (c->num_classes > 0) {
         Tensor ltok = v2(a, a->label_tok, D);
-        op_embedding_forward(ctx, ltok, y, w->label_emb);
+        op_embedding_forward(ctx, ltok, cond.y, w->label_emb);
         op_token_place_forward(ctx, seq, v3(a, a->label_tok, 1, D), 0);
     }
-    op_token_place_forward(ctx, seq, v3(a, ttok.data, 1, D), extras - 1);
+    op_token_place_forward(ctx, seq, v3(a, ttok.data, 1, D), uvit_time_token(c));
+    if (uvit_is_text(c)) {
+        /* context_embed: [B,L,Dc] -> [B,L,D] */
+        Tensor ctok = v3(a, a->context_tok, c->num_clip_token, D);
+        op_linear_forward(ctx, ctok, cond.context, w->context_w, w->context_b);
+        op_token_place_forward(ctx, seq, ctok, UVIT_CONTEXT_TOKEN);
+    }
     op_token_place_forward(ctx, seq, ptok, extras);
     op_add_bcast_forward(ctx, v3(a, a->h0, T, D), seq, tensor2(w->pos_embed.data, DT_F32, T, D));
 }
@@ -330,9 +359,9 @@ void uvit_decode(Ctx *ctx, const UViT *m, UViTActs *a, Tensor out)
     }
 }
 
-void uvit_forward(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Tensor y, Tensor out)
+void uvit_forward(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Conditioning cond, Tensor out)
 {
-    uvit_embed(ctx, m, a, x, t, y);
+    uvit_embed(ctx, m, a, x, t, cond);
     for (int i = 0; i < m->cfg.num_blocks; i++) uvit_block(ctx, m, a, i);
     uvit_decode(ctx, m, a, out);
 }
@@ -439,7 +468,7 @@ static void embed_backward(Ctx *ctx, UViT *m, UViTActs *a)
         Tensor d_tt = v3(a, a->d_time_tok, 1, D);
         Tensor d_te1 = v2(a, a->d_te1, 4 * D), d_te1s = v2(a, a->d_te1s, 4 * D);
         ctx_zero(ctx, d_tt);
-        op_token_place_backward(ctx, d_tt, dh0, extras - 1);
+        op_token_place_backward(ctx, d_tt, dh0, uvit_time_token(c));
         d_tt = v2(a, a->d_time_tok, D);
         ctx_zero(ctx, d_te1s);
         op_linear_backward(ctx, d_te1s, g->time2_w, g->time2_b, d_tt, v2(a, a->te1s, 4 * D), w->time2_w);
@@ -447,6 +476,13 @@ static void embed_backward(Ctx *ctx, UViT *m, UViTActs *a)
         op_silu_backward(ctx, d_te1, d_te1s, v2(a, a->te1, 4 * D));
         op_linear_backward(ctx, tensor_none(), g->time0_w, g->time0_b, d_te1, v2(a, a->temb, D),
                            w->time0_w);
+    }
+    if (uvit_is_text(c)) {
+        /* context_embed's weights; the contexts themselves are inputs */
+        Tensor d_ctok = v3(a, a->d_context_tok, c->num_clip_token, D);
+        ctx_zero(ctx, d_ctok);
+        op_token_place_backward(ctx, d_ctok, dh0, UVIT_CONTEXT_TOKEN);
+        op_linear_backward(ctx, tensor_none(), g->context_w, g->context_b, d_ctok, a->context, w->context_w);
     }
     if (c->num_classes > 0) {
         Tensor d_lt = v3(a, a->d_label_tok, 1, D);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "../kernels/ops.h"
+#include "cond.h"
 #include "param_table.h"
 #include "safetensors.h"
 #include "uvit_config.h"
@@ -39,6 +40,7 @@ typedef struct {
     /* views into weights (w) and grads (g) */
     struct UViTViews {
         Tensor patch_w, patch_b, time0_w, time0_b, time2_w, time2_b;
+        Tensor context_w, context_b;   /* context_embed [D, clip_dim], [D] (text-to-image) */
         Tensor label_emb, pos_embed, norm_w, norm_b, dec_w, dec_b, final_w, final_b;
         UViTBlockParams blocks[UVIT_MAX_BLOCKS];
     } w, g;
@@ -90,9 +92,14 @@ UViTActs *uvit_acts_create(Ctx *ctx, const UViT *m, int max_batch, int training)
 void uvit_acts_destroy(Ctx *ctx, UViTActs *a);
 
 /* full forward: x[B,C,H,W], t[B] (the value the network sees, e.g. t*999),
-   y[B] I64 or tensor_none() when unconditional -> out[B,C,H,W] */
+   and what the configuration is conditioned on (model/cond.h): cond.y[B]
+   I64 when class-conditional, cond.context[B, num_clip_token, clip_dim] F32
+   when text-to-image, each tensor_none() otherwise -> out[B,C,H,W]. The
+   tensors are the caller's and must stay until the backward (training).
+   A missing or misshapen conditioning is a programming error (callers check
+   with uvit_predict_check, model/denoiser.h). */
 void uvit_forward(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t,
-                  Tensor y, Tensor out);
+                  Conditioning cond, Tensor out);
 /* the hidden state [B, T, D] after block i of the last forward (block -1:
    the embedded tokens block 0 reads; valid until the next embed, and never
    compacted by uvit_keep_rows) */
@@ -113,7 +120,7 @@ void uvit_backward_from(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout);
  * uvit_forward is embed; block 0..num_blocks-1; decode(last hidden).
  * Early-exit methods run the same pieces and may decode any hidden state
  * with their own heads.                                                    */
-void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Tensor y);
+void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Conditioning cond);
 void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int block);
 void uvit_decode(Ctx *ctx, const UViT *m, UViTActs *a, Tensor out);
 

@@ -22,6 +22,8 @@
 #define UVIT_MAX_DIM 16384               /* embed_dim, and heads * head_dim of a block */
 #define UVIT_MAX_HIDDEN (1 << 18)        /* MLP hidden units of a block */
 #define UVIT_MAX_CLASSES (1 << 24)
+#define UVIT_MAX_CLIP_TOKENS 4096        /* num_clip_token (U-ViT: 77) */
+#define UVIT_T2I_DEFAULT_TOKENS 77       /* libs/uvit_t2i.py's num_clip_token default */
 
 void uvit_config_default(UViTConfig *c)
 {
@@ -83,7 +85,26 @@ static int check_scalars(const UViTConfig *c, const char *src)
     if (c->num_classes != -1 && (c->num_classes < 1 || c->num_classes > UVIT_MAX_CLASSES))
         return err_set("%s: config: 'num_classes' is %d, must be -1 (unconditional) or 1..%d",
                        src, c->num_classes, UVIT_MAX_CLASSES);
+    if (c->clip_dim < 0 || c->clip_dim > UVIT_MAX_DIM)
+        return err_set("%s: config: 'clip_dim' is %d, must be 0 (not text-to-image) or 1..%d", src,
+                       c->clip_dim, UVIT_MAX_DIM);
+    if (c->num_clip_token < 0 || c->num_clip_token > UVIT_MAX_CLIP_TOKENS)
+        return err_set("%s: config: 'num_clip_token' is %d, must be 0 (not text-to-image) or 1..%d", src,
+                       c->num_clip_token, UVIT_MAX_CLIP_TOKENS);
+    if ((c->clip_dim > 0) != (c->num_clip_token > 0))
+        return err_set("%s: config: 'clip_dim' is %d and 'num_clip_token' %d: a text-to-image model needs "
+                       "both, any other model neither", src, c->clip_dim, c->num_clip_token);
+    if (c->clip_dim > 0 && c->num_classes != -1)
+        return err_set("%s: config: 'num_classes' is %d with 'clip_dim' %d: the text-to-image U-ViT "
+                       "(libs/uvit_t2i.py) has no class labels; use -1", src, c->num_classes, c->clip_dim);
     return 0;
+}
+
+int uvit_config_refuse_text(const UViTConfig *c, const char *source, const char *what)
+{
+    if (!uvit_is_text(c)) return 0;
+    return err_set("%s: config: 'clip_dim' is %d: a text-to-image model, and %s reads no text contexts "
+                   "(yet)", source, c->clip_dim, what);
 }
 
 int uvit_config_finish(UViTConfig *c, const char *source)
@@ -116,7 +137,8 @@ int uvit_config_equal(const UViTConfig *a, const UViTConfig *b)
                a->depth == b->depth && a->num_heads == b->num_heads &&
                a->mlp_ratio == b->mlp_ratio && a->qkv_bias == b->qkv_bias &&
                a->mlp_time_embed == b->mlp_time_embed && a->num_classes == b->num_classes &&
-               a->conv == b->conv && a->num_blocks == b->num_blocks && a->head_dim == b->head_dim;
+               a->conv == b->conv && a->clip_dim == b->clip_dim && a->num_clip_token == b->num_clip_token &&
+               a->num_blocks == b->num_blocks && a->head_dim == b->head_dim;
     for (int i = 0; same && i < UVIT_MAX_BLOCKS; i++)
         same = a->block_mlp_hidden[i] == b->block_mlp_hidden[i] &&
                a->block_num_heads[i] == b->block_num_heads[i];
@@ -154,6 +176,8 @@ static int parse_keys(UViTConfig *c, const cJSON *root, const char *src, int *n_
         {"depth", offsetof(UViTConfig, depth)},
         {"num_heads", offsetof(UViTConfig, num_heads)},
         {"num_classes", offsetof(UViTConfig, num_classes)},
+        {"clip_dim", offsetof(UViTConfig, clip_dim)},
+        {"num_clip_token", offsetof(UViTConfig, num_clip_token)},
     }, bool_keys[] = {
         {"qkv_bias", offsetof(UViTConfig, qkv_bias)},
         {"mlp_time_embed", offsetof(UViTConfig, mlp_time_embed)},
@@ -227,6 +251,9 @@ int uvit_config_parse(UViTConfig *c, const char *json, const char *source)
     int n_hidden = -1, n_heads = -1;
     int rc = cJSON_IsObject(root) ? parse_keys(&cfg, root, source, &n_hidden, &n_heads)
                                   : err_set("%s: config: not a JSON object", source);
+    /* uvit_t2i's constructor default: 77 CLIP tokens when only clip_dim is given */
+    if (rc == 0 && cfg.clip_dim > 0 && !cJSON_GetObjectItemCaseSensitive(root, "num_clip_token"))
+        cfg.num_clip_token = UVIT_T2I_DEFAULT_TOKENS;
     cJSON_Delete(root);
     if (rc || check_scalars(&cfg, source)) return -1;
     if (n_hidden >= 0 && n_hidden != cfg.depth + 1)
@@ -270,6 +297,9 @@ char *uvit_config_to_json(const UViTConfig *c)
              cJSON_AddBoolToObject(root, "mlp_time_embed", c->mlp_time_embed) &&
              cJSON_AddNumberToObject(root, "num_classes", c->num_classes) &&
              cJSON_AddBoolToObject(root, "conv", c->conv);
+    if (ok && uvit_is_text(c))
+        ok = cJSON_AddNumberToObject(root, "clip_dim", c->clip_dim) &&
+             cJSON_AddNumberToObject(root, "num_clip_token", c->num_clip_token);
     CHECK(ok, "out of memory");
     add_block_array(root, "block_mlp_hidden", c->block_mlp_hidden, c->num_blocks,
                     default_mlp_hidden(c));

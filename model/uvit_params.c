@@ -42,7 +42,7 @@ static int add_param(TableBuilder *tb, int ndim, const int64_t *shape, const cha
 
 /* indices of every parameter, -1 when the configuration has none */
 typedef struct {
-    int patch_w, patch_b, time0_w, time0_b, time2_w, time2_b, label_emb, pos_embed;
+    int patch_w, patch_b, time0_w, time0_b, time2_w, time2_b, context_w, context_b, label_emb, pos_embed;
     int norm_w, norm_b, dec_w, dec_b, final_w, final_b;
     struct {
         int norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b;
@@ -73,6 +73,10 @@ static void build_table(UViT *m, ParamIndex *ix)
         ix->time0_b = P1(&tb, 4 * D, "time_embed.0.bias");
         ix->time2_w = P2(&tb, D, 4 * D, "time_embed.2.weight");
         ix->time2_b = P1(&tb, D, "time_embed.2.bias");
+    }
+    if (uvit_is_text(c)) {
+        ix->context_w = P2(&tb, D, c->clip_dim, "context_embed.weight");
+        ix->context_b = P1(&tb, D, "context_embed.bias");
     }
     if (c->num_classes > 0) ix->label_emb = P2(&tb, c->num_classes, D, "label_emb.weight");
     ix->pos_embed = P3(&tb, 1, uvit_num_tokens(c), D, "pos_embed");
@@ -127,6 +131,8 @@ static void build_views(const UViT *m, const ParamIndex *ix, float *base, struct
     v->time0_b = view(m, base, ix->time0_b);
     v->time2_w = view(m, base, ix->time2_w);
     v->time2_b = view(m, base, ix->time2_b);
+    v->context_w = view(m, base, ix->context_w);
+    v->context_b = view(m, base, ix->context_b);
     v->label_emb = view(m, base, ix->label_emb);
     v->pos_embed = view(m, base, ix->pos_embed);
     v->norm_w = view(m, base, ix->norm_w);
@@ -319,6 +325,7 @@ void uvit_macs(const UViTConfig *c, UViTMacs *out)
     memset(out, 0, sizeof *out);
     out->embed = N * (C * p * p) * D;                       /* patch embedding */
     if (c->mlp_time_embed) out->embed += 2 * D * 4 * D;     /* time MLP */
+    if (uvit_is_text(c)) out->embed += (double)c->num_clip_token * c->clip_dim * D;  /* context_embed */
     out->decode = N * D * (p * p * C);                      /* decoder_pred on patches */
     if (c->conv) out->decode += hw * C * C * 9;             /* final 3x3 conv */
     out->total = out->embed + out->decode;

@@ -160,6 +160,6 @@ float train_noise_uvit_loss(Ctx *ctx, TrainNoise *tn, const UViT *m, UViTActs *a
 {
     Tensor pred = images(tn, tn->pred);
     uvit_forward(ctx, m, acts, train_noise_x_t(tn), train_noise_net_t(tn),
-                 conditional ? train_noise_y(tn) : tensor_none(), pred);
+                 cond_labels(conditional ? train_noise_y(tn) : tensor_none()), pred);
     return train_noise_loss(ctx, tn, pred);
 }

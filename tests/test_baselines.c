@@ -548,7 +548,7 @@ static void net_full_forward(Net *n)
     float net_t[NS];
     /* the network's time input as the predictor makes it (uvit_network_times) */
     for (int b = 0; b < NS; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, n->t[b]);
-    uvit_forward(ctx, &n->m, a, img4(n->x, NS), tensor1(net_t, DT_F32, NS), tensor_none(), img4(n->out, NS));
+    uvit_forward(ctx, &n->m, a, img4(n->x, NS), tensor1(net_t, DT_F32, NS), cond_none(), img4(n->out, NS));
     ExitHeadSet hs;
     head_set(n->me, &hs);
     ExitActs e = {0};
@@ -633,7 +633,7 @@ static void expect_exits(Net *n, double T, const int *expected, const float *wan
     NoisePredictor *p = method_predictor(n->me, &n->ctx, &n->m, NS, SCHEDULE_VPSDE, T, &acc);
     cr_assert_not_null(p);
     float out[NS * IMG];
-    int rc = p->predict(p, &n->ctx, img4(n->x, NS), n->t, tensor_none(), n->ids, 0, img4(out, NS));
+    int rc = p->predict(p, &n->ctx, img4(n->x, NS), n->t, cond_none(), n->ids, 0, img4(out, NS));
     cr_assert_eq(rc, 0, "%s", err_msg());
     const char *kind = n->me->kind->name;
     int64_t blocks = 0;
@@ -760,7 +760,7 @@ static void expect_probe(const char *kind)
     UViTActs *a = uvit_acts_create(ctx, &n.m, NS, 0);
     float net_t[NS], *g = fzeros(NS * IMG), *u = fzeros(NS * IMG);
     for (int b = 0; b < NS; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, n.t[b]);
-    uvit_forward(ctx, &n.m, a, img4(n.x, NS), tensor1(net_t, DT_F32, NS), tensor_none(), img4(n.out, NS));
+    uvit_forward(ctx, &n.m, a, img4(n.x, NS), tensor1(net_t, DT_F32, NS), cond_none(), img4(n.out, NS));
     cr_assert(method_has_probe(n.me), "%s has no probe", kind);
     for (int i = 0; i < n.L - 1; i++) {
         method_probe(n.me, ctx, &n.m, a, i, n.t, tensor1(net_t, DT_F32, NS), img4(g, NS), img4(u, NS));

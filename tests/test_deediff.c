@@ -8,6 +8,9 @@
  * U-ViT itself keeps across batch sizes; also under guidance), the account's
  * multiply-adds per exit, the heads' initialisation as copies of the tail, a
  * model file's round trip through method_load, and the new ops' gradients.
+ * Each on a text-to-image backbone too (1 + 5 extras before the heads), and
+ * guidance's two exit pairings: independent passes, or paired passes that
+ * leave together at the later of their two decisions.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -170,6 +173,10 @@ Test(deediff, joint_loss_gradients_shared_and_plain)
 /* class-conditional (4 classes + the null class), no final conv, 7 blocks */
 #define TINY_COND "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":8,\"depth\":6,\"num_heads\":2," \
                   "\"mlp_ratio\":2,\"conv\":false,\"num_classes\":5}"
+/* text-to-image (libs/uvit_t2i.py): [time, 5 context tokens, patches], final conv, 5 blocks */
+#define TINY_T2I "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":8,\"depth\":4,\"num_heads\":2," \
+                 "\"mlp_ratio\":2,\"conv\":true,\"clip_dim\":4,\"num_clip_token\":5}"
+#define CTX (5 * 4)   /* one prompt's context [5, 4] */
 #define NS 6   /* images in a sampling batch */
 
 typedef struct {
@@ -178,9 +185,11 @@ typedef struct {
     Method *me;
     int L;       /* blocks */
     int cond;    /* class-conditional */
+    int text;    /* text-to-image */
     float x[NS * IMG];
     double t[NS];
     int64_t ids[NS], y[NS];
+    float context[NS * CTX], empty[CTX];   /* text-to-image: prompts, the empty prompt */
 } Net;
 
 static void net_create(Net *n, const char *json, int move_method, const char *const *options, int n_options)
@@ -197,7 +206,10 @@ static void net_create(Net *n, const char *json, int move_method, const char *co
     if (move_method) move_params(n->me->params, n->me->num_params, n->me->weights, 0.3f, 32);
     n->L = n->m.cfg.num_blocks;
     n->cond = n->m.cfg.num_classes > 0;
+    n->text = uvit_is_text(&n->m.cfg);
     fill_uniform(n->x, NS * IMG, -1.5f, 1.5f, 33);
+    fill_uniform(n->context, NS * CTX, -2, 2, 34);
+    fill_uniform(n->empty, CTX, -2, 2, 35);
     for (int b = 0; b < NS; b++) {
         n->t[b] = 0.04 + 0.92 * b / (NS - 1);   /* every UEM bucket */
         n->ids[b] = 100 + 7 * b;
@@ -214,29 +226,53 @@ static void net_destroy(Net *n)
 
 static Tensor img4(float *x, int rows) { return tensor4(x, DT_F32, rows, 2, 8, 8); }
 
+/* what `count` rows are conditioned on: labels y[count] or contexts [count, 5, 4] (either may be NULL) */
+static Conditioning rows_cond(const Net *n, const int64_t *y, const float *context, int count)
+{
+    Conditioning c = cond_none();
+    if (n->cond) c.y = tensor1((int64_t *)y, DT_I64, count);
+    if (n->text) c.context = tensor3((float *)context, DT_F32, count, 5, 4);
+    return c;
+}
+
+/* g = classifier-free guidance around p: the net's null class, or its empty context */
+static void guide(CfgPredictor *g, Net *n, NoisePredictor *p, double scale, CfgExit exit)
+{
+    CfgSettings s = {.scale = scale, .exit = exit, .null_class = -1};
+    if (n->text) {
+        s.empty_context = n->empty;
+        s.context_len = 5;
+        s.context_dim = 4;
+    } else {
+        s.null_class = uvit_null_class(&n->m.cfg);
+    }
+    cr_assert_eq(cfg_predictor_init(g, &n->ctx, p, &s, 2, 8, 8), 0, "%s", err_msg());
+}
+
 /* one predictor call (evaluation 0) on images first..first+count-1 */
 static void predict_rows(Net *n, NoisePredictor *p, int first, int count, float *out)
 {
-    Tensor y = n->cond ? tensor1(n->y + first, DT_I64, count) : tensor_none();
-    int rc = p->predict(p, &n->ctx, img4(n->x + first * IMG, count), n->t + first, y, n->ids + first, 0,
+    Conditioning c = rows_cond(n, n->y + first, n->context + first * CTX, count);
+    int rc = p->predict(p, &n->ctx, img4(n->x + first * IMG, count), n->t + first, c, n->ids + first, 0,
                         img4(out, count));
     cr_assert_eq(rc, 0, "%s", err_msg());
 }
 
-/* a full forward of rows[count] (x, continuous t, labels or NULL) in an
-   inference arena, then every exit's probe: s[b * L + i] the mean of u_i of
-   row b (as the exit rule scores it), and head `head`'s prediction into g
-   (either may be NULL) */
-static void probe_rows(Net *n, const float *x, const double *t, const int64_t *y, int count, float *s, int head,
-                       float *g_out)
+/* a full forward of rows[count] (x, continuous t, labels and/or contexts as
+   the net takes them) in an inference arena, then every exit's probe:
+   s[b * L + i] the mean of u_i of row b (as the exit rule scores it), and
+   head `head`'s prediction into g, the full output into full (any of the
+   three may be NULL) */
+static void probe_rows_full(Net *n, const float *x, const double *t, Conditioning cond, int count, float *s,
+                            int head, float *g_out, float *full)
 {
     Ctx *ctx = &n->ctx;
     UViTActs *a = uvit_acts_create(ctx, &n->m, count, 0);
     float *net_t = fzeros(count), *out = fzeros(count * IMG), *g = fzeros(count * IMG), *u = fzeros(count * IMG);
     for (int b = 0; b < count; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, t[b]);
     Tensor tt = tensor1(net_t, DT_F32, count);
-    uvit_forward(ctx, &n->m, a, img4((float *)x, count), tt, y ? tensor1((int64_t *)y, DT_I64, count) : tensor_none(),
-                 img4(out, count));
+    uvit_forward(ctx, &n->m, a, img4((float *)x, count), tt, cond, img4(out, count));
+    if (full) memcpy(full, out, (size_t)count * IMG * sizeof(float));
     for (int i = 0; i < n->L - 1; i++) {
         n->me->kind->probe(n->me, ctx, &n->m, a, i, t, tt, img4(g, count), img4(u, count));
         for (int b = 0; s && b < count; b++) {
@@ -253,23 +289,51 @@ static void probe_rows(Net *n, const float *x, const double *t, const int64_t *y
     uvit_acts_destroy(ctx, a);
 }
 
+static void probe_rows(Net *n, const float *x, const double *t, Conditioning cond, int count, float *s, int head,
+                       float *g_out)
+{
+    probe_rows_full(n, x, t, cond, count, s, head, g_out, NULL);
+}
+
+/* the net's batch as guidance hands it on: rows [cond 0..NS-1; uncond 0..NS-1]
+   (x2, t2, y2 and context2 of 2 NS rows, the null class or the empty context below) */
+typedef struct {
+    float x[2 * NS * IMG];
+    double t[2 * NS];
+    int64_t y[2 * NS];
+    float context[2 * NS * CTX];
+} GuidedRows;
+
+static void guided_rows(const Net *n, GuidedRows *g)
+{
+    for (int r = 0; r < 2 * NS; r++) {
+        memcpy(g->x + r * IMG, n->x + (r % NS) * IMG, IMG * sizeof(float));
+        g->t[r] = n->t[r % NS];
+        g->y[r] = r < NS ? n->y[r] : n->cond ? uvit_null_class(&n->m.cfg) : 0;
+        memcpy(g->context + r * CTX, r < NS ? n->context + r * CTX : n->empty, CTX * sizeof(float));
+    }
+}
+
+/* per-block scores s[rows * L] of the net's batch (with guidance: its
+   conditional and unconditional rows together) */
+static void net_scores(Net *n, int guided, float *s)
+{
+    GuidedRows *g = calloc(1, sizeof *g);
+    guided_rows(n, g);
+    int rows = guided ? 2 * NS : NS;
+    probe_rows(n, g->x, g->t, rows_cond(n, g->y, g->context, rows), rows, s, -1, NULL);
+    free(g);
+}
+
 /* the threshold for the net's batch (with guidance: its conditional and
    unconditional rows together) */
 static double net_threshold(Net *n, int guided, int *distinct)
 {
     int rows = guided ? 2 * NS : NS;
-    float *x = fzeros(rows * IMG), *s = fzeros(rows * n->L);
-    double t[2 * NS];
-    int64_t y[2 * NS];
-    for (int r = 0; r < rows; r++) {
-        memcpy(x + r * IMG, n->x + (r % NS) * IMG, IMG * sizeof(float));
-        t[r] = n->t[r % NS];
-        y[r] = r < NS ? n->y[r] : uvit_null_class(&n->m.cfg);
-    }
-    probe_rows(n, x, t, n->cond ? y : NULL, rows, s, -1, NULL);
+    float *s = fzeros(rows * n->L);
+    net_scores(n, guided, s);
     double T = spread_threshold(s, n->L, rows, distinct);
     cr_log_info("threshold %.6f sends %d rows to %d different exits", T, rows, *distinct);
-    free(x);
     free(s);
     return T;
 }
@@ -292,15 +356,17 @@ static SamplerConfig sampler(SamplerKind k, int steps, uint64_t seed)
 /* sample_run of images first..first+count-1 into out */
 static void sample_rows(Net *n, NoisePredictor *p, const SamplerConfig *sc, int first, int count, float *out)
 {
-    int rc = sample_run(&n->ctx, p, sc, 2, 8, 8, count, n->ids + first, n->cond ? n->y + first : NULL, out);
+    SampleCond c = {.labels = n->cond ? n->y + first : NULL, .context = n->text ? n->context + first * CTX : NULL,
+                    .context_len = 5, .context_dim = 4};
+    int rc = sample_run_cond(&n->ctx, p, sc, 2, 8, 8, count, n->ids + first, &c, out);
     cr_assert_eq(rc, 0, "%s", err_msg());
 }
 
 /* 1. threshold 0 computes no score and lets nothing leave: the plain U-ViT's bits */
 Test(deediff, threshold_zero_is_the_full_model_bit_for_bit)
 {
-    const char *jsons[2] = {TINY, TINY_COND};
-    for (int c = 0; c < 2; c++) {
+    const char *jsons[3] = {TINY, TINY_COND, TINY_T2I};
+    for (int c = 0; c < 3; c++) {
         Net n;
         net_create(&n, jsons[c], 1, NULL, 0);
         UViTDenoiser den;
@@ -312,12 +378,12 @@ Test(deediff, threshold_zero_is_the_full_model_bit_for_bit)
         predict_rows(&n, &den.base, 0, NS, b);
         cr_expect(memcmp(a, b, sizeof a) == 0, "%s: one evaluation differs from the plain U-ViT", jsons[c]);
         cr_expect(acc.image_evals == NS && acc.exits[n.L - 1] == NS && acc.blocks_run == (int64_t)NS * n.L);
-        /* through the samplers (with guidance around both on the conditional model) */
+        /* through the samplers (with guidance around both on the conditional models) */
         CfgPredictor ga, gb;
         NoisePredictor *pa = p, *pb = &den.base;
-        if (n.cond) {
-            cfg_predictor_init(&ga, &n.ctx, p, 0.7, uvit_null_class(&n.m.cfg), 2, 8, 8);
-            cfg_predictor_init(&gb, &n.ctx, &den.base, 0.7, uvit_null_class(&n.m.cfg), 2, 8, 8);
+        if (n.cond || n.text) {
+            guide(&ga, &n, p, 0.7, CFG_EXIT_INDEPENDENT);
+            guide(&gb, &n, &den.base, 0.7, CFG_EXIT_INDEPENDENT);
             pa = &ga.base, pb = &gb.base;
         }
         SamplerConfig sc[2] = {sampler(SAMPLER_DPM, 6, 1), sampler(SAMPLER_EM, 8, 2)};
@@ -328,7 +394,7 @@ Test(deediff, threshold_zero_is_the_full_model_bit_for_bit)
                       sampler_kind_name(sc[k].kind));
         }
         cr_expect(acc.exits[n.L - 1] == acc.image_evals && acc.blocks_run == acc.image_evals * n.L);
-        if (n.cond) {
+        if (n.cond || n.text) {
             cfg_predictor_destroy(&ga, &n.ctx);
             cfg_predictor_destroy(&gb, &n.ctx);
         }
@@ -341,8 +407,8 @@ Test(deediff, threshold_zero_is_the_full_model_bit_for_bit)
 /* 2. threshold 1: every image at the first exit, with head 0's prediction */
 Test(deediff, threshold_one_leaves_every_image_at_the_first_exit)
 {
-    const char *jsons[2] = {TINY, TINY_COND};
-    for (int c = 0; c < 2; c++) {
+    const char *jsons[3] = {TINY, TINY_COND, TINY_T2I};
+    for (int c = 0; c < 3; c++) {
         Net n;
         net_create(&n, jsons[c], 1, NULL, 0);
         SampleAccount acc = {0};
@@ -351,7 +417,7 @@ Test(deediff, threshold_one_leaves_every_image_at_the_first_exit)
         predict_rows(&n, p, 0, NS, out);
         cr_expect(acc.image_evals == NS && acc.exits[0] == NS && acc.blocks_run == NS, "%lld evals, %lld at 0, %lld blocks",
                   (long long)acc.image_evals, (long long)acc.exits[0], (long long)acc.blocks_run);
-        probe_rows(&n, n.x, n.t, n.cond ? n.y : NULL, NS, NULL, 0, g);
+        probe_rows(&n, n.x, n.t, rows_cond(&n, n.y, n.context, NS), NS, NULL, 0, g);
         cr_expect(memcmp(out, g, sizeof out) == 0, "%s: not head 0's prediction (rel. error %g)", jsons[c],
                   rel_l2(out, g, NS * IMG));
         /* a whole sampling run */
@@ -394,7 +460,7 @@ static void expect_compaction(const char *json, double guidance)
     NoisePredictor *p = method_predictor(n.me, &n.ctx, &n.m, max_batch, SCHEDULE_VPSDE, T, &acc);
     CfgPredictor g;
     if (guidance > 0) {
-        cfg_predictor_init(&g, &n.ctx, p, guidance, uvit_null_class(&n.m.cfg), 2, 8, 8);
+        guide(&g, &n, p, guidance, CFG_EXIT_INDEPENDENT);
         p = &g.base;
     }
     /* one evaluation */
@@ -440,6 +506,12 @@ Test(deediff, compaction_an_image_in_a_batch_equals_it_alone)
 Test(deediff, compaction_with_classifier_free_guidance)
 {
     expect_compaction(TINY_COND, 0.8);
+}
+
+Test(deediff, compaction_text_to_image_with_the_empty_context)
+{
+    expect_compaction(TINY_T2I, 0);
+    expect_compaction(TINY_T2I, 1.0);
 }
 
 /* 4. the account's multiply-adds */
@@ -543,9 +615,9 @@ static ExitHead head_params(const Method *me, int i, int shared)
 Test(deediff, exit_heads_start_as_copies_of_the_backbone_tail)
 {
     static const char *const shared[] = {"heads", "shared"};
-    struct { const char *json; const char *const *opts; int n_opts; } cases[3] = {
-        {TINY, NULL, 0}, {TINY, shared, 2}, {TINY_COND, NULL, 0}};
-    for (int c = 0; c < 3; c++) {
+    struct { const char *json; const char *const *opts; int n_opts; } cases[4] = {
+        {TINY, NULL, 0}, {TINY, shared, 2}, {TINY_COND, NULL, 0}, {TINY_T2I, NULL, 0}};
+    for (int c = 0; c < 4; c++) {
         Net n;
         net_create(&n, cases[c].json, 0, cases[c].opts, cases[c].n_opts);
         Ctx *ctx = &n.ctx;
@@ -554,7 +626,7 @@ Test(deediff, exit_heads_start_as_copies_of_the_backbone_tail)
         float net_t[NS], out[NS * IMG], g[NS * IMG];
         for (int b = 0; b < NS; b++) net_t[b] = (float)sampler_network_time(SCHEDULE_VPSDE, n.t[b]);
         uvit_forward(ctx, &n.m, a, img4(n.x, NS), tensor1(net_t, DT_F32, NS),
-                     n.cond ? tensor1(n.y, DT_I64, NS) : tensor_none(), img4(out, NS));
+                     rows_cond(&n, n.y, n.context, NS), img4(out, NS));
         ExitActs e = {0};
         exit_acts_alloc(ctx, &e, cfg, NS);
         for (int i = 0; i < n.L - 1; i++) {
@@ -647,5 +719,181 @@ Test(deediff, model_file_loads_the_method_and_redraws_the_samples)
     cr_expect_eq(method_load(path, "nosuch", NULL, ctx, &m2, &me2), -1);
     cr_expect(strstr(err_msg(), "--method") != NULL, "%s", err_msg());
     unlink(path);
+    net_destroy(&n);
+}
+
+/* 8. guidance's exit pairings (model/denoiser.h CfgExit): independent
+   passes leave at their own first exits; paired passes of an image leave
+   together at the later of the two, with that block's heads mixed by the
+   guidance formula; nothing changes where no row exits (threshold 0) or
+   every row takes the first exit (threshold 1) */
+typedef struct {
+    int n;
+    int64_t id[4096];
+    int eval[4096], exit_block[4096];
+} PairTrace;
+
+static void trace_pair(void *user, int64_t id, int eval, double t, int exit_block, float u)
+{
+    PairTrace *tr = user;
+    cr_assert(tr->n < 4096);
+    tr->id[tr->n] = id;
+    tr->eval[tr->n] = eval;
+    tr->exit_block[tr->n++] = exit_block;
+    (void)t, (void)u;
+}
+
+/* the exit traced for image id's pass (uncond: its unconditional one) at evaluation eval */
+static int traced_exit(const PairTrace *tr, int64_t id, int uncond, int eval)
+{
+    int64_t want = uncond ? id | CFG_UNCOND_ID_BIT : id;
+    for (int k = 0; k < tr->n; k++)
+        if (tr->id[k] == want && tr->eval[k] == eval) return tr->exit_block[k];
+    cr_assert_fail("no exit traced for image %lld (%s) at evaluation %d", (long long)id, uncond ? "uncond" : "cond",
+                   eval);
+    return -1;
+}
+
+/* a threshold midway between two sorted scores (at least 2e-4 apart) that
+   sends the most images' two passes to different exits, both before the
+   last block (so the pair leaves by a head) */
+static double disagreeing_threshold(const float *s, int L, int *disagree)
+{
+    int rows = 2 * NS, m = rows * (L - 1);
+    float *sorted = fzeros(m);
+    for (int r = 0, k = 0; r < rows; r++)
+        for (int i = 0; i < L - 1; i++) sorted[k++] = s[r * L + i];
+    qsort(sorted, (size_t)m, sizeof *sorted, cmp_float);
+    double best = 0;
+    *disagree = -1;
+    for (int k = 0; k + 1 < m; k++) {
+        if (sorted[k + 1] - sorted[k] < 2e-4) continue;
+        double T = 0.5 * ((double)sorted[k] + sorted[k + 1]);
+        int d = 0;
+        for (int b = 0; b < NS; b++) {
+            int ec = exit_of(s, L, b, T), eu = exit_of(s, L, NS + b, T);
+            d += ec != eu && ec < L - 1 && eu < L - 1;
+        }
+        if (d > *disagree) *disagree = d, best = T;
+    }
+    free(sorted);
+    return best;
+}
+
+/* one guided evaluation of the net's NS images under pairing `exit` at
+   threshold T: the guided eps into out, every pass's exit into tr */
+static void guided_eval(Net *n, double T, double scale, CfgExit exit, float *out, PairTrace *tr, SampleAccount *acc)
+{
+    memset(acc, 0, sizeof *acc);
+    acc->record = trace_pair;
+    acc->record_user = tr;
+    tr->n = 0;
+    NoisePredictor *p = method_predictor(n->me, &n->ctx, &n->m, 2 * NS, SCHEDULE_VPSDE, T, acc);
+    CfgPredictor g;
+    guide(&g, n, p, scale, exit);
+    predict_rows(n, &g.base, 0, NS, out);
+    cfg_predictor_destroy(&g, &n->ctx);
+    method_predictor_free(n->me, &n->ctx, p);
+}
+
+static void expect_paired_exits(const char *json)
+{
+    const double scale = 0.9;
+    Net n;
+    net_create(&n, json, 1, NULL, 0);
+    int L = n.L, disagree;
+    float *s = fzeros(2 * NS * L);
+    net_scores(&n, 1, s);
+    double T = disagreeing_threshold(s, L, &disagree);
+    cr_log_info("%s: threshold %.6f: %d of %d images' passes decide at different heads", json, T, disagree, NS);
+    cr_assert(disagree >= 1, "no threshold separates an image's two passes");
+    PairTrace *ti = calloc(1, sizeof *ti), *tp = calloc(1, sizeof *tp);
+    SampleAccount ai, ap;
+    float eps_i[NS * IMG], eps_p[NS * IMG];
+    guided_eval(&n, T, scale, CFG_EXIT_INDEPENDENT, eps_i, ti, &ai);
+    guided_eval(&n, T, scale, CFG_EXIT_PAIRED, eps_p, tp, &ap);
+    GuidedRows *gr = calloc(1, sizeof *gr);
+    guided_rows(&n, gr);
+    float *g = fzeros(2 * NS * IMG), *full = fzeros(2 * NS * IMG), want[IMG];
+    for (int b = 0; b < NS; b++) {
+        int ec = exit_of(s, L, b, T), eu = exit_of(s, L, NS + b, T), e = ec > eu ? ec : eu;
+        int64_t id = n.ids[b];
+        cr_expect_eq(traced_exit(ti, id, 0, 0), ec, "independent, image %d: conditional pass", b);
+        cr_expect_eq(traced_exit(ti, id, 1, 0), eu, "independent, image %d: unconditional pass", b);
+        cr_expect_eq(traced_exit(tp, id, 0, 0), e, "paired, image %d: conditional pass not at block %d", b, e);
+        cr_expect_eq(traced_exit(tp, id, 1, 0), e, "paired, image %d: unconditional pass not at block %d", b, e);
+        /* the paired eps is the guidance formula on block e's two predictions */
+        probe_rows_full(&n, gr->x, gr->t, rows_cond(&n, gr->y, gr->context, 2 * NS), 2 * NS, NULL,
+                        e < L - 1 ? e : 0, g, full);
+        const float *src = e < L - 1 ? g : full;
+        for (int j = 0; j < IMG; j++)
+            want[j] = (float)((1 + scale) * src[b * IMG + j] - scale * src[(NS + b) * IMG + j]);
+        double err = rel_l2(eps_p + b * IMG, want, IMG);
+        cr_expect(err < 1e-5, "paired, image %d: eps is not block %d's guided prediction (rel. error %g)", b, e, err);
+    }
+    cr_expect(ap.blocks_run > ai.blocks_run, "paired passes ran %lld blocks, independent %lld", (long long)ap.blocks_run,
+              (long long)ai.blocks_run);
+    cr_log_info("%s: one evaluation: blocks run independent %lld, paired %lld of %d", json, (long long)ai.blocks_run,
+                (long long)ap.blocks_run, 2 * NS * L);
+    free(g);
+    free(full);
+    free(gr);
+    free(ti);
+    free(tp);
+    free(s);
+    net_destroy(&n);
+}
+
+Test(deediff, paired_guidance_exits_leave_at_the_later_of_the_two_decisions)
+{
+    expect_paired_exits(TINY_COND);
+    expect_paired_exits(TINY_T2I);
+}
+
+/* a whole sampling run under paired exits: in every evaluation both passes
+   of every image left at the same block; at thresholds 0 and 1 the pairing
+   changes nothing, bit for bit */
+Test(deediff, paired_guidance_exits_in_a_sampling_run_and_at_the_limits)
+{
+    Net n;
+    net_create(&n, TINY_COND, 1, NULL, 0);
+    int distinct;
+    double T = net_threshold(&n, 1, &distinct);
+    SamplerConfig sc = sampler(SAMPLER_DPM, 6, 7);
+    PairTrace *tr = calloc(1, sizeof *tr);
+    SampleAccount acc = {.record = trace_pair, .record_user = tr};
+    NoisePredictor *p = method_predictor(n.me, &n.ctx, &n.m, 2 * NS, SCHEDULE_VPSDE, T, &acc);
+    CfgPredictor g;
+    guide(&g, &n, p, 0.9, CFG_EXIT_PAIRED);
+    cr_assert_eq(g.base.max_batch, NS, "paired guidance takes half the inner batch");
+    float out[NS * IMG];
+    sample_rows(&n, &g.base, &sc, 0, NS, out);
+    cr_assert_eq(tr->n, 2 * NS * sampler_num_evals(&sc));
+    for (int e = 0; e < sampler_num_evals(&sc); e++)
+        for (int b = 0; b < NS; b++)
+            cr_expect_eq(traced_exit(tr, n.ids[b], 0, e), traced_exit(tr, n.ids[b], 1, e),
+                         "evaluation %d, image %d: the two passes left at different blocks", e, b);
+    cr_expect(distinct_exits(&acc, n.L) >= 2, "every pair left at the same block");
+    cfg_predictor_destroy(&g, &n.ctx);
+    method_predictor_free(n.me, &n.ctx, p);
+    /* the limits: independent and paired give the same bits */
+    const double limits[2] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        float a[NS * IMG], b[NS * IMG];
+        CfgExit modes[2] = {CFG_EXIT_INDEPENDENT, CFG_EXIT_PAIRED};
+        float *outs[2] = {a, b};
+        for (int m = 0; m < 2; m++) {
+            SampleAccount ac = {0};
+            NoisePredictor *q = method_predictor(n.me, &n.ctx, &n.m, 2 * NS, SCHEDULE_VPSDE, limits[k], &ac);
+            CfgPredictor gq;
+            guide(&gq, &n, q, 0.9, modes[m]);
+            sample_rows(&n, &gq.base, &sc, 0, NS, outs[m]);
+            cr_expect_eq(ac.exits[limits[k] == 0 ? n.L - 1 : 0], ac.image_evals);
+            cfg_predictor_destroy(&gq, &n.ctx);
+            method_predictor_free(n.me, &n.ctx, q);
+        }
+        cr_expect(memcmp(a, b, sizeof a) == 0, "threshold %g: paired and independent exits differ", limits[k]);
+    }
+    free(tr);
     net_destroy(&n);
 }

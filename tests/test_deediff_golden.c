@@ -141,7 +141,7 @@ static void check_fixture(const char *name)
     float *out_dev = ctx_alloc(&ctx, img_bytes), *g_dev = ctx_alloc(&ctx, img_bytes);
     float *u_dev = ctx_alloc(&ctx, img_bytes);
     Tensor xt_t = tensor4(tn.x_t, DT_F32, B, C, H, H), nt_t = tensor1(tn.net_t, DT_F32, B);
-    uvit_forward(&ctx, &m, ia, xt_t, nt_t, tensor_none(), tensor4(out_dev, DT_F32, B, C, H, H));
+    uvit_forward(&ctx, &m, ia, xt_t, nt_t, cond_none(), tensor4(out_dev, DT_F32, B, C, H, H));
     float *g = xmalloc(img_bytes), *u = xmalloc(img_bytes);
     double worst_g = -1, worst_u = -1;
     int at_g = 0, at_u = 0;

@@ -93,7 +93,7 @@ typedef struct {
     double t_min, t_max;
 } Analytic;
 
-static int analytic_predict(NoisePredictor *self, Ctx *c, Tensor x, const double *t, Tensor y,
+static int analytic_predict(NoisePredictor *self, Ctx *c, Tensor x, const double *t, Conditioning y,
                             const int64_t *ids, int eval, Tensor eps)
 {
     Analytic *a = self->state;
@@ -242,7 +242,7 @@ Test(sampler, matches_uvit_dpm_solver_code_on_the_analytic_model)
         float x[16];
         for (int i = 0; i < 16; i++) x[i] = (float)REF_XT[i];
         int64_t id = 0;
-        cr_assert(sample_batch(&ctx, &a->base, &c, tensor4(x, DT_F32, 1, C_, 1, 8), tensor_none(), &id) == 0);
+        cr_assert(sample_batch(&ctx, &a->base, &c, tensor4(x, DT_F32, 1, C_, 1, 8), cond_none(), &id) == 0);
         double worst = 0;
         for (int i = 0; i < 16; i++) worst = fmax(worst, fabs(x[i] - REF[r].out[i]));
         cr_log_info("%s on %s, %d: max |ours - U-ViT code| = %.3g", sampler_kind_name(c.kind),
@@ -369,7 +369,7 @@ Test(sampler, bad_settings_are_reported)
     c = config(SAMPLER_DDIM, SCHEDULE_VPSDE, 2, 0);
     float *x = calloc(2 * C_ * HW_, sizeof(float));
     int64_t ids[2] = { 0, 1 };
-    cr_assert(sample_batch(&ctx, &a->base, &c, tensor4(x, DT_F32, 2, C_, 32, 32), tensor_none(), ids) == -1);
+    cr_assert(sample_batch(&ctx, &a->base, &c, tensor4(x, DT_F32, 2, C_, 32, 32), cond_none(), ids) == -1);
     cr_assert(strstr(err_msg(), "batch"));
     free(x);
     analytic_free(a);
@@ -406,13 +406,14 @@ typedef struct {
     int calls, bad_ids;
 } LabelEcho;
 
-static int echo_predict(NoisePredictor *self, Ctx *c, Tensor x, const double *t, Tensor y,
+static int echo_predict(NoisePredictor *self, Ctx *c, Tensor x, const double *t, Conditioning cond,
                         const int64_t *ids, int eval, Tensor eps)
 {
     LabelEcho *e = self->state;
     e->calls++;
     int64_t B = x.shape[0], n = tensor_numel(x) / B;
-    const int64_t *lab = y.data;
+    const int64_t *lab = cond.y.data;
+    if (cond.exit_partner || tensor_present(cond.context)) e->bad_ids = 1;
     for (int64_t i = 0; i < B; i++) {
         int uncond = (ids[i] & CFG_UNCOND_ID_BIT) != 0;
         if (uncond != (lab[i] == 9)) e->bad_ids = 1;
@@ -429,13 +430,14 @@ Test(sampler, guidance_is_cond_plus_scale_times_cond_minus_uncond)
         LabelEcho e = { .base = { .predict = echo_predict, .max_batch = inner_max } };
         e.base.state = &e;
         CfgPredictor g;
-        cfg_predictor_init(&g, &ctx, &e.base, 0.4, 9, 1, 2, 3);
+        CfgSettings s = {.scale = 0.4, .null_class = 9};
+        cr_assert(cfg_predictor_init(&g, &ctx, &e.base, &s, 1, 2, 3) == 0);
         float x[4 * 6], eps[4 * 6];
         int64_t y[4] = { 0, 3, 8, 1 }, ids[4] = { 5, 6, 7, 8 };
         double t[4] = { 0.5, 0.5, 0.5, 0.5 };
         for (int i = 0; i < 24; i++) x[i] = 0.25f * i;
         int rc = g.base.predict(&g.base, &ctx, tensor4(x, DT_F32, 4, 1, 2, 3), t,
-                                tensor1(y, DT_I64, 4), ids, 0, tensor4(eps, DT_F32, 4, 1, 2, 3));
+                                cond_labels(tensor1(y, DT_I64, 4)), ids, 0, tensor4(eps, DT_F32, 4, 1, 2, 3));
         cr_assert(rc == 0);
         cr_assert(e.calls == (inner_max == 8 ? 1 : 2), "inner max %d: %d calls", inner_max, e.calls);
         cr_assert(!e.bad_ids, "unconditional rows must carry CFG_UNCOND_ID_BIT and the null class");
@@ -446,10 +448,94 @@ Test(sampler, guidance_is_cond_plus_scale_times_cond_minus_uncond)
                 cr_assert(fabs(eps[i * 6 + j] - want) < 1e-4, "[%d,%d]: %g vs %g", i, j,
                           eps[i * 6 + j], want);
             }
-        cr_assert(g.base.predict(&g.base, &ctx, tensor4(x, DT_F32, 4, 1, 2, 3), t, tensor_none(),
+        cr_assert(g.base.predict(&g.base, &ctx, tensor4(x, DT_F32, 4, 1, 2, 3), t, cond_none(),
                                  ids, 0, tensor4(eps, DT_F32, 4, 1, 2, 3)) == -1);
         cfg_predictor_destroy(&g, &ctx);
     }
+}
+
+/* eps[i, j] = 100 context[i, 0, 0] + x[i, j]; records the rows' pairing */
+typedef struct {
+    NoisePredictor base;
+    int calls, bad;
+    int64_t rows;             /* of the last call */
+    int partner[16], paired;  /* the last call's cond.exit_partner */
+} ContextEcho;
+
+static int context_echo_predict(NoisePredictor *self, Ctx *c, Tensor x, const double *t, Conditioning cond,
+                                const int64_t *ids, int eval, Tensor eps)
+{
+    ContextEcho *e = self->state;
+    e->calls++;
+    int64_t B = x.shape[0], n = tensor_numel(x) / B;
+    e->rows = B;
+    if (tensor_present(cond.y) || cond.context.ndim != 3 || cond.context.shape[0] != B) e->bad = 1;
+    int64_t per = cond.context.shape[1] * cond.context.shape[2];   // context is (B, L, Dc)
+    e->paired = cond.exit_partner != NULL;
+    for (int64_t i = 0; i < B; i++) {
+        const float *k = tensor_f32(cond.context) + i * per;
+        int uncond = (ids[i] & CFG_UNCOND_ID_BIT) != 0;
+        if (uncond != (k[0] == -7.0f)) e->bad = 1;   /* the empty context starts with -7 */
+        if (cond.exit_partner) e->partner[i] = cond.exit_partner[i];
+        for (int64_t j = 0; j < n; j++) tensor_f32(eps)[i * n + j] = 100.0f * k[0] + tensor_f32(x)[i * n + j];
+    }
+    (void)c; (void)t; (void)eval;
+    return 0;
+}
+
+/* text-to-image guidance: the unconditional pass takes the empty context;
+   paired exits send each image's two passes in one call and pair them */
+Test(sampler, guidance_with_the_empty_context_and_paired_exits)
+{
+    enum { L = 3, DC = 2 };
+    float empty[L * DC], context[4 * L * DC], x[4 * 6], eps[4 * 6];
+    for (int i = 0; i < L * DC; i++) empty[i] = -7.0f + i;
+    for (int i = 0; i < 4 * L * DC; i++) context[i] = 0.01f * (i + 1);
+    for (int i = 0; i < 24; i++) x[i] = 0.25f * i;
+    int64_t ids[4] = {5, 6, 7, 8};
+    double t[4] = {0.5, 0.5, 0.5, 0.5};
+    Conditioning cond = cond_context(tensor3(context, DT_F32, 4, L, DC));
+    struct { int inner_max; CfgExit exit; int calls, per_call; } cases[] = {
+        {8, CFG_EXIT_INDEPENDENT, 1, 8}, {4, CFG_EXIT_INDEPENDENT, 2, 4}, {8, CFG_EXIT_PAIRED, 1, 8},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ContextEcho e = {.base = {.predict = context_echo_predict, .max_batch = cases[c].inner_max}};
+        e.base.state = &e;
+        CfgPredictor g;
+        CfgSettings s = {.scale = 1.0, .exit = cases[c].exit, .null_class = -1, .empty_context = empty,
+                         .context_len = L, .context_dim = DC};
+        cr_assert(cfg_predictor_init(&g, &ctx, &e.base, &s, 1, 2, 3) == 0, "%s", err_msg());
+        cr_assert_eq(g.base.max_batch, cases[c].exit == CFG_EXIT_PAIRED ? cases[c].inner_max / 2 : cases[c].inner_max);
+        cr_assert(g.base.predict(&g.base, &ctx, tensor4(x, DT_F32, 4, 1, 2, 3), t, cond, ids, 0,
+                                 tensor4(eps, DT_F32, 4, 1, 2, 3)) == 0, "%s", err_msg());
+        cr_assert(!e.bad, "case %zu: unconditional rows must carry the id bit and the empty context", c);
+        cr_assert_eq(e.calls, cases[c].calls);
+        cr_assert_eq(e.rows, cases[c].per_call);
+        cr_assert_eq(e.paired, cases[c].exit == CFG_EXIT_PAIRED, "case %zu: pairing handed over %d", c, e.paired);
+        for (int i = 0; e.paired && i < 4; i++)
+            cr_assert(e.partner[i] == 4 + i && e.partner[4 + i] == i, "row %d's partner %d", i, e.partner[i]);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 6; j++) {
+                double cnd = 100.0 * context[i * L * DC] + x[i * 6 + j], unc = -700.0 + x[i * 6 + j];
+                double want = cnd + 1.0 * (cnd - unc);
+                cr_assert(fabs(eps[i * 6 + j] - want) < 1e-3, "[%d,%d]: %g vs %g", i, j, eps[i * 6 + j], want);
+            }
+        /* no contexts given to guidance that needs them */
+        cr_assert(g.base.predict(&g.base, &ctx, tensor4(x, DT_F32, 4, 1, 2, 3), t, cond_none(), ids, 0,
+                                 tensor4(eps, DT_F32, 4, 1, 2, 3)) == -1);
+        cr_assert(strstr(err_msg(), "context"), "%s", err_msg());
+        cfg_predictor_destroy(&g, &ctx);
+    }
+    /* paired exits need two rows per inner call */
+    ContextEcho e = {.base = {.predict = context_echo_predict, .max_batch = 1}};
+    CfgPredictor g;
+    CfgSettings s = {.scale = 1.0, .exit = CFG_EXIT_PAIRED, .null_class = 3};
+    cr_assert(cfg_predictor_init(&g, &ctx, &e.base, &s, 1, 2, 3) == -1);
+    cr_assert(strstr(err_msg(), "--cfg-exit"), "%s", err_msg());
+    CfgExit ex;
+    cr_assert(cfg_exit_from_name("paired", &ex) == 0 && ex == CFG_EXIT_PAIRED);
+    cr_assert(cfg_exit_from_name("independent", &ex) == 0 && ex == CFG_EXIT_INDEPENDENT);
+    cr_assert(cfg_exit_from_name("both", &ex) == -1 && strstr(err_msg(), "independent or paired"));
 }
 
 /* ---- a small U-ViT end to end ------------------------------------------------------------- */
@@ -504,8 +590,9 @@ Test(sampler, tiny_conditional_uvit_with_guidance_on_the_discrete_schedule)
     UViTDenoiser d;
     uvit_denoiser_init(&d, &ctx, &m, 4, SCHEDULE_DISCRETE);
     CfgPredictor g;
-    cfg_predictor_init(&g, &ctx, &d.base, 0.4, uvit_null_class(&m.cfg), 3, 8, 8);
-    cr_assert(g.null_class == 10);
+    CfgSettings s = {.scale = 0.4, .null_class = uvit_null_class(&m.cfg)};
+    cr_assert(cfg_predictor_init(&g, &ctx, &d.base, &s, 3, 8, 8) == 0);
+    cr_assert(g.s.null_class == 10);
     int64_t ids[3] = { 4, 5, 6 }, labels[3];
     sample_labels(2, ids, 3, 10, labels);
     for (int i = 0; i < 3; i++) cr_assert(labels[i] >= 0 && labels[i] < 10);

@@ -58,7 +58,7 @@ static void net_destroy(Net *n)
 static void forward(Net *n, const UViT *m, float *out)
 {
     UViTActs *a = uvit_acts_create(&n->ctx, m, NB, 0);
-    uvit_forward(&n->ctx, m, a, tensor4(n->x, DT_F32, NB, 2, 8, 8), tensor1(n->t, DT_F32, NB), tensor_none(),
+    uvit_forward(&n->ctx, m, a, tensor4(n->x, DT_F32, NB, 2, 8, 8), tensor1(n->t, DT_F32, NB), cond_none(),
                  tensor4(out, DT_F32, NB, 2, 8, 8));
     uvit_acts_destroy(&n->ctx, a);
 }

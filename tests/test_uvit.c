@@ -1,8 +1,9 @@
 /*
  * test_uvit.c: U-ViT model checks that need no fixtures: parameter counts
  * against the official code's, multiply-adds, whole-model gradients against
- * finite differences, block-by-block equals the full forward, batch-row
- * independence, and the checkpoint round trip.
+ * finite differences (text-to-image's context_embed included), block-by-block
+ * equals the full forward, batch-row independence, and the checkpoint round
+ * trip.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -33,6 +34,10 @@ Test(uvit, official_parameter_counts)
     UViTMacs macs;
     uvit_macs(&s2, &macs);
     cr_expect(fabs(macs.total / 1e9 - 12.2) < 0.1, "U-ViT-S/2 MACs %.3f G", macs.total / 1e9);
+    /* MS-COCO's text-to-image U-ViT-S/2 (configs/mscoco_uvit.py), counted with libs/uvit_t2i.py */
+    UViTConfig coco = config("{\"img_size\":32,\"patch_size\":2,\"in_chans\":4,\"embed_dim\":512,"
+                             "\"depth\":12,\"num_heads\":8,\"clip_dim\":768,\"num_clip_token\":77}");
+    cr_expect_eq(uvit_param_count(&coco), (size_t)44692644, "U-ViT-S/2 t2i: %zu", uvit_param_count(&coco));
 }
 
 /* a tiny model with every feature, random weights, and a batch of inputs */
@@ -42,6 +47,7 @@ typedef struct {
     UViTActs *acts;
     float x[3 * 2 * 8 * 8], t[3], out[3 * 2 * 8 * 8], r[3 * 2 * 8 * 8];
     int64_t y[3];
+    float context[3 * 5 * 4];   /* [3, L, Dc] for text-to-image configs of L * Dc <= 20 */
 } Tiny;
 
 static void tiny_setup(Tiny *s, const char *json, int batch)
@@ -60,6 +66,8 @@ static void tiny_setup(Tiny *s, const char *json, int batch)
     fill_uniform(s->r, 3 * 2 * 8 * 8, -1, 1, 13);
     s->t[0] = 3.5f, s->t[1] = 500.25f, s->t[2] = 998.0f;
     s->y[0] = 0, s->y[1] = 2, s->y[2] = 0;
+    cr_assert(c.num_clip_token * c.clip_dim <= 20, "the tiny context holds 20 values per image");
+    fill_uniform(s->context, 3 * 5 * 4, -2, 2, 17);
 }
 
 static void tiny_teardown(Tiny *s)
@@ -74,9 +82,10 @@ static void tiny_forward(void *user)
     Tiny *s = user;
     const UViTConfig *c = &s->m.cfg;
     int B = 3;
-    Tensor y = c->num_classes > 0 ? tensor1(s->y, DT_I64, B) : tensor_none();
+    Conditioning cond = cond_labels(c->num_classes > 0 ? tensor1(s->y, DT_I64, B) : tensor_none());
+    if (uvit_is_text(c)) cond.context = tensor3(s->context, DT_F32, B, c->num_clip_token, c->clip_dim);
     uvit_forward(&s->ctx, &s->m, s->acts, tensor4(s->x, DT_F32, B, 2, 8, 8),
-                 tensor1(s->t, DT_F32, B), y, tensor4(s->out, DT_F32, B, 2, 8, 8));
+                 tensor1(s->t, DT_F32, B), cond, tensor4(s->out, DT_F32, B, 2, 8, 8));
 }
 
 static void check_all_gradients(const char *json)
@@ -110,6 +119,39 @@ Test(uvit, gradients_conditional_mlp_time)
                         "\"num_classes\":3,\"conv\":false}");
 }
 
+/* text-to-image: [time, 5 context tokens, patches]; context_embed's gradients too */
+Test(uvit, gradients_text_to_image_context_embed)
+{
+    check_all_gradients("{\"img_size\":8,\"patch_size\":4,\"in_chans\":2,\"embed_dim\":8,"
+                        "\"depth\":2,\"num_heads\":2,\"mlp_time_embed\":true,\"clip_dim\":4,"
+                        "\"num_clip_token\":5}");
+}
+
+/* the contexts reach the output, every token of them: changing one value of
+   one image's prompt moves that image's prediction and no other's */
+Test(uvit, text_to_image_reads_every_context_token_per_image)
+{
+    Tiny s;
+    tiny_setup(&s, "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":8,\"depth\":2,"
+                   "\"num_heads\":2,\"clip_dim\":4,\"num_clip_token\":5}", 3);
+    cr_assert_eq(uvit_num_extras(&s.m.cfg), 6);
+    cr_assert_eq(uvit_num_tokens(&s.m.cfg), 16 + 6);
+    tiny_forward(&s);
+    float base[3 * 128];
+    memcpy(base, s.out, sizeof base);
+    for (int tok = 0; tok < 5; tok++) {
+        float *v = &s.context[(1 * 5 + tok) * 4 + 3];   /* image 1, token tok, last feature */
+        float keep = *v;
+        *v += 0.5f;
+        tiny_forward(&s);
+        *v = keep;
+        cr_expect(memcmp(s.out, base, 128 * sizeof(float)) == 0, "token %d: image 0 moved", tok);
+        cr_expect(memcmp(s.out + 256, base + 256, 128 * sizeof(float)) == 0, "token %d: image 2 moved", tok);
+        cr_expect(rel_l2(s.out + 128, base + 128, 128) > 1e-4, "token %d: image 1 did not move", tok);
+    }
+    tiny_teardown(&s);
+}
+
 Test(uvit, rows_are_independent_and_blocks_compose)
 {
     Tiny s;
@@ -122,11 +164,11 @@ Test(uvit, rows_are_independent_and_blocks_compose)
     Tensor y1 = tensor1(&s.y[1], DT_I64, 1);
     float one[128];
     uvit_forward(&s.ctx, &s.m, s.acts, tensor4(s.x + 128, DT_F32, 1, 2, 8, 8),
-                 tensor1(&s.t[1], DT_F32, 1), y1, tensor4(one, DT_F32, 1, 2, 8, 8));
+                 tensor1(&s.t[1], DT_F32, 1), cond_labels(y1), tensor4(one, DT_F32, 1, 2, 8, 8));
     cr_expect(rel_l2(one, full + 128, 128) < 1e-6);
     /* embed + blocks + decode is the full forward */
     uvit_embed(&s.ctx, &s.m, s.acts, tensor4(s.x, DT_F32, 3, 2, 8, 8), tensor1(s.t, DT_F32, 3),
-               tensor1(s.y, DT_I64, 3));
+               cond_labels(tensor1(s.y, DT_I64, 3)));
     for (int i = 0; i < s.m.cfg.num_blocks; i++) uvit_block(&s.ctx, &s.m, s.acts, i);
     uvit_decode(&s.ctx, &s.m, s.acts, tensor4(s.out, DT_F32, 3, 2, 8, 8));
     cr_expect(rel_l2(s.out, full, 3 * 128) == 0);

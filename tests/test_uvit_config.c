@@ -273,3 +273,36 @@ Test(uvit_config, json_round_trip_is_exact)
     cr_assert(strstr(json, "\"block_num_heads\":[1,2,3]"), "%s", json);
     free(json);
 }
+
+/* text-to-image (libs/uvit_t2i.py): clip_dim and num_clip_token, U-ViT's
+   default of 77 tokens, 1 + L extras, and no class labels */
+Test(uvit_config, text_to_image_keys)
+{
+    UViTConfig c;
+    parse_ok(&c, "{\"img_size\":32,\"patch_size\":2,\"in_chans\":4,\"embed_dim\":512,\"depth\":12,"
+                 "\"num_heads\":8,\"clip_dim\":768,\"num_clip_token\":77}");   /* configs/mscoco_uvit.py */
+    cr_assert(uvit_is_text(&c));
+    cr_assert_eq(uvit_num_extras(&c), 78);
+    cr_assert_eq(uvit_num_tokens(&c), 256 + 78);
+    cr_assert_eq(uvit_time_token(&c), 0);
+    char *json = round_trip(&c);
+    cr_assert(strstr(json, "\"clip_dim\":768,\"num_clip_token\":77"), "%s", json);
+    free(json);
+    parse_ok(&c, "{\"clip_dim\":16}");   /* uvit_t2i's default token count */
+    cr_assert_eq(c.num_clip_token, 77);
+    parse_ok(&c, "{\"clip_dim\":0,\"num_classes\":10}");   /* 0: not text-to-image */
+    cr_assert(!uvit_is_text(&c) && uvit_num_extras(&c) == 2 && uvit_time_token(&c) == 1);
+    json = uvit_config_to_json(&c);
+    cr_assert(!strstr(json, "clip"), "a model that is not text-to-image names no clip keys: %s", json);
+    free(json);
+    expect_error("{\"num_clip_token\":5}", "'clip_dim' is 0 and 'num_clip_token' 5");
+    expect_error("{\"clip_dim\":8,\"num_clip_token\":0}", "'clip_dim' is 8 and 'num_clip_token' 0");
+    expect_error("{\"clip_dim\":8,\"num_classes\":10}", "'num_classes' is 10 with 'clip_dim' 8");
+    expect_error("{\"clip_dim\":-1}", "'clip_dim' is -1");
+    expect_error("{\"clip_dim\":8,\"num_clip_token\":5000}", "'num_clip_token' is 5000");
+    expect_error("{\"clip_dim\":\"768\"}", "'clip_dim' must be an integer");
+    cr_assert_eq(uvit_config_refuse_text(&c, "m.safetensors", "training"), 0);
+    parse_ok(&c, "{\"clip_dim\":8,\"num_clip_token\":3}");
+    cr_assert_eq(uvit_config_refuse_text(&c, "m.safetensors", "training"), -1);
+    cr_assert(strstr(err_msg(), "m.safetensors: config: 'clip_dim' is 8"), "%s", err_msg());
+}

@@ -5,7 +5,7 @@
  * tests/reference/make_fixtures.py (an independent PyTorch U-ViT that was
  * itself checked against the official code; float64 results of float32
  * weights and inputs). For each fixture: load the model, run the forward on
- * x, t (and y), compare the hidden state after every block and the output
+ * x, t (and y, or a text-to-image model's context), compare the hidden state after every block and the output
  * (relative L2 < 1e-4), then run the backward with dL/dout = r (the loss is
  * L = sum(out * r)) and compare every parameter's gradient with
  * grad.<name> (relative L2 < 1e-3). A failure names the worst tensor.
@@ -63,11 +63,16 @@ static void check_fixture(const char *name)
     int conditional = c->num_classes > 0;
     if (conditional)
         cr_assert_eq(st_read_i64(&io, "y", y, 1, batch_shape), 0, "%s", err_msg());
+    // a text-to-image model's context is (B, num_clip_token, clip_dim)
+    int64_t ctx_shape[3] = {B, c->num_clip_token, c->clip_dim};
+    float *context = uvit_is_text(c) ? fixture_f32(&io, "context", 3, ctx_shape) : NULL;
+    size_t ctx_bytes = (size_t)(B * c->num_clip_token * c->clip_dim) * sizeof(float);
 
     float *x_dev = upload(&ctx, x, img_bytes);
     float *t_dev = upload(&ctx, t, (size_t)B * sizeof(float));
     float *r_dev = upload(&ctx, r, img_bytes);
     int64_t *y_dev = conditional ? upload(&ctx, y, (size_t)B * sizeof(int64_t)) : NULL;
+    float *ctx_dev = context ? upload(&ctx, context, ctx_bytes) : NULL;
     float *out_dev = ctx_alloc(&ctx, img_bytes);
     Tensor x_t = tensor4(x_dev, DT_F32, B, C, H, W);
     Tensor t_t = tensor1(t_dev, DT_F32, B);
@@ -78,7 +83,9 @@ static void check_fixture(const char *name)
     uvit_enable_grads(&m, &ctx);
     uvit_zero_grads(&m, &ctx);
     UViTActs *acts = uvit_acts_create(&ctx, &m, (int)B, 1);
-    uvit_forward(&ctx, &m, acts, x_t, t_t, y_t, out_t);
+    Conditioning cond = cond_labels(y_t);
+    if (context) cond.context = tensor3(ctx_dev, DT_F32, B, c->num_clip_token, c->clip_dim);
+    uvit_forward(&ctx, &m, acts, x_t, t_t, cond, out_t);
     ctx_sync(&ctx);
 
     // the hidden state after every block, then the output
@@ -126,6 +133,8 @@ static void check_fixture(const char *name)
     ctx_free(&ctx, t_dev);
     ctx_free(&ctx, r_dev);
     if (y_dev) ctx_free(&ctx, y_dev);
+    if (ctx_dev) ctx_free(&ctx, ctx_dev);
+    free(context);
     ctx_free(&ctx, out_dev);
     st_close(&io);
     uvit_destroy(&m, &ctx);
@@ -142,4 +151,11 @@ Test(uvit_golden, uncond_conv_pruned)
 Test(uvit_golden, cond_mlp)
 {
     check_fixture("cond_mlp");
+}
+
+/* text-to-image (libs/uvit_t2i.py): [time, 77 context tokens, patches],
+   context_embed Linear(16, D), the 78 extras dropped before decoding */
+Test(uvit_golden, t2i_context)
+{
+    check_fixture("t2i");
 }

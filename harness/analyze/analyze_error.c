@@ -31,7 +31,7 @@ static double sum_sq_diff(const float *a, const float *b, int64_t n)
     return sum;
 }
 
-static int compare_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
+static int compare_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Conditioning cond,
                            const int64_t *ids, int eval, Tensor eps_out)
 {
     TrajectoryCompare *c = self->state;
@@ -44,7 +44,7 @@ static int compare_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const doubl
         const float *ref = c->ref->traj + ((size_t)eval * s->n + ids[b]) * chw;
         c->e->mse[eval] += sum_sq_diff(c->row, ref, chw) / ((double)s->n * chw);
     }
-    return c->inner->predict(c->inner, ctx, x, t, y, ids, eval, eps_out);
+    return c->inner->predict(c->inner, ctx, x, t, cond, ids, eval, eps_out);
 }
 
 int analyze_error_run(Ctx *ctx, const AnalyzeSampling *s, const ProbeResult *ref, double threshold,

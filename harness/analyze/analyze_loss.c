@@ -125,7 +125,7 @@ static void loss_batch_run(Ctx *ctx, const UViT *m, Method *me, const LossData *
     Tensor g = tensor4(lb->g, DT_F32, B, C, H, H), u = tensor4(lb->u, DT_F32, B, C, H, H);
     Tensor net_t = tensor1(lb->net_t, DT_F32, B), y = d->y ? tensor1(d->y + at, DT_I64, B) : tensor_none();
     op_axpby(ctx, x_t, lb->a, x0, lb->s, eps);
-    uvit_forward(ctx, m, lb->acts, x_t, net_t, y, pred);
+    uvit_forward(ctx, m, lb->acts, x_t, net_t, cond_labels(y), pred);
     *full += (double)op_mse_forward(ctx, pred, eps) * B / N;
     for (int i = 0; i < c->num_blocks - 1; i++) {
         method_probe(me, ctx, m, lb->acts, i, lb->t, net_t, g, u);

@@ -58,7 +58,7 @@ static void record_map(Ctx *ctx, ProbePredictor *p, int eval, int exit, int64_t 
                (size_t)chw * sizeof(float));
 }
 
-static int probe_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Tensor y,
+static int probe_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Conditioning cond,
                          const int64_t *ids, int eval, Tensor eps_out)
 {
     ProbePredictor *p = self->state;
@@ -66,7 +66,7 @@ static int probe_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double 
     ProbeResult *r = p->r;
     int64_t B = x.shape[0], chw = r->chw;
     CHECK(eval >= 0 && eval < s->evals, "analyze: evaluation %d of %d", eval, s->evals);
-    if (p->den.base.predict(&p->den.base, ctx, x, t, y, ids, eval, eps_out)) return -1;
+    if (p->den.base.predict(&p->den.base, ctx, x, t, cond, ids, eval, eps_out)) return -1;
     r->t[eval] = t[0];
     // x is (B, C, H, W): the state this evaluation sees, kept for fig 6
     for (int64_t b = 0; b < B; b++) {

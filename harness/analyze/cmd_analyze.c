@@ -148,8 +148,10 @@ static void plan_free(Plan *p)
 static int open_model(const AnalyzeArgs *a, Ctx *ctx, UViT *m, Method **me)
 {
     if (method_load(a->model, a->method, NULL, ctx, m, me)) return -1;
-    if (method_has_probe(*me) && m->cfg.num_blocks >= 2) return 0;
-    int rc = err_set("%s: method %s has no exits to analyze (a plain backbone); give a model trained with "
+    int rc = uvit_config_refuse_text(&m->cfg, a->model, "analyze");
+    if (rc == 0 && method_has_probe(*me) && m->cfg.num_blocks >= 2) return 0;
+    if (rc == 0)
+        rc = err_set("%s: method %s has no exits to analyze (a plain backbone); give a model trained with "
                      "--method deediff or an early-exit baseline", a->model, (*me)->kind->name);
     method_free(*me, ctx);
     uvit_destroy(m, ctx);

@@ -71,7 +71,7 @@ static void time_ours(Ctx *ctx, UViT *m, const BenchModel *bm, OurTimes *r)
     double fwd[16], fb[16], train[16];
     for (int it = 0; it <= bm->iters; it++) {  /* iteration 0 warms up */
         double t0 = bench_now();
-        uvit_forward(ctx, m, acts, tx, tensor1(t, DT_F32, B), tensor_none(), to);
+        uvit_forward(ctx, m, acts, tx, tensor1(t, DT_F32, B), cond_none(), to);
         double t1 = bench_now();
         uvit_zero_grads(m, ctx);
         uvit_backward(ctx, m, acts, td);

@@ -39,6 +39,10 @@ static void print_info(const char *source, const UViTConfig *c, size_t file_para
     free(json);
     printf("tokens       %d (%d patches + %d extra)\n", uvit_num_tokens(c), uvit_num_patches(c),
            uvit_num_extras(c));
+    if (uvit_is_text(c))
+        printf("text         clip_dim %d, num_clip_token %d: text-to-image (context_embed Linear(%d, %d) over each "
+               "prompt's CLIP tokens; sequence [time, %d context tokens, patches])\n", c->clip_dim, c->num_clip_token,
+               c->clip_dim, c->embed_dim, c->num_clip_token);
     size_t params = uvit_param_count(c);
     printf("parameters   %zu (%.2f M)\n", params, params / 1e6);
     if (file_params && file_params != params)

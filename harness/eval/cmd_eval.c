@@ -32,6 +32,11 @@
  *      the unpruned full network's: S-Pruning's measure), gmacs_per_image, gflops_per_image,
  *      seconds_per_image, every image's exit at every evaluation (table
  *      exits), and 'done'.
+ * Guidance (--guidance, --cfg-exit) and a text-to-image model's prompts
+ * (--context, --empty-context) are the flags of harness/cli/guidance_options.h;
+ * the protocol records the scale, the exit pairing under guidance and the
+ * context files (with their sha256), and a run without them keeps exactly
+ * the protocol it had before they existed.
  * With --skip-done a run whose exact configuration (the JSON above, which
  * includes the model's and the statistics' sha256) is already stored is not
  * repeated: `make table1` can be run again at no cost.
@@ -62,6 +67,7 @@
 #include "fd_name.h"
 #include "../store/file_hash.h"
 #include "image_features.h"
+#include "../cli/guidance_options.h"
 #include "../cli/method_options.h"
 #include "../data/png_write.h"
 #include "../cli/progress.h"
@@ -77,6 +83,7 @@ typedef struct {
     int skip_done;
     SamplerOptions so;
     MethodOptions mo;
+    GuidanceOptions go;
 } EvalArgs;
 
 /* err_msg() prefixed with the flag whose file it names: "--model: P: cannot open: ..." */
@@ -160,6 +167,7 @@ typedef struct {
     const EvalReference *er;
     const char *backend;
     const UViTConfig *cfg;
+    const Guidance *guidance;
 } Protocol;
 
 static char *protocol_json(const Protocol *p)
@@ -183,7 +191,8 @@ static char *protocol_json(const Protocol *p)
     cJSON_AddNumberToObject(j, "evals_per_image", p->evals_per_image);
     cJSON_AddNumberToObject(j, "t_end", p->sc->t_end);
     if (p->sc->kind == SAMPLER_DDIM) cJSON_AddNumberToObject(j, "eta", p->sc->eta);
-    cJSON_AddNumberToObject(j, "guidance", 0);
+    cJSON_AddNumberToObject(j, "guidance", p->guidance->scale);
+    guidance_protocol_add(p->guidance, j);
     cJSON_AddNumberToObject(j, "seed", (double)p->sc->seed);
     cJSON_AddNumberToObject(j, "n", (double)p->n);
     cJSON_AddStringToObject(j, "ids", "0..n-1");
@@ -330,9 +339,10 @@ static int parse_sampler(const EvalArgs *a, SamplerConfig *sc, long *n, long *ba
 }
 
 /* draws the n images (ids 0..n-1) into imgs[n,C,H,W] with the method's
-   predictor; times them and counts what they spent into *account */
-static int draw_samples(Ctx *ctx, const UViT *m, Method *me, double threshold, const SamplerConfig *sc, int64_t n,
-                        int batch, float *imgs, double *seconds, SampleAccount *account)
+   predictor (under guidance when g asks for it); times them and counts what
+   they spent into *account */
+static int draw_samples(Ctx *ctx, const UViT *m, Method *me, double threshold, const SamplerConfig *sc,
+                        Guidance *g, int64_t n, int batch, float *imgs, double *seconds, SampleAccount *account)
 {
     const UViTConfig *c = &m->cfg;
     int C = c->in_chans, H = c->img_size;
@@ -340,35 +350,49 @@ static int draw_samples(Ctx *ctx, const UViT *m, Method *me, double threshold, c
     for (int64_t i = 0; i < n; i++) ids[i] = i;
     if (c->num_classes > 0) {
         labels = xmalloc(sizeof(int64_t) * (size_t)n);
-        sample_labels(sc->seed, ids, n, c->num_classes, labels);
+        sample_labels(sc->seed, ids, n, guidance_label_classes(g, c), labels);
     }
-    NoisePredictor *pred = method_predictor(me, ctx, m, batch, sc->schedule, threshold, account);
+    NoisePredictor *inner = method_predictor(me, ctx, m, batch, sc->schedule, threshold, account), *pred;
+    CfgPredictor cfg;
+    int rc = guidance_wrap(g, ctx, c, inner, &cfg, &pred);
+    if (rc) {
+        method_predictor_free(me, ctx, inner);
+        free(ids);
+        free(labels);
+        return rc;
+    }
+    int64_t per_run = pred->max_batch;   // paired exits: half the images per call
     Progress prog;
-    progress_init(&prog, stderr, 0, n, batch, 1);
-    int rc = 0;
+    progress_init(&prog, stderr, 0, n, per_run, 1);
     double t0 = bench_now();
-    for (int64_t at = 0; rc == 0 && at < n; at += batch) {
-        int64_t k = n - at < batch ? n - at : batch;
-        rc = sample_run(ctx, pred, sc, C, H, H, k, ids + at, labels ? labels + at : NULL,
-                        imgs + (size_t)at * C * H * H);
+    for (int64_t at = 0; rc == 0 && at < n; at += per_run) {
+        int64_t k = n - at < per_run ? n - at : per_run;
+        SampleCond cond;
+        rc = guidance_cond(g, ids + at, k, labels ? labels + at : NULL, &cond);
+        if (rc == 0) rc = sample_run_cond(ctx, pred, sc, C, H, H, k, ids + at, &cond, imgs + (size_t)at * C * H * H);
         progress_update(&prog, at + k, NAN);
     }
     ctx_sync(ctx);
     *seconds = bench_now() - t0;
     progress_finish(&prog);
-    method_predictor_free(me, ctx, pred);
+    if (pred != inner) cfg_predictor_destroy(&cfg, ctx);
+    method_predictor_free(me, ctx, inner);
     free(ids);
     free(labels);
     return rc;
 }
 
 /* the run's name when --name is not given: "fmnist/uvit/dpm50/FD-FMNIST-1k/seed0",
-   "fmnist/deediff-t0.1/dpm50/FD-FMNIST-1k/seed0" */
+   "fmnist/deediff-t0.1/dpm50/FD-FMNIST-1k/seed0", under guidance
+   "fmnist/deediff-t0.1-cfg1-paired/dpm50/FD-FMNIST-1k/seed0" */
 static void default_name(const Protocol *p, char *buf, size_t size)
 {
     char method[64];
     if (!strcmp(p->method, "none")) snprintf(method, sizeof method, "uvit");
     else snprintf(method, sizeof method, "%s-t%g", p->method, p->threshold);
+    if (p->guidance->scale != 0)
+        snprintf(method + strlen(method), sizeof method - strlen(method), "-cfg%g-%s", p->guidance->scale,
+                 cfg_exit_name(p->guidance->exit));
     snprintf(buf, size, "%s/%s/%s%d/%s/seed%llu", p->dataset, method, sampler_kind_name(p->sc->kind),
              p->sc->steps, p->fd_name, (unsigned long long)p->sc->seed);
 }
@@ -388,8 +412,9 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     EvalReference er = {0};
 
     // the model, and what the protocol says about it
+    Guidance g = {0};
     Protocol p = {.model = a->model, .method = "none", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
-                  .ref = a->ref, .er = &er, .backend = ro->backend, .threads = run->threads};
+                  .ref = a->ref, .er = &er, .backend = ro->backend, .threads = run->threads, .guidance = &g};
     char dataset[64];
     UViT m;
     Method *me = NULL;
@@ -412,6 +437,10 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         }
     }
     const UViTConfig *c = have_model ? &m.cfg : NULL;
+    if (rc == 0) rc = guidance_open(&a->go, c, &g);
+    if (rc == 0 && g.contexts && context_source_count(g.contexts) < n)
+        rc = err_set("--context: %s: %lld prompts for N = %ld images (image i takes prompt i)", a->go.context,
+                     (long long)context_source_count(g.contexts), n);
     if (rc == 0 && !strcmp(fn.name, "fmnist") && (c->in_chans != 1 || c->img_size != FMNIST_NET_SIDE))
         rc = err_set("%s: images %dx%dx%d, the FD-FMNIST network reads 1x28x28 (use --features inception:W)",
                      a->model, c->in_chans, c->img_size, c->img_size);
@@ -443,7 +472,7 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     if (rc == 0) {
         size_t numel = (size_t)n * c->in_chans * c->img_size * c->img_size;
         imgs = xmalloc(sizeof(float) * numel);
-        rc = draw_samples(ctx, &m, me, p.threshold, &sc, n, (int)batch, imgs, &seconds, &account);
+        rc = draw_samples(ctx, &m, me, p.threshold, &sc, &g, n, (int)batch, imgs, &seconds, &account);
         for (size_t i = 0; rc == 0 && i < numel; i++) imgs[i] = dataset_pixel_to_float(png_pixel_u8(imgs[i]));
     }
     // 3. features, statistics, distance
@@ -497,6 +526,7 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     free(config);
     free(p.method_options);
     exit_log_free(&exits);
+    guidance_close(&g);
     method_free(me, ctx);
     fid_stats_free(&fs);
     free(feats);
@@ -522,6 +552,7 @@ int cmd_eval(int argc, char **argv)
          &a.features, NULL, 0},
         SAMPLER_OPTIONS(a.so),
         METHOD_OPTIONS(a.mo),
+        GUIDANCE_OPTIONS(a.go),
         {"--batch", "B", "images per network call (default 64, as deediff sample)", &a.batch, NULL, 0},
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &a.db, NULL, 0},
         {"--name", "NAME", "the run's name (default dataset/method/samplerSTEPS/metric/seedS)", &a.name, NULL, 0},

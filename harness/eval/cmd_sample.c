@@ -5,10 +5,13 @@
  * Writes DIR/<id>.png for every image, DIR/grid.png, and DIR/samples.json
  * (the protocol and, per image, its id, label and the command that redraws
  * it alone). An image is addressed by (seed, id): its starting noise and
- * every step's noise are Philox streams keyed by them, so
+ * every step's noise are Philox streams keyed by them (and a text-to-image
+ * model's prompt is prompt id of --context), so
  * `deediff sample ... --seed S --ids 12` regenerates image 12 bit for bit.
  * Every PNG also carries its protocol in a tEXt chunk named "deediff".
+ * Guidance and text conditioning: harness/cli/guidance_options.h.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include "../../model/sampler.h"
 #include "../../model/uvit.h"
 #include "../cli/cli.h"
+#include "../cli/guidance_options.h"
 #include "../cli/method_options.h"
 #include "../data/png_write.h"
 #include "../cli/progress.h"
@@ -30,9 +34,10 @@
 #include "../cli/text_file.h"
 
 typedef struct {
-    const char *model, *out, *n, *first_id, *ids, *guidance, *label, *batch, *weights;
+    const char *model, *out, *n, *first_id, *ids, *label, *batch, *weights;
     SamplerOptions so;
     MethodOptions mo;
+    GuidanceOptions go;
     const char *method;    /* the method that ran */
     double threshold;
 } SampleArgs;
@@ -56,9 +61,22 @@ static int parse_ids(const char *text, int64_t **ids, int64_t *n)
     return 0;
 }
 
+/* json (freed) with what guidance and the contexts used added (caller frees) */
+static char *with_guidance(char *json, const Guidance *g)
+{
+    cJSON *j = cJSON_Parse(json);
+    CHECK(j, "sample: a protocol that is not JSON: %s", json);
+    free(json);
+    guidance_protocol_add(g, j);
+    char *text = cJSON_PrintUnformatted(j);
+    CHECK(text, "out of memory");
+    cJSON_Delete(j);
+    return text;
+}
+
 /* the run's protocol, as JSON (caller frees) */
 static char *run_protocol(const SampleArgs *a, const SamplerConfig *sc, const char *prefix,
-                          double guidance, int64_t n)
+                          const Guidance *g, int64_t n)
 {
     char buf[2048];
     snprintf(buf, sizeof buf,
@@ -67,38 +85,34 @@ static char *run_protocol(const SampleArgs *a, const SamplerConfig *sc, const ch
              "\"pixels\":\"u8 = floor((x+1)/2*255+0.5) clamped\"}",
              a->model, *prefix ? prefix : "plain", a->method, a->threshold, (unsigned long long)sc->seed,
              sampler_kind_name(sc->kind), schedule_kind_name(sc->schedule), sc->steps, sc->eta,
-             guidance, (long long)n);
-    return xstrdup(buf);
+             g->scale, (long long)n);
+    return with_guidance(xstrdup(buf), g);
 }
 
 /* the protocol of one image, as JSON (caller frees) */
 static char *image_protocol(const SampleArgs *a, const SamplerConfig *sc, const char *prefix,
-                            double guidance, int64_t id, int64_t label)
+                            const Guidance *g, int64_t id, int64_t label)
 {
-    char buf[2048];
+    char buf[4096], flags[2048];
+    guidance_redraw_flags(g, flags, sizeof flags);
     snprintf(buf, sizeof buf,
              "{\"model\":\"%s\",\"weights\":\"%s\",\"method\":\"%s\",\"threshold\":%g,\"id\":%lld,"
              "\"seed\":%llu,\"sampler\":\"%s\","
              "\"schedule\":\"%s\",\"steps\":%d,\"eta\":%g,\"guidance\":%g,\"label\":%lld,"
              "\"redraw\":\"deediff sample --model %s --weights %s --method %s --threshold %g --seed %llu --ids %lld "
-             "--sampler %s --schedule %s --steps %d --eta %g --guidance %g%s%s --out DIR\"}",
+             "--sampler %s --schedule %s --steps %d --eta %g --guidance %g%s%s%s --out DIR\"}",
              a->model, *prefix ? prefix : "plain", a->method, a->threshold, (long long)id, (unsigned long long)sc->seed,
              sampler_kind_name(sc->kind), schedule_kind_name(sc->schedule), sc->steps, sc->eta,
-             guidance, (long long)label, a->model, *prefix ? prefix : "plain", a->method, a->threshold,
+             g->scale, (long long)label, a->model, *prefix ? prefix : "plain", a->method, a->threshold,
              (unsigned long long)sc->seed, (long long)id, sampler_kind_name(sc->kind),
-             schedule_kind_name(sc->schedule), sc->steps, sc->eta, guidance,
-             a->label ? " --label " : "", a->label ? a->label : "");
-    return xstrdup(buf);
+             schedule_kind_name(sc->schedule), sc->steps, sc->eta, g->scale,
+             a->label ? " --label " : "", a->label ? a->label : "", flags);
+    return with_guidance(xstrdup(buf), g);
 }
 
-static int parse_sampler(const SampleArgs *a, const UViTConfig *c, SamplerConfig *sc,
-                         double *guidance, long *batch)
+static int parse_sampler(const SampleArgs *a, SamplerConfig *sc, long *batch)
 {
     if (sampler_options_parse(&a->so, sc)) return -1;
-    *guidance = 0;
-    if (a->guidance && cli_double("--guidance", a->guidance, guidance)) return -1;
-    if (*guidance != 0 && c->num_classes <= 0)
-        return err_set("--guidance: the model is unconditional (num_classes -1)");
     *batch = 64;
     if (a->batch && cli_int("--batch", a->batch, 1, 4096, batch)) return -1;
     return 0;
@@ -106,13 +120,13 @@ static int parse_sampler(const SampleArgs *a, const UViTConfig *c, SamplerConfig
 
 /* writes every PNG, the grid and the manifest */
 static int write_outputs(const SampleArgs *a, const SamplerConfig *sc, const char *prefix,
-                         double guidance, const UViTConfig *c, const float *imgs,
+                         const Guidance *g, const UViTConfig *c, const float *imgs,
                          const int64_t *ids, const int64_t *labels, int64_t n)
 {
     int C = c->in_chans, H = c->img_size;
     TextBuf manifest;
     text_init(&manifest);
-    char *proto = run_protocol(a, sc, prefix, guidance, n);
+    char *proto = run_protocol(a, sc, prefix, g, n);
     text_printf(&manifest, "{\"protocol\":%s,\n\"images\":[\n", proto);
     free(proto);
     for (int64_t i = 0; i < n; i++) {
@@ -120,7 +134,7 @@ static int write_outputs(const SampleArgs *a, const SamplerConfig *sc, const cha
         snprintf(file, sizeof file, "%06lld.png", (long long)ids[i]);
         snprintf(path, sizeof path, "%s/%s", a->out, file);
         int64_t label = labels ? labels[i] : -1;
-        char *p = image_protocol(a, sc, prefix, guidance, ids[i], label);
+        char *p = image_protocol(a, sc, prefix, g, ids[i], label);
         const char *key = "deediff";
         int rc = png_write_chw(path, imgs + (size_t)i * C * H * H, C, H, H, 1, &key,
                                (const char *const *)&p);
@@ -163,11 +177,12 @@ static int run_sampling(RunContext *run, SampleArgs *a)
     a->method = me->kind->name;
     const UViTConfig *c = &m.cfg;
     SamplerConfig sc;
-    double guidance;
+    Guidance g = {0};
     long batch;
     int64_t n = 16, *ids = NULL, *labels = NULL;
     float *imgs = NULL;
-    int rc = parse_sampler(a, c, &sc, &guidance, &batch);
+    int rc = parse_sampler(a, &sc, &batch);
+    if (rc == 0) rc = guidance_open(&a->go, c, &g);
     if (rc == 0 && a->ids) {
         rc = parse_ids(a->ids, &ids, &n);
     } else if (rc == 0) {
@@ -180,48 +195,53 @@ static int run_sampling(RunContext *run, SampleArgs *a)
     }
     if (rc == 0 && c->num_classes > 0) {
         labels = xmalloc((size_t)n * sizeof *labels);
-        sample_labels(sc.seed, ids, n, c->num_classes - (guidance != 0), labels);
+        sample_labels(sc.seed, ids, n, guidance_label_classes(&g, c), labels);
         if (a->label) {
             long l;
             rc = cli_int("--label", a->label, 0, c->num_classes - 1, &l);
             for (int64_t i = 0; i < n; i++) labels[i] = l;
         }
     } else if (rc == 0 && a->label) {
-        rc = err_set("--label: the model is unconditional (num_classes -1)");
+        rc = err_set("--label: the model is not class-conditional (num_classes -1)");
     }
     if (rc == 0 && c->in_chans != 1 && c->in_chans != 3)
         rc = err_set("%s: %d-channel samples (latents) cannot be written as PNG without the "
                      "autoencoder", a->model, c->in_chans);
+    if (rc == 0) rc = guidance_check_ids(&g, ids, n);
+    /* the predictors before the output folder: a setting they refuse writes nothing */
+    SampleAccount account = {0};
+    NoisePredictor *inner = NULL, *pred = NULL;
+    CfgPredictor cfg;
+    if (rc == 0) {
+        inner = method_predictor(me, ctx, &m, (int)batch, sc.schedule, a->threshold, &account);
+        rc = guidance_wrap(&g, ctx, c, inner, &cfg, &pred);
+    }
     if (rc == 0) rc = make_dirs(a->out);
     if (rc == 0) {
         int C = c->in_chans, H = c->img_size;
         imgs = xmalloc((size_t)n * C * H * H * sizeof(float));
-        SampleAccount account = {0};
-        NoisePredictor *inner = method_predictor(me, ctx, &m, (int)batch, sc.schedule, a->threshold, &account);
-        NoisePredictor *pred = inner;
-        CfgPredictor cfg;
-        if (guidance != 0) {
-            cfg_predictor_init(&cfg, ctx, pred, guidance, uvit_null_class(c), C, H, H);
-            pred = &cfg.base;
-        }
+        /* paired exits halve the images per call: each image's two passes share one */
+        int64_t per_run = pred->max_batch;
         Progress prog;
-        progress_init(&prog, stderr, 0, n, batch, 1);
-        for (int64_t at = 0; rc == 0 && at < n; at += batch) {
-            int64_t k = n - at < batch ? n - at : batch;
-            rc = sample_run(ctx, pred, &sc, C, H, H, k, ids + at, labels ? labels + at : NULL,
-                            imgs + (size_t)at * C * H * H);
+        progress_init(&prog, stderr, 0, n, per_run, 1);
+        for (int64_t at = 0; rc == 0 && at < n; at += per_run) {
+            int64_t k = n - at < per_run ? n - at : per_run;
+            SampleCond cond;
+            rc = guidance_cond(&g, ids + at, k, labels ? labels + at : NULL, &cond);
+            if (rc == 0) rc = sample_run_cond(ctx, pred, &sc, C, H, H, k, ids + at, &cond, imgs + (size_t)at * C * H * H);
             progress_update(&prog, at + k, NAN);
         }
         progress_finish(&prog);
-        if (guidance != 0) cfg_predictor_destroy(&cfg, ctx);
-        method_predictor_free(me, ctx, inner);
         if (rc == 0 && strcmp(me->kind->name, "none")) exit_histogram_print(stdout, &account, c->num_blocks);
     }
-    if (rc == 0) rc = write_outputs(a, &sc, prefix, guidance, c, imgs, ids, labels, n);
+    if (pred && pred != inner) cfg_predictor_destroy(&cfg, ctx);
+    if (inner) method_predictor_free(me, ctx, inner);
+    if (rc == 0) rc = write_outputs(a, &sc, prefix, &g, c, imgs, ids, labels, n);
     if (rc == 0) printf("sample: %lld images in %s (grid.png, samples.json)\n", (long long)n, a->out);
     free(imgs);
     free(ids);
     free(labels);
+    guidance_close(&g);
     method_free(me, ctx);
     uvit_destroy(&m, ctx);
     return rc;
@@ -239,7 +259,7 @@ int cmd_sample(int argc, char **argv)
         {"--ids", "I,J,..", "exactly these image ids (redraw single images)", &a.ids, NULL, 0},
         SAMPLER_OPTIONS(a.so),
         METHOD_OPTIONS(a.mo),
-        {"--guidance", "W", "classifier-free guidance scale (conditional models)", &a.guidance, NULL, 0},
+        GUIDANCE_OPTIONS(a.go),
         {"--label", "L", "class of every image (default: drawn per image)", &a.label, NULL, 0},
         {"--weights", "ema|model|plain", "which weights of a checkpoint (default ema)", &a.weights, NULL, 0},
         {"--batch", "B", "images per network call (default 64)", &a.batch, NULL, 0},

@@ -48,6 +48,7 @@ int train_check_data(const TrainConfig *tc, const Dataset *ds)
     const UViTConfig *c = &tc->model;
     const char *src = tc->source;
     int conditional = c->num_classes > 0;
+    if (uvit_config_refuse_text(c, src, "training (and pruning's gradient pass)")) return -1;
     if (ds->c != c->in_chans || ds->h != c->img_size || ds->w != c->img_size)
         return err_set("%s: data.dataset: %s items are %dx%dx%d, the model takes %dx%dx%d", src, ds->name,
                        ds->c, ds->h, ds->w, c->in_chans, c->img_size, c->img_size);

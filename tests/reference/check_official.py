@@ -8,6 +8,10 @@ this repository. Put a copy in a folder of your own, e.g.
 
 and run  /usr/bin/python3 tests/reference/check_official.py /tmp/uvit_official
 
+With libs/uvit_t2i.py there too (the text-to-image network), check 1 also
+runs on text-to-image configurations: the context goes to the official
+forward as `context`, to ours as `context=`.
+
 It needs einops; when einops is missing, a small rearrange() written here
 stands in for it (the official file uses only rearrange with plain patterns).
 
@@ -76,9 +80,12 @@ def import_official(folder):
     return official
 
 
-def run(model, x, t, y, r):
+def run(model, x, t, y, r, context=None, official_t2i=False):
     model.zero_grad()
-    out = model(x, t, y)
+    if official_t2i:
+        out = model(x, t, context)
+    else:
+        out = model(x, t, y, None, context) if context is not None else model(x, t, y)
     (out * r).sum().backward()
     return out.detach(), {n: p.grad.detach().clone() for n, p in model.named_parameters()}
 
@@ -88,6 +95,7 @@ def rel(a, b):
 
 
 def compare(official_mod, cfg, dtype, tol, gen):
+    t2i = cfg.get("clip_dim", 0) > 0
     off = official_mod.UViT(**cfg).to(dtype)
     uvit_ref.randomize_(off, gen)
     ours = uvit_ref.UViT(**cfg).to(dtype)
@@ -96,10 +104,11 @@ def compare(official_mod, cfg, dtype, tol, gen):
     x = torch.randn(b, cfg["in_chans"], cfg["img_size"], cfg["img_size"], generator=gen, dtype=dtype)
     t = torch.tensor([0.37, 412.9, 998.61])
     y = torch.randint(0, cfg["num_classes"], (b,), generator=gen) if cfg.get("num_classes", -1) > 0 else None
-    out_o, grads_o = run(off, x, t, y, torch.ones_like(x))
+    ctx = torch.randn(b, cfg["num_clip_token"], cfg["clip_dim"], generator=gen, dtype=dtype) if t2i else None
+    out_o, grads_o = run(off, x, t, y, torch.ones_like(x), ctx, t2i)
     r = torch.randn(out_o.shape, generator=gen, dtype=dtype)
-    out_o, grads_o = run(off, x, t, y, r)
-    out_m, grads_m = run(ours, x, t, y, r)
+    out_o, grads_o = run(off, x, t, y, r, ctx, t2i)
+    out_m, grads_m = run(ours, x, t, y, r, ctx)
     assert grads_o.keys() == grads_m.keys()
     worst = max((rel(grads_m[n], grads_o[n]), n) for n in grads_o)
     err = rel(out_m, out_o)
@@ -189,6 +198,21 @@ def main():
             ok &= compare(official, cfg, dtype, tol, gen)
     ok &= compare_pruned(official, gen)
     official.timestep_embedding = orig_embedding
+    if os.path.exists(os.path.join(sys.argv[1], "libs", "uvit_t2i.py")):
+        from libs import uvit_t2i   # noqa: E402
+        t2i_configs = [
+            dict(img_size=8, patch_size=2, in_chans=2, embed_dim=16, depth=2, num_heads=2, mlp_ratio=4,
+                 qkv_bias=False, mlp_time_embed=False, conv=True, clip_dim=16, num_clip_token=77),
+            dict(img_size=8, patch_size=4, in_chans=4, embed_dim=24, depth=4, num_heads=3, mlp_ratio=2,
+                 qkv_bias=True, mlp_time_embed=True, conv=False, clip_dim=10, num_clip_token=5),
+        ]
+        orig_t2i = uvit_t2i.timestep_embedding
+        for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-12)):
+            if dtype == torch.float64:
+                uvit_t2i.timestep_embedding = lambda t, dim: uvit_ref.timestep_embedding(t, dim, torch.float64)
+            for cfg in t2i_configs:
+                ok &= compare(uvit_t2i, cfg, dtype, tol, gen)
+        uvit_t2i.timestep_embedding = orig_t2i
     print("all checks passed" if ok else "SOME CHECKS FAILED")
     sys.exit(0 if ok else 1)
 

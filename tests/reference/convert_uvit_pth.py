@@ -5,6 +5,9 @@
     convert_uvit_pth.py --selftest
 
 .pth -> .safetensors: the state dict of baofff/U-ViT (nnet.pth, nnet_ema.pth;
+libs/uvit.py's networks and libs/uvit_t2i.py's, whose config names clip_dim and
+num_clip_token, e.g. MS-COCO's {"img_size":32,"patch_size":2,"in_chans":4,
+"embed_dim":512,"depth":12,"num_heads":8,"clip_dim":768,"num_clip_token":77};
 a leading 'module.' from DataParallel is stripped; a {"state_dict": ...} or
 {"model": ...} wrapper is opened) is written unchanged in value as F32 with
 __metadata__ {"config": JSON}. The config (U-ViT's constructor arguments, see
@@ -173,6 +176,25 @@ def selftest():
     y = torch.tensor([0, 2])
     with torch.no_grad():
         assert torch.equal(model(x, t, y), reloaded(x, t, y))
+
+    # a text-to-image model (libs/uvit_t2i.py's names: context_embed, 1 + 77 extras in pos_embed)
+    tcfg = dict(img_size=8, patch_size=2, in_chans=4, embed_dim=16, depth=2, num_heads=2, clip_dim=12)
+    tmodel = uvit_ref.UViT(**tcfg)
+    uvit_ref.randomize_(tmodel, gen)
+    assert tuple(tmodel.state_dict()["pos_embed"].shape) == (1, 1 + 77 + 16, 16)
+    assert tuple(tmodel.state_dict()["context_embed.weight"].shape) == (16, 12)
+    torch.save(collections.OrderedDict(("module." + k, v) for k, v in tmodel.state_dict().items()), pth)
+    pth_to_safetensors(pth, st, tcfg)
+    tensors, meta = safetensors_io.load_file(st)
+    tc = json.loads(meta["config"])
+    assert tc["clip_dim"] == 12 and tc["num_clip_token"] == 77 and tc["num_classes"] == -1, tc
+    safetensors_to_pth(st, pth2)
+    treloaded = uvit_ref.from_config(meta["config"])
+    treloaded.load_state_dict(torch.load(pth2), strict=True)
+    xc = torch.randn(2, 4, 8, 8, generator=gen)
+    context = torch.randn(2, 77, 12, generator=gen)
+    with torch.no_grad():
+        assert torch.equal(tmodel(xc, t, context=context), treloaded(xc, t, context=context))
 
     # a half-precision checkpoint becomes F32 with the same values
     torch.save({"state_dict": {k: v.half() for k, v in model.state_dict().items()}}, pth)

@@ -6,6 +6,7 @@ For each configuration below it writes
   uvit_<name>.model.safetensors  every parameter (official names, F32) and
                                  __metadata__ {"config": <constructor JSON>}
   uvit_<name>.io.safetensors     x [B,C,H,W], t [B], y [B] (I64, conditional only),
+                                 context [B,L,clip_dim] (text-to-image only),
                                  r [B,C,H,W], out [B,C,H,W], hidden.<i> [B,T,D]
                                  (after block i), grad.<param> for every parameter
 where L = sum(out * r), so grad.<param> = dL/dparam and dL/dout = r.
@@ -40,6 +41,11 @@ CONFIGS = {
     "cond_mlp": dict(img_size=8, patch_size=4, in_chans=2, embed_dim=24, depth=2,
                      num_heads=3, mlp_ratio=4.0, qkv_bias=True, mlp_time_embed=True,
                      num_classes=5, conv=False),
+    # text-to-image (libs/uvit_t2i.py): [time, 77 context tokens, patches], context_embed
+    # Linear(16, D) over U-ViT's 77 CLIP tokens (clip_dim 16 instead of 768), final conv
+    "t2i": dict(img_size=8, patch_size=2, in_chans=2, embed_dim=16, depth=2,
+                num_heads=2, mlp_ratio=4.0, qkv_bias=False, mlp_time_embed=False,
+                conv=True, clip_dim=16, num_clip_token=77),
 }
 
 
@@ -57,20 +63,24 @@ def make(name, cfg, outdir, seed):
     c = model.cfg
     x = torch.randn(BATCH, c["in_chans"], c["img_size"], c["img_size"], generator=gen)
     t = torch.tensor(TIMESTEPS, dtype=torch.float32)
-    y = None
+    y = context = None
     if c["num_classes"] > 0:
         # the last class, the first, one between: edge rows of label_emb
         y = torch.tensor([c["num_classes"] - 1, 0, 2], dtype=torch.int64)
+    if c["clip_dim"] > 0:
+        context = torch.randn(BATCH, c["num_clip_token"], c["clip_dim"], generator=gen)
     r = torch.randn(x.shape, generator=gen)     # out has x's shape
 
     hiddens = []
-    out = model64(x.double(), t, y, hiddens)
+    out = model64(x.double(), t, y, hiddens, None if context is None else context.double())
     (out * r.double()).sum().backward()
 
     params = {n: p.detach().float() for n, p in model.named_parameters()}
     io = {"x": x, "t": t, "r": r, "out": out.detach().float()}
     if y is not None:
         io["y"] = y
+    if context is not None:
+        io["context"] = context
     for i, h in enumerate(hiddens):
         io["hidden.%d" % i] = h.detach().float()
     for n, p in model64.named_parameters():
@@ -83,7 +93,7 @@ def make(name, cfg, outdir, seed):
 
     # what a float32 implementation can reach: this same network in float32
     model.zero_grad()
-    out32 = model(x, t, y)
+    out32 = model(x, t, y, None, context)
     (out32 * r).sum().backward()
     worst = max(rel_l2(p.grad.double(), model64.get_parameter(n).grad) for n, p in model.named_parameters())
     sizes = [os.path.getsize(base + s) for s in (".model.safetensors", ".io.safetensors")]

@@ -1,11 +1,13 @@
 """uvit_ref.py: an independent PyTorch U-ViT, the reference our C model is tested against.
 
-Written from REFERENCE.md section 1 (facts of baofff/U-ViT libs/uvit.py), with
-the official state-dict names so checkpoints move between the two unchanged:
+Written from REFERENCE.md section 1 (facts of baofff/U-ViT libs/uvit.py and, for
+text-to-image, libs/uvit_t2i.py), with the official state-dict names so
+checkpoints move between the two unchanged:
 
   patch_embed.proj            Conv2d(C, D, p, stride p)          -> tokens [B, N, D]
   time_embed.0 / .2           Linear(D,4D), SiLU, Linear(4D,D)    (only if mlp_time_embed)
   label_emb                   Embedding(num_classes, D)           (only if num_classes > 0)
+  context_embed               Linear(clip_dim, D)                 (only if clip_dim > 0: text-to-image)
   pos_embed                   [1, extras + N, D]
   in_blocks.i, mid_block, out_blocks.i (+ .skip_linear Linear(2D, D))
   norm, decoder_pred          LayerNorm(D), Linear(D, p*p*C)
@@ -13,7 +15,12 @@ the official state-dict names so checkpoints move between the two unchanged:
 
 Config keys are U-ViT's constructor arguments plus our structural-pruning
 extensions block_mlp_hidden and block_num_heads (one entry per block, in the
-order in_blocks, mid_block, out_blocks). A pruned block keeps the head size
+order in_blocks, mid_block, out_blocks). The text-to-image network takes
+clip_dim and num_clip_token (uvit_t2i's names; absent or 0: not text-to-image;
+num_clip_token defaults to uvit_t2i's 77 when only clip_dim is given) and no
+num_classes. The sequence is [time, patches], [label, time, patches] when
+class-conditional, [time, num_clip_token context tokens, patches] for
+text-to-image; the extras are dropped before unpatchifying. A pruned block keeps the head size
 hd = embed_dim // num_heads, so its qkv is Linear(D, 3*heads*hd) and its proj
 Linear(heads*hd, D).
 
@@ -33,6 +40,8 @@ DEFAULTS = {
     "num_classes": -1, "conv": True,
 }
 PRUNING_KEYS = ("block_mlp_hidden", "block_num_heads")
+TEXT_KEYS = ("clip_dim", "num_clip_token")
+T2I_DEFAULT_TOKENS = 77   # uvit_t2i's default num_clip_token
 
 
 def finish_config(cfg):
@@ -45,11 +54,17 @@ def finish_config(cfg):
     cfg.pop("use_checkpoint", None)
     if not cfg.pop("skip", True):
         raise ValueError("skip: only true is supported")
-    unknown = set(cfg) - set(DEFAULTS) - set(PRUNING_KEYS)
+    unknown = set(cfg) - set(DEFAULTS) - set(PRUNING_KEYS) - set(TEXT_KEYS)
     if unknown:
         raise ValueError("%s: unknown key" % sorted(unknown)[0])
-    full = dict(DEFAULTS)
+    full = dict(DEFAULTS, clip_dim=0, num_clip_token=0)
+    if cfg.get("clip_dim", 0) > 0 and "num_clip_token" not in cfg:
+        full["num_clip_token"] = T2I_DEFAULT_TOKENS
     full.update(cfg)
+    if (full["clip_dim"] > 0) != (full["num_clip_token"] > 0):
+        raise ValueError("clip_dim, num_clip_token: a text-to-image model needs both, any other neither")
+    if full["clip_dim"] > 0 and full["num_classes"] != -1:
+        raise ValueError("num_classes: the text-to-image U-ViT has no class labels")
     d, heads, depth = full["embed_dim"], full["num_heads"], full["depth"]
     if d % heads or depth % 2 or full["img_size"] % full["patch_size"]:
         raise ValueError("embed_dim, depth, img_size: need num_heads | embed_dim, 2 | depth, patch_size | img_size")
@@ -70,6 +85,8 @@ def config_json(cfg):
     full = finish_config(cfg)
     out = {k: full[k] for k in DEFAULTS}
     out["mlp_ratio"] = float(out["mlp_ratio"])
+    if full["clip_dim"] > 0:
+        out.update({k: full[k] for k in TEXT_KEYS})
     nblocks = full["depth"] + 1
     if full["block_mlp_hidden"] != [int(full["embed_dim"] * full["mlp_ratio"])] * nblocks:
         out["block_mlp_hidden"] = full["block_mlp_hidden"]
@@ -152,7 +169,11 @@ class UViT(nn.Module):
         d, p, ch = c["embed_dim"], c["patch_size"], c["in_chans"]
         self.embed_dim, self.patch, self.in_chans = d, p, ch
         self.num_classes = c["num_classes"]
-        self.extras = 2 if self.num_classes > 0 else 1
+        self.clip_dim, self.num_clip_token = c["clip_dim"], c["num_clip_token"]
+        if self.clip_dim > 0:
+            self.extras = 1 + self.num_clip_token
+        else:
+            self.extras = 2 if self.num_classes > 0 else 1
         num_patches = (c["img_size"] // p) ** 2
         head_dim = d // c["num_heads"]
         half = c["depth"] // 2
@@ -165,6 +186,8 @@ class UViT(nn.Module):
             self.time_embed = nn.Identity()
         if self.num_classes > 0:
             self.label_emb = nn.Embedding(self.num_classes, d)
+        if self.clip_dim > 0:
+            self.context_embed = nn.Linear(self.clip_dim, d)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.extras + num_patches, d))
 
         def block(i, skip):
@@ -181,9 +204,10 @@ class UViT(nn.Module):
         """all blocks in execution order: in, mid, out"""
         return list(self.in_blocks) + [self.mid_block] + list(self.out_blocks)
 
-    def forward(self, x, t, y=None, hiddens=None):
-        """x [B,C,H,W], t [B] (what the network sees, e.g. t*999), y [B] or None;
-        when hiddens is a list, the hidden state (B, T, D) after every block is
+    def forward(self, x, t, y=None, hiddens=None, context=None):
+        """x [B,C,H,W], t [B] (what the network sees, e.g. t*999), y [B] or None,
+        context [B, num_clip_token, clip_dim] (text-to-image) or None; when
+        hiddens is a list, the hidden state (B, T, D) after every block is
         appended to it"""
         dtype = self.pos_embed.dtype
         tokens = self.patch_embed.proj(x).flatten(2).transpose(1, 2)        # (B, N, D)
@@ -191,6 +215,8 @@ class UViT(nn.Module):
         extras = [time[:, None, :]]
         if self.num_classes > 0:
             extras.insert(0, self.label_emb(y)[:, None, :])                  # label first
+        if self.clip_dim > 0:
+            extras.append(self.context_embed(context))                       # (B, L, D) after time
         h = torch.cat(extras + [tokens], dim=1) + self.pos_embed             # (B, T, D)
         skips = []
         for blk in self.in_blocks:
