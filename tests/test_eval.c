@@ -17,9 +17,12 @@
 
 #include "../harness/eval/fd_name.h"
 #include "../harness/store/file_hash.h"
+#include "../kernels/errors.h"
+#include "../model/autoencoder.h"
 #include "support/cli_run.h"
 #include "support/db_query.h"
 #include "support/temp_dir.h"
+#include "support/tiny_uvit.h"
 
 #define UVIT "results/weights/fmnist-uvit.safetensors"
 
@@ -144,4 +147,75 @@ Test(eval, missing_reference_or_database_is_named)
     cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 2);
     cr_assert_eq(count_lines(err), 1, "%s", err);
     cr_assert_not_null(strstr(err, "missing.db"), "%s", err);
+}
+
+/* a latent model and its autoencoder, random, written under dir: a U-ViT on
+   2x14x14 latents (class-conditional, 11 classes) and a 1-channel
+   autoencoder of factor 2 */
+static void write_latent_pair(const char *uvit, const char *ae, int embed_dim)
+{
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 1);
+    UViT m;
+    tiny_uvit_create(&m, &ctx, "{\"img_size\": 14, \"patch_size\": 2, \"in_chans\": 2, \"embed_dim\": 16, "
+                                "\"depth\": 2, \"num_heads\": 2, \"num_classes\": 11}", 3);
+    cr_assert_eq(uvit_save(&m, &ctx, uvit, 0, NULL, NULL), 0, "%s", err_msg());
+    uvit_destroy(&m, &ctx);
+    AutoencoderConfig c;
+    char json[512];
+    snprintf(json, sizeof json, "{\"z_channels\": 2, \"resolution\": 28, \"in_channels\": 1, \"out_ch\": 1, "
+                                "\"ch\": 4, \"ch_mult\": [1, 2], \"num_res_blocks\": 1, \"embed_dim\": %d, "
+                                "\"num_groups\": 2, \"scale_factor\": 0.7}", embed_dim);
+    cr_assert_eq(autoencoder_config_parse(&c, json, "test"), 0, "%s", err_msg());
+    Autoencoder a;
+    autoencoder_create(&a, &ctx, &c);
+    autoencoder_init_random(&a, &ctx, 4);
+    cr_assert_eq(autoencoder_save(&a, &ctx, ae, 0, NULL, NULL), 0, "%s", err_msg());
+    autoencoder_destroy(&a, &ctx);
+    ctx_destroy(&ctx);
+}
+
+/* --autoencoder: latent samples are decoded before the features, the
+   decoder's time and the autoencoder are stored; a latent model without
+   it, or with one of other channels, is one line and exit 2 */
+Test(eval, latent_model_decodes_through_its_autoencoder)
+{
+    cli_need_binary();
+    static char out[16384], err[16384];
+    char uvit[128], ae[128], other[128], db[128], args[1024];
+    snprintf(uvit, sizeof uvit, "%s/latent-uvit.safetensors", dir);
+    snprintf(ae, sizeof ae, "%s/ae.safetensors", dir);
+    snprintf(other, sizeof other, "%s/ae3.safetensors", dir);
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    write_latent_pair(uvit, ae, 2);
+    write_latent_pair(uvit, other, 3);
+    const char *common = "--n 130 --sampler dpm --steps 2 --ref fmnist-test --guidance 0.4 --threads 2";
+    snprintf(args, sizeof args, "eval --model %s --autoencoder %s %s --db %s --stats-dir %s/stats", uvit, ae, common,
+             db, dir);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "stdout: %s\nstderr: %s", out, err);
+    cr_expect_not_null(strstr(out, "decoded by"), "%s", out);
+    cr_expect(db_number(db, "SELECT value FROM metrics WHERE name = 'fd_fmnist'") > 0);
+    cr_expect(db_number(db, "SELECT value FROM metrics WHERE name = 'decode_seconds_per_image'") > 0);
+    cr_expect_eq(db_number(db, "SELECT length(json_extract(config, '$.autoencoder_sha256')) FROM runs"), 64);
+    cr_expect_float_eq(db_number(db, "SELECT json_extract(config, '$.scale_factor') FROM runs"), 0.7, 1e-9);
+    cr_expect_eq(db_number(db, "SELECT json_extract(config, '$.guidance') FROM runs"), 0.4);
+
+    static const struct { const char *ae, *needle; } bad[] = {
+        {NULL, "2-channel samples (latents) cannot be evaluated without the autoencoder that made them"},
+        {"other", "config: embed_dim 3, but the model samples 2-channel latents"},
+        {"missing", "--autoencoder: "},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char flag[256] = "";
+        if (bad[i].ae) snprintf(flag, sizeof flag, "--autoencoder %s", !strcmp(bad[i].ae, "other") ? other
+                                                                        : "/nonexistent/ae.safetensors");
+        snprintf(args, sizeof args, "eval --model %s %s %s --db %s/never.db --stats-dir %s/stats", uvit, flag, common,
+                 dir, dir);
+        cr_expect_eq(cli_run(args, out, sizeof out, err, sizeof err), 2, "%s", err);
+        cr_expect_not_null(strstr(err, bad[i].needle), "'%s' not in: %s", bad[i].needle, err);
+        cr_expect_eq(count_lines(err), 1, "%s", err);
+    }
+    char never[128];
+    snprintf(never, sizeof never, "%s/never.db", dir);
+    cr_expect(access(never, F_OK) != 0, "a database was written");
 }

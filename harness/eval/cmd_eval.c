@@ -32,6 +32,11 @@
  *      the unpruned full network's: S-Pruning's measure), gmacs_per_image, gflops_per_image,
  *      seconds_per_image, every image's exit at every evaluation (table
  *      exits), and 'done'.
+ * Latent models (Table 2) name their autoencoder (--autoencoder W): the
+ * samples are latents, decoded into images before step 2 as U-ViT's
+ * eval_ldm.py does; the decoder's time is stored apart
+ * (decode_seconds_per_image) and the protocol names the autoencoder and its
+ * sha256 (harness/eval/eval_decode.h).
  * Guidance (--guidance, --cfg-exit) and a text-to-image model's prompts
  * (--context, --empty-context) are the flags of harness/cli/guidance_options.h;
  * the protocol records the scale, the exit pairing under guidance and the
@@ -63,6 +68,7 @@
 #include "../bench/bench_util.h"
 #include "../cli/cli.h"
 #include "../data/dataset.h"
+#include "eval_decode.h"
 #include "eval_reference.h"
 #include "fd_name.h"
 #include "../store/file_hash.h"
@@ -79,7 +85,7 @@
 #define EVAL_FEATURES_CHUNK 256
 
 typedef struct {
-    const char *model, *n, *batch, *features, *ref, *db, *name, *stats_dir;
+    const char *model, *n, *batch, *features, *ref, *db, *name, *stats_dir, *autoencoder;
     int skip_done;
     SamplerOptions so;
     MethodOptions mo;
@@ -168,6 +174,7 @@ typedef struct {
     const char *backend;
     const UViTConfig *cfg;
     const Guidance *guidance;
+    const EvalDecoder *dec;   /* NULL: the samples are images */
 } Protocol;
 
 static char *protocol_json(const Protocol *p)
@@ -193,6 +200,11 @@ static char *protocol_json(const Protocol *p)
     if (p->sc->kind == SAMPLER_DDIM) cJSON_AddNumberToObject(j, "eta", p->sc->eta);
     cJSON_AddNumberToObject(j, "guidance", p->guidance->scale);
     guidance_protocol_add(p->guidance, j);
+    if (p->dec) {
+        cJSON_AddStringToObject(j, "autoencoder", p->dec->path);
+        cJSON_AddStringToObject(j, "autoencoder_sha256", p->dec->sha256);
+        cJSON_AddNumberToObject(j, "scale_factor", p->dec->m.cfg.scale_factor);
+    }
     cJSON_AddNumberToObject(j, "seed", (double)p->sc->seed);
     cJSON_AddNumberToObject(j, "n", (double)p->n);
     cJSON_AddStringToObject(j, "ids", "0..n-1");
@@ -234,6 +246,7 @@ static const char *model_dataset(const SafeTensors *st, const char *ref, char *b
 
 typedef struct {
     double fd, layers_ratio, compute_ratio, gmacs, gflops, seconds;
+    double decode_seconds;  /* latent models: the decoder's wall clock / N */
     int64_t blocks_evaluated, blocks_available;
     double base_gmacs;      /* the unpruned full network's, per evaluation */
 } EvalResult;
@@ -281,12 +294,15 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
         {"gmacs_per_image", r->gmacs, "GMAC", mac_proto, -1},
         {"gflops_per_image", r->gflops, "GFLOP", mac_proto, -1},
         {"seconds_per_image", r->seconds, "s", time_proto, -1},
+        {"decode_seconds_per_image", r->decode_seconds, "s",
+         "{\"what\":\"wall clock of the autoencoder decoding the latent samples / N, apart from sampling\"}", -1},
     };
+    int nm = sizeof m / sizeof m[0] - (p->dec == NULL);
     RunInfo ri = {.kind = "eval", .name = run_name, .config_json = config, .backend = p->backend,
                   .checkpoint_hash = p->model_sha256};
     int rc = store_begin(&st);
     if (rc == 0) rc = store_run_begin(&st, &ri, run_id);
-    if (rc == 0) rc = store_metrics(&st, *run_id, m, sizeof m / sizeof m[0]);
+    if (rc == 0) rc = store_metrics(&st, *run_id, m, nm);
     if (rc == 0) rc = store_exits(&st, *run_id, exits->rows, exits->n);
     if (rc == 0) rc = store_run_done(&st, *run_id);
     if (rc == 0) rc = store_commit(&st);
@@ -437,16 +453,23 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         }
     }
     const UViTConfig *c = have_model ? &m.cfg : NULL;
+    EvalDecoder dec = {0};
+    if (rc == 0 && a->autoencoder) rc = eval_decoder_open(ctx, a->autoencoder, c, &dec);
+    if (rc == 0 && a->autoencoder) p.dec = &dec;
+    int img_c = p.dec ? dec.channels : c ? c->in_chans : 0, img_side = p.dec ? dec.side : c ? c->img_size : 0;
     if (rc == 0) rc = guidance_open(&a->go, c, &g);
     if (rc == 0 && g.contexts && context_source_count(g.contexts) < n)
         rc = err_set("--context: %s: %lld prompts for N = %ld images (image i takes prompt i)", a->go.context,
                      (long long)context_source_count(g.contexts), n);
-    if (rc == 0 && !strcmp(fn.name, "fmnist") && (c->in_chans != 1 || c->img_size != FMNIST_NET_SIDE))
+    if (rc == 0 && !p.dec && img_c != 1 && img_c != 3)
+        rc = err_set("%s: %d-channel samples (latents) cannot be evaluated without the autoencoder that made "
+                     "them (--autoencoder W)", a->model, img_c);
+    if (rc == 0 && !strcmp(fn.name, "fmnist") && (img_c != 1 || img_side != FMNIST_NET_SIDE))
         rc = err_set("%s: images %dx%dx%d, the FD-FMNIST network reads 1x28x28 (use --features inception:W)",
-                     a->model, c->in_chans, c->img_size, c->img_size);
-    if (rc == 0 && c->in_chans != 1 && c->in_chans != 3)
-        rc = err_set("%s: %d-channel samples (latents) cannot be evaluated without the autoencoder", a->model,
-                     c->in_chans);
+                     p.dec ? a->autoencoder : a->model, img_c, img_side, img_side);
+    if (rc == 0 && p.dec && img_c != 1 && img_c != 3)
+        rc = err_set("--autoencoder: %s: config: out_ch %d, images must have 1 or 3 channels", a->autoencoder,
+                     img_c);
     // the reference statistics (computed once per feature network, then cached)
     if (rc == 0)
         rc = eval_reference_load(ctx, a->ref, !strcmp(fn.name, "fmnist") ? fn.weights : NULL,
@@ -469,16 +492,24 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     SampleAccount account = {0};
     ExitLog exits = {0};
     exit_log_attach(&exits, &account);
+    double decode_seconds = 0;
     if (rc == 0) {
         size_t numel = (size_t)n * c->in_chans * c->img_size * c->img_size;
         imgs = xmalloc(sizeof(float) * numel);
         rc = draw_samples(ctx, &m, me, p.threshold, &sc, &g, n, (int)batch, imgs, &seconds, &account);
+        if (rc == 0 && p.dec) {   // latents [n, in_chans, img_size, img_size] -> images [n, img_c, img_side, img_side]
+            float *decoded = xmalloc(sizeof(float) * (size_t)n * img_c * img_side * img_side);
+            decode_seconds = eval_decoder_run(ctx, &dec, imgs, n, (int)batch, decoded);
+            free(imgs);
+            imgs = decoded;
+        }
+        numel = (size_t)n * img_c * img_side * img_side;
         for (size_t i = 0; rc == 0 && i < numel; i++) imgs[i] = dataset_pixel_to_float(png_pixel_u8(imgs[i]));
     }
     // 3. features, statistics, distance
     FidStats fs = {0};
     FrechetResult fr;
-    if (rc == 0) rc = features_of_samples(ctx, &fn, imgs, n, c->in_chans, c->img_size, &feats);
+    if (rc == 0) rc = features_of_samples(ctx, &fn, imgs, n, img_c, img_side, &feats);
     if (rc == 0) rc = fid_stats_from_features("generated samples", feats, n, fn.dim, &fs);
     if (rc == 0) rc = frechet_distance(fn.dim, fs.mu, fs.sigma, er.stats.mu, er.stats.sigma, &fr);
 
@@ -496,6 +527,7 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         r.compute_ratio = account.macs / ((double)account.image_evals * method_base_macs(me, c));
         r.gflops = 2 * r.gmacs;
         r.seconds = seconds / n;
+        r.decode_seconds = decode_seconds / n;
         if (a->name) snprintf(run_name, sizeof run_name, "%s", a->name);
         else default_name(&p, run_name, sizeof run_name);
         rc = store_result(a, &p, config, &r, run_name, &fr, &exits, &run_id);
@@ -518,6 +550,10 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         printf("  time: %.1f s sampling wall clock on %s, %d threads, fp32; rank %d/%d vs %d/%d, residual %.1e%s\n",
                seconds, ro->backend, run->threads, fr.rank1, fn.dim, fr.rank2, fn.dim, fr.residual,
                fr.offset_applied ? ", 1e-6 offset applied (singular covariance)" : "");
+        if (p.dec)
+            printf("  decoded by %s sha256 %.16s (scale factor %g) into %dx%dx%d images: %.4g s/image apart from "
+                   "sampling\n", dec.path, dec.sha256, dec.m.cfg.scale_factor, img_c, img_side, img_side,
+                   r.decode_seconds);
         printf("  stored: run %lld '%s' in %s\n", (long long)run_id, run_name, a->db ? a->db : STORE_DEFAULT_PATH);
         if (n < FID_STANDARD_N)
             fprintf(stderr, "warning: N = %ld < %d: the distance is biased upward at small N; compare only "
@@ -527,6 +563,7 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     free(p.method_options);
     exit_log_free(&exits);
     guidance_close(&g);
+    eval_decoder_close(ctx, &dec);
     method_free(me, ctx);
     fid_stats_free(&fs);
     free(feats);
@@ -554,6 +591,8 @@ int cmd_eval(int argc, char **argv)
         METHOD_OPTIONS(a.mo),
         GUIDANCE_OPTIONS(a.go),
         {"--batch", "B", "images per network call (default 64, as deediff sample)", &a.batch, NULL, 0},
+        {"--autoencoder", "W.safetensors", "latent models: decode the samples with this KL autoencoder first",
+         &a.autoencoder, NULL, 0},
         {"--db", "PATH", "results database (default " STORE_DEFAULT_PATH ")", &a.db, NULL, 0},
         {"--name", "NAME", "the run's name (default dataset/method/samplerSTEPS/metric/seedS)", &a.name, NULL, 0},
         {"--stats-dir", "DIR", "cache of reference statistics (default " EVAL_STATS_DIR ")", &a.stats_dir, NULL, 0},
