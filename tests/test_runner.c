@@ -405,7 +405,7 @@ Test(runner, errors_name_the_file_and_the_field)
     expect_plan_error(ok, "huge", NULL, "scales.huge: this experiment has no such scale", NULL);
     expect_plan_error(ok, "later", NULL, "scale later cannot run yet", "waits for the latent space");
     // the real Table 2 says what it waits for
-    expect_plan_error("experiments/table2.json", "tiny", NULL, "experiments/table2.json: scale tiny cannot run yet",
+    expect_plan_error("experiments/table2.json", "smoke", NULL, "experiments/table2.json: scale smoke cannot run yet",
                       NULL);
 
     // a column whose setup needs an unset variable, without "else"

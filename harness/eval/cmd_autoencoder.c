@@ -28,6 +28,7 @@
 #include "../cli/cli.h"
 #include "../cli/progress.h"
 #include "../cli/run_context.h"
+#include "../cli/text_file.h"
 #include "../data/dataset.h"
 #include "../store/file_hash.h"
 
@@ -207,6 +208,7 @@ static int run_command(AutoencoderPart part, const AeArgs *a)
         st_writer_meta(w, "autoencoder", a->weights);
         if (a->dataset) rc = latent_file_meta(w, a->dataset, a->weights, c, in_shape[0], labels, num_classes);
         else st_writer_meta(w, part == AE_ENCODER ? "images" : "latents", a->input);
+        if (rc == 0) rc = make_parent_dirs(a->output);
         if (rc == 0) rc = st_writer_save(w, a->output);
         st_writer_free(w);
         if (rc == 0)
