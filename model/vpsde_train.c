@@ -54,6 +54,8 @@ void train_noise_destroy(TrainNoise *tn, Ctx *ctx)
     ctx_free(ctx, tn->dpred);
     ctx_free(ctx, tn->net_t);
     ctx_free(ctx, tn->y);
+    if (tn->context) ctx_free(ctx, tn->context);
+    free(tn->context_host);
     memset(tn, 0, sizeof *tn);
 }
 
@@ -146,6 +148,34 @@ void train_noise_labels(Ctx *ctx, TrainNoise *tn, const int64_t *labels, double 
     ctx_upload(ctx, tn->y, tn->y_host, (size_t)tn->batch * sizeof(int64_t));
 }
 
+void train_noise_enable_context(TrainNoise *tn, Ctx *ctx, int len, int dim)
+{
+    CHECK(len > 0 && dim > 0 && !tn->context, "train_noise_enable_context: bad shape or enabled twice");
+    tn->ctx_len = len, tn->ctx_dim = dim;
+    size_t n = (size_t)tn->max_batch * len * dim;
+    tn->context = ctx_alloc(ctx, n * sizeof(float));
+    tn->context_host = xmalloc(n * sizeof(float));
+}
+
+void train_noise_context(Ctx *ctx, TrainNoise *tn, const float *prompts, const float *empty, double p_uncond,
+                         uint64_t seed, uint32_t step)
+{
+    CHECK(tn->context && tn->batch >= 1, "train_noise_context: contexts not enabled or no draw yet");
+    CHECK(empty || p_uncond == 0, "train_noise_context: dropout without an empty context");
+    size_t per = (size_t)tn->ctx_len * tn->ctx_dim;
+    for (int b = 0; b < tn->batch; b++) {
+        int drop = p_uncond > 0 && philox_uniform_at(seed, RNG_LABEL_DROP, step, (uint64_t)b) < p_uncond;
+        memcpy(tn->context_host + b * per, drop ? empty : prompts + b * per, per * sizeof(float));
+    }
+    ctx_upload(ctx, tn->context, tn->context_host, (size_t)tn->batch * per * sizeof(float));
+}
+
+Conditioning train_noise_cond(const TrainNoise *tn, int conditional)
+{
+    if (tn->context) return cond_context(tensor3(tn->context, DT_F32, tn->batch, tn->ctx_len, tn->ctx_dim));
+    return cond_labels(conditional ? train_noise_y(tn) : tensor_none());
+}
+
 float train_noise_loss(Ctx *ctx, TrainNoise *tn, Tensor pred)
 {
     Tensor eps = train_noise_eps(tn), dpred = train_noise_dpred(tn);
@@ -159,7 +189,6 @@ float train_noise_uvit_loss(Ctx *ctx, TrainNoise *tn, const UViT *m, UViTActs *a
                             int conditional)
 {
     Tensor pred = images(tn, tn->pred);
-    uvit_forward(ctx, m, acts, train_noise_x_t(tn), train_noise_net_t(tn),
-                 cond_labels(conditional ? train_noise_y(tn) : tensor_none()), pred);
+    uvit_forward(ctx, m, acts, train_noise_x_t(tn), train_noise_net_t(tn), train_noise_cond(tn, conditional), pred);
     return train_noise_loss(ctx, tn, pred);
 }

@@ -54,6 +54,10 @@ typedef struct {
     float *x_t;                /* [max_batch, C, H, W] the network's input */
     float *net_t;              /* [max_batch] */
     int64_t *y;                /* [max_batch] labels after dropout */
+    /* text-to-image only (train_noise_enable_context): prompts after dropout */
+    int ctx_len, ctx_dim;      /* num_clip_token, clip_dim; 0 = none */
+    float *context;            /* backend [max_batch, ctx_len, ctx_dim] */
+    float *context_host;       /* host, the same */
     float *pred;               /* [max_batch, C, H, W] for train_noise_uvit_loss */
     float *dpred;              /* [max_batch, C, H, W] dL/dpred of the last loss */
 } TrainNoise;
@@ -79,6 +83,20 @@ void train_noise_draw_at(Ctx *ctx, TrainNoise *tn, Tensor x0, double t, uint64_t
 void train_noise_labels(Ctx *ctx, TrainNoise *tn, const int64_t *labels, double p_uncond,
                         int64_t null_class, uint64_t seed, uint32_t step);
 
+/* text-to-image: room for each image's prompt tokens [len, dim] */
+void train_noise_enable_context(TrainNoise *tn, Ctx *ctx, int len, int dim);
+/* copies prompts[B, len, dim] (host) to tn->context, replacing each image's
+   by empty[len, dim] (the empty prompt's features) with probability
+   p_uncond, drawn as train_noise_labels draws (RNG_LABEL_DROP, element b):
+   U-ViT's MSCOCODatabase swaps in empty_context when cfg is on. empty may
+   be NULL only when p_uncond is 0. For the batch of the last draw. */
+void train_noise_context(Ctx *ctx, TrainNoise *tn, const float *prompts, const float *empty, double p_uncond,
+                         uint64_t seed, uint32_t step);
+
+/* what the network is conditioned on in the last draw: the prompts when
+   contexts are enabled, else the labels when conditional, else nothing */
+Conditioning train_noise_cond(const TrainNoise *tn, int conditional);
+
 /* views of the last draw's tensors */
 Tensor train_noise_eps(const TrainNoise *tn);    /* [B, C, H, W] */
 Tensor train_noise_x_t(const TrainNoise *tn);    /* [B, C, H, W] */
@@ -90,8 +108,8 @@ Tensor train_noise_dpred(const TrainNoise *tn);  /* [B, C, H, W] */
    zeroed first, then op_mse_backward accumulates). pred[B,C,H,W] */
 float train_noise_loss(Ctx *ctx, TrainNoise *tn, Tensor pred);
 
-/* draw (already done by the caller), U-ViT forward on (x_t, net_t, y or
-   none when conditional is 0), loss and dL/dpred: the caller then runs
+/* draw (already done by the caller), U-ViT forward on (x_t, net_t,
+   train_noise_cond(tn, conditional)), loss and dL/dpred: the caller then runs
    uvit_backward(ctx, m, acts, train_noise_dpred(tn)). acts must be a
    training arena. */
 float train_noise_uvit_loss(Ctx *ctx, TrainNoise *tn, const UViT *m, UViTActs *acts,

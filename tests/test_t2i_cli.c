@@ -391,7 +391,7 @@ Test(t2i_cli, eval_records_guidance_and_the_exit_pairing)
 
 /* train, prune and analyze have no prompts to give a text-to-image model:
    one line naming the model's clip_dim, nothing written */
-Test(t2i_cli, train_prune_analyze_refuse_text_to_image_models)
+Test(t2i_cli, train_without_prompts_prune_and_analyze_refuse_text_to_image_models)
 {
     char args[2048], run[256], db[256], cfg[256], pruned[256], figs[256];
     snprintf(run, sizeof run, "%s", in_dir("run"));
@@ -413,7 +413,7 @@ Test(t2i_cli, train_prune_analyze_refuse_text_to_image_models)
             run, db);
     fclose(f);
     snprintf(args, sizeof args, "train --config %s", cfg);
-    expect_bad(args, cfg, "'clip_dim' is 8");
+    expect_bad(args, cfg, "has prompts of 0 x 0 token features, the model reads 3 x 8");
     cr_expect_neq(access(run, F_OK), 0);
     cr_expect_neq(access(db, F_OK), 0);
     /* a text-to-image model of Fashion-MNIST's shape to prune */
@@ -429,4 +429,53 @@ Test(t2i_cli, train_prune_analyze_refuse_text_to_image_models)
              pruned);
     expect_bad(args, "'clip_dim' is 8", NULL);
     cr_expect_neq(access(pruned, F_OK), 0);
+}
+
+/* a text-to-image U-ViT trains on an MS-COCO-style feature folder (moments
+   and captions), with prompt dropout to the empty context, and DeeDiff on
+   it; dropout without the empty context is refused */
+Test(t2i_cli, train_reads_prompts_with_dropout_to_the_empty_context)
+{
+    enum { N = 6, ZC = 2, S = 4, L = 3, D = 8 };
+    char folder[256], args[2048], cfg[256], db[256], out[8192], err[8192];
+    snprintf(folder, sizeof folder, "%s", in_dir("coco"));
+    cr_assert_eq(mkdir(folder, 0777), 0);
+    for (int i = 0; i < N; i++) {
+        char p[512];
+        float m[2 * ZC * S * S];
+        fill_uniform(m, 2 * ZC * S * S, -1, 1, 100 + i);
+        int64_t shape[3] = {2 * ZC, S, S};
+        NpyArray a = npy_view('f', 4, 3, shape, m);
+        snprintf(p, sizeof p, "%s/%d.npy", folder, i);
+        cr_assert_eq(npy_write_file(p, &a), 0, "%s", err_msg());
+        for (int k = 0; k < 1 + i % 2; k++) {
+            snprintf(p, sizeof p, "%s/%d_%d.npy", folder, i, k);
+            write_npy(p, L, D, 200 + 10 * i + k);
+        }
+    }
+    write_npy(in_dir("empty3x8.npy"), L, D, 7);
+    snprintf(cfg, sizeof cfg, "%s", in_dir("t2i-train.json"));
+    snprintf(db, sizeof db, "%s", in_dir("t.db"));
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"model\": {\"img_size\":%d,\"patch_size\":2,\"in_chans\":%d,\"embed_dim\":16,\"depth\":2,"
+               "\"num_heads\":2,\"clip_dim\":%d,\"num_clip_token\":%d}, \"data\": {\"dataset\": \"latents\", "
+               "\"path\": \"%s\", \"empty_context\": \"%s\"}, \"train\": {\"steps\": 3, \"batch\": 2, \"seed\": 1, "
+               "\"noise\": \"discrete\", \"p_uncond\": 0.5, \"log_every\": 1}, \"output\": {\"dir\": \"%s\", \"db\": \"%s\", "
+               "\"export\": \"%s\"}}\n", S, ZC, D, L, folder, in_dir("empty3x8.npy"), in_dir("t2i-run"), db,
+            in_dir("t2i-trained.safetensors"));
+    fclose(f);
+    snprintf(args, sizeof args, "train --config %s --threads 1", cfg);
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(db_number(db, "SELECT count(*) FROM runs WHERE status = 'done'"), 1);
+    cr_expect_eq(db_number(db, "SELECT count(*) FROM train_log"), 3);
+    snprintf(args, sizeof args, "train --config %s --method deediff --backbone %s output.dir=%s output.export=%s "
+                                "--threads 1", cfg, in_dir("t2i-trained.safetensors"), in_dir("dd-run"),
+             in_dir("dd.safetensors"));
+    cr_assert_eq(cli_run(args, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(access(in_dir("dd.safetensors"), R_OK), 0);
+    /* prompt dropout needs the empty prompt */
+    snprintf(args, sizeof args, "train --config %s data.empty_context= output.dir=%s", cfg, in_dir("never"));
+    expect_bad(args, cfg, "data.empty_context: a text-to-image model's prompt dropout");
+    cr_expect_neq(access(in_dir("never"), F_OK), 0);
 }

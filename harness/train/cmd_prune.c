@@ -244,6 +244,7 @@ int cmd_prune(int argc, char **argv)
     Dataset *ds = NULL;
     train_config_dataset(&tc, &spec);
     rc = dataset_open(&spec, &ds);
+    if (rc == 0) rc = uvit_config_refuse_text(&tc.model, tc.source, "pruning's gradient pass");
     if (rc == 0) rc = train_check_data(&tc, ds);
     RunContext run;
     if (rc == 0) rc = run_context_open(&run, &a.ro);

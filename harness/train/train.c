@@ -25,6 +25,7 @@
 #include "../../model/method.h"
 #include "../bench/bench_util.h"
 #include "../cli/progress.h"
+#include "../data/context_source.h"
 #include "../store/store.h"
 #include "train.h"
 #include "train_checkpoint.h"
@@ -40,6 +41,7 @@ typedef struct {
     TrainPosition pos;
     int conditional;
     int64_t saved_step;    /* the step of the last checkpoint written (-1: none) */
+    float *empty;          /* text-to-image with p_uncond: the empty prompt [L, Dc] (host) */
     char ckpt_path[1100];
 } Trainer;
 
@@ -48,10 +50,13 @@ int train_check_data(const TrainConfig *tc, const Dataset *ds)
     const UViTConfig *c = &tc->model;
     const char *src = tc->source;
     int conditional = c->num_classes > 0;
-    if (uvit_config_refuse_text(c, src, "training (and pruning's gradient pass)")) return -1;
     if (ds->c != c->in_chans || ds->h != c->img_size || ds->w != c->img_size)
         return err_set("%s: data.dataset: %s items are %dx%dx%d, the model takes %dx%dx%d", src, ds->name,
                        ds->c, ds->h, ds->w, c->in_chans, c->img_size, c->img_size);
+    if (c->clip_dim > 0 && (ds->ctx_len != c->num_clip_token || ds->ctx_dim != c->clip_dim))
+        return err_set("%s: data.dataset: %s has prompts of %d x %d token features, the model reads %d x %d "
+                       "(num_clip_token x clip_dim)", src, ds->name, ds->ctx_len, ds->ctx_dim, c->num_clip_token,
+                       c->clip_dim);
     if (conditional && ds->num_classes == 0)
         return err_set("%s: data.dataset: %s has no labels, the model is class-conditional",
                        src, ds->name);
@@ -118,6 +123,11 @@ static int prepare(Trainer *t, const char *resume)
     if (dataset_open(&spec, &t->ds)) return -1;
     t->conditional = t->tc->model.num_classes > 0;
     if (train_check_data(t->tc, t->ds)) return -1;
+    const UViTConfig *mc = &t->tc->model;
+    if (t->tc->empty_context[0]) {
+        t->empty = xmalloc((size_t)mc->num_clip_token * mc->clip_dim * sizeof(float));
+        if (empty_context_read(t->tc->empty_context, mc->num_clip_token, mc->clip_dim, t->empty)) return -1;
+    }
     uvit_create(&t->m, ctx, &t->tc->model);
     if (init_weights(t)) return -1;
     if (method_new(&t->me, t->tc->method)) return -1;
@@ -198,6 +208,11 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
     float *x_dev = ctx_alloc(ctx, (size_t)B * per * sizeof(float));
     TrainNoise tn;
     train_noise_create(&tn, ctx, tc->noise, B, c->in_chans, c->img_size, c->img_size);
+    float *prompts = NULL;   // text-to-image: [B, num_clip_token, clip_dim] host
+    if (c->clip_dim > 0) {
+        train_noise_enable_context(&tn, ctx, c->num_clip_token, c->clip_dim);
+        prompts = xmalloc((size_t)B * c->num_clip_token * c->clip_dim * sizeof(float));
+    }
     UViTActs *acts = uvit_acts_create(ctx, &t->m, B, 1);
     uvit_enable_grads(&t->m, ctx);
     method_enable_grads(t->me, ctx);
@@ -212,13 +227,14 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
     int64_t loss_n = 0, log_from = t->pos.step;
     int rc = 0;
     for (int64_t k = t->pos.step + 1; rc == 0 && k <= tc->steps; k++) {
-        rc = dataset_next_batch(t->ds, &t->pos.cursor, tc->seed, B, tc->flip, x_host, y_host, NULL);
+        rc = dataset_next_batch(t->ds, &t->pos.cursor, tc->seed, B, tc->flip, x_host, y_host, prompts);
         if (rc) break;
         ctx_upload(ctx, x_dev, x_host, (size_t)B * per * sizeof(float));
         Tensor x0 = tensor4(x_dev, DT_F32, B, c->in_chans, c->img_size, c->img_size);
         train_noise_draw(ctx, &tn, x0, tc->seed, (uint32_t)k);
         if (t->conditional)
             train_noise_labels(ctx, &tn, y_host, tc->p_uncond, uvit_null_class(c), tc->seed, (uint32_t)k);
+        if (prompts) train_noise_context(ctx, &tn, prompts, t->empty, tc->p_uncond, tc->seed, (uint32_t)k);
         uvit_zero_grads(&t->m, ctx);
         method_zero_grads(t->me, ctx);
         MethodStep ms = {.backbone = &t->m, .acts = acts, .tn = &tn, .conditional = t->conditional,
@@ -271,6 +287,7 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
     ctx_free(ctx, x_dev);
     free(x_host);
     free(y_host);
+    free(prompts);
     return rc;
 }
 
@@ -309,5 +326,6 @@ int train_run(RunContext *run, const TrainConfig *tc, const char *resume, const 
     method_free(t.me, &run->ctx);
     if (t.m.weights) uvit_destroy(&t.m, &run->ctx);
     if (t.ds) dataset_close(t.ds);
+    free(t.empty);
     return rc;
 }

@@ -31,6 +31,7 @@ typedef struct {
 static const Field fields[] = {
     STR("data", "dataset", dataset),
     STR("data", "path", data_path),
+    STR("data", "empty_context", empty_context),
     {"data", "flip", F_BOOL, OFF(flip), 0, 0, 1},
     {"data", "pad32", F_BOOL, OFF(pad32), 0, 0, 1},
     {"data", "max_items", F_I64, OFF(max_items), 0, 0, 1e12},
@@ -296,8 +297,14 @@ static int validate(TrainConfig *tc, const char *path)
     for (int i = 0; i < 5; i++) ok |= !strcmp(tc->dataset, sets[i]);
     if (!ok) return err_set("%s: data.dataset: '%s' is not fmnist, cifar10, images, celeba or latents",
                             path, tc->dataset);
-    if (tc->p_uncond > 0 && tc->model.num_classes <= 0)
-        return err_set("%s: train.p_uncond: label dropout needs a class-conditional model", path);
+    int text = tc->model.clip_dim > 0;
+    if (tc->p_uncond > 0 && tc->model.num_classes <= 0 && !text)
+        return err_set("%s: train.p_uncond: dropout needs a class-conditional or text-to-image model", path);
+    if (tc->p_uncond > 0 && text && !tc->empty_context[0])
+        return err_set("%s: data.empty_context: a text-to-image model's prompt dropout (train.p_uncond) needs the "
+                       "empty prompt's features", path);
+    if (tc->empty_context[0] && !text)
+        return err_set("%s: data.empty_context: only a text-to-image model reads prompts", path);
     if (tc->optim.beta1 >= 1 || tc->optim.beta2 >= 1)
         return err_set("%s: optim: betas must be below 1", path);
     if (!tc->out_dir[0]) return err_set("%s: output.dir: must not be empty", path);

@@ -7,7 +7,9 @@
  *     "model": { U-ViT constructor keys, as in deediff info --config },
  *     "data":  { "dataset": "fmnist"|"cifar10"|"images"|"celeba"|"latents",
  *                "path": folder (default: the format's own), "flip": false,
- *                "pad32": false (fmnist), "max_items": 0 (all) },
+ *                "pad32": false (fmnist), "max_items": 0 (all),
+ *                "empty_context": "" (text-to-image with train.p_uncond: the
+ *                empty prompt's CLIP features, U-ViT's empty_context.npy) },
  *     "train": { "steps": 1000, "batch": 128, "seed": 0,
  *                "noise": "vpsde"|"discrete", "p_uncond": 0.0,
  *                "log_every": 50, "ckpt_every": 500 },
@@ -57,6 +59,7 @@ typedef struct {
     /* data */
     char dataset[32];
     char data_path[1024];
+    char empty_context[1024];  /* text-to-image with p_uncond: the empty prompt's features */
     int flip, pad32;
     int64_t max_items;
     /* train */
