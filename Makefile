@@ -59,7 +59,7 @@ endif
 LIB_SRC = $(wildcard kernels/*.c kernels/cpu/*.c model/*.c baselines/*.c) \
           $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ) $(BUILD)/obj/gen/schema_sql.o \
-          $(BUILD)/obj/gen/code_version.o
+          $(BUILD)/obj/gen/code_version.o $(BUILD)/obj/gen/op_entries.o
 TEST_SRC = $(wildcard tests/test_*.c tests/support/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -88,13 +88,30 @@ $(BUILD)/gen/schema_sql.c: harness/store/schema.sql
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@.tmp && mv $@.tmp $@
 
+# the op table's entries by name and offset, and the backward ops of
+# kernels/ops.h (kernels/op_coverage.h, for `deediff ops`): generated from the
+# struct itself, so a new table entry needs no list edited by hand
+$(BUILD)/gen/op_entries.c: kernels/op_table.h kernels/ops.h
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from kernels/op_table.h and kernels/ops.h by the Makefile */'; \
+	  echo '#include <stddef.h>'; \
+	  echo '#include "kernels/op_coverage.h"'; \
+	  echo '#include "kernels/op_table.h"'; \
+	  echo 'const OpEntry op_entries[] = {'; \
+	  sed -n '/\/\* ops \*\//,/^};/p' kernels/op_table.h | \
+	    sed -n 's/.*(\*\([a-z0-9_]*\))(.*/    {"\1", offsetof(OpTable, \1)},/p'; \
+	  echo '    {NULL, 0}};'; \
+	  echo 'const char *const op_backward_names[] = {'; \
+	  grep -o 'op_[a-z0-9_]*_backward(' kernels/ops.h | sed 's/op_\(.*\)_backward(/    "\1",/'; \
+	  echo '    NULL};'; } > $@.tmp && mv $@.tmp $@
+
 # the code version (harness/store/code_version.h): sha256 of every source
 # that computes a number, in path order (the rooms that only report, run,
 # benchmark or store, and the command line's plumbing, do not count);
 # rewritten only when it changes
 NOT_MEASURING = harness/report/% harness/runner/% harness/bench/% harness/store/% harness/cli/main.c \
   harness/cli/commands.c harness/cli/cli.% harness/cli/progress.% harness/cli/text_file.% harness/cli/cmd_methods.c \
-  harness/cli/cmd_info.c
+  harness/cli/cmd_info.c harness/cli/cmd_ops.c kernels/op_coverage.%
 CODE_SRC = $(sort $(filter-out $(NOT_MEASURING), \
              $(wildcard kernels/*.[ch] kernels/cpu/*.[ch] kernels/cuda/*.cu kernels/cuda/*.h \
              model/*.[ch] baselines/*.[ch] harness/*/*.[ch])))

@@ -12,6 +12,7 @@
 
 #include "../harness/store/store.h"
 #include "../kernels/errors.h"
+#include "../kernels/op_coverage.h"
 #include "../model/safetensors.h"
 #include "support/cli_run.h"
 #include "support/temp_dir.h"
@@ -386,4 +387,31 @@ Test(cli, methods_lists_every_method_and_its_options)
     }
     cr_expect(strstr(out, "batch_rule=per_image|all") && strstr(out, "tolerance=0.01") && strstr(out, "uem_buckets=4"),
               "%s", out);
+}
+
+/* deediff ops: a line per op of the generated entry list, then each
+   backend's counts, read from the tables (the CUDA column without a GPU) */
+Test(cli, ops_lists_every_op_and_its_backends)
+{
+    char out[16384];
+    cr_assert_eq(cli_run("ops", out, sizeof out, NULL, 0), 0);
+    static const char *const lines[] = {"\nlinear ", "\nattention ", "\nadd  ", "\nadamw_step ", "\nrandn ",
+                                        "\nconv2d ", "\ncross_entropy "};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_expect(strstr(out, lines[i]), "%s missing:\n%s", lines[i] + 1, out);
+    int ops = 0, backwards = 0;
+    for (const OpEntry *e = op_entries; e->name; e++) {
+        size_t n = strlen(e->name);
+        if (n > 9 && !strcmp(e->name + n - 9, "_backward")) backwards++;
+        else ops++;
+    }
+    char want[128];
+    snprintf(want, sizeof want, "cpu   %d of %d forward, %d of %d backward", ops, ops, backwards, backwards);
+    cr_expect(strstr(out, want), "want '%s' in:\n%s", want, out);
+    if (op_backend_table(BACKEND_CUDA)) {
+        snprintf(want, sizeof want, "cuda  %d of %d forward, %d of %d backward", ops, ops, backwards, backwards);
+        cr_expect(strstr(out, want), "want '%s' in:\n%s", want, out);
+    } else {
+        cr_expect(strstr(out, "cuda  not built"), "%s", out);
+    }
 }
