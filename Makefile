@@ -8,7 +8,8 @@
 #   make table1     the paper's Table 1 (also table3, table5, figures, paper)
 #   make bench      performance ratios (ours vs OpenBLAS sgemm and vs PyTorch)
 #   make fixtures   regenerates tests/fixtures with tests/reference/ (PyTorch)
-#   make gpu-check  on a CUDA machine: CUDA kernels vs the CPU reference
+#   make gpu-check  on a CUDA machine: op coverage, CUDA kernels vs the CPU
+#                   reference, each op's time against its floor
 #
 # Variables: BUILD (output folder, default build), CUDA=0 (skip CUDA even
 # when nvcc exists), SAN=1 (sanitizer build), CC, NVCC.
@@ -382,8 +383,12 @@ bench: deps deps-pytorch $(BUILD)/deediff
 	$(BUILD)/deediff bench
 
 # ---- GPU check (run on a CUDA machine) ------------------------------------------
-# the CUDA ops against the CPU reference (errors logged), then how close they
-# come to the card's ceilings (tests/cuda_bench/bench_cuda_ops.c)
+# One command for a GPU session, `make -j$(nproc) gpu-check` (a few minutes
+# on 16 cores): builds, prints `deediff ops` (which backend implements what),
+# runs every CUDA op against the CPU reference (tests/test_cuda_*.c, errors
+# logged), then the op benchmark: each op's time next to its floor on this
+# card (tests/cuda_bench/bench_cuda_ops.c, kernels/cuda/NOTES.md).
+# CUDA_ARCH='-gencode arch=compute_90,code=sm_90' builds for Hopper only.
 ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
 ifneq ($(HAVE_CUDA),1)
 $(error gpu-check: this build has no CUDA (nvcc not found, CUDA=0 or SAN=1))
@@ -396,6 +401,7 @@ $(BUILD)/bench_cuda_ops: $(BUILD)/obj/tests/cuda_bench/bench_cuda_ops.o $(BUILD)
 
 gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 	nvidia-smi -L || true
+	$(BUILD)/deediff ops
 	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose -j4
 	$(BUILD)/bench_cuda_ops
 
