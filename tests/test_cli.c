@@ -415,3 +415,25 @@ Test(cli, ops_lists_every_op_and_its_backends)
         cr_expect(strstr(out, "cuda  not built"), "%s", out);
     }
 }
+
+/* --backend auto (the default) is the CPU on a machine without a GPU: the
+   same bytes as --backend cpu; a bad name and a GPU for a CPU-only command
+   are refused with one line */
+Test(cli, backend_auto_and_bad_backends)
+{
+    const char *in = path_in("in.safetensors"), *a = path_in("auto.safetensors"), *c = path_in("cpu.safetensors");
+    write_input(in, 8, DT_F32, -1, 1);
+    char args[512];
+    snprintf(args, sizeof args, "forward --model %s --input %s --output %s --backend nosuch", MODEL, in, a);
+    expect_refused(args, a, "--backend", "auto, cpu or cuda");
+    snprintf(args, sizeof args, "features --features fmnist --backend cuda --images %s --output %s", in, a);
+    expect_refused(args, a, "--backend cuda", "CPU only");
+    if (ctx_cuda_available()) cr_skip_test("a GPU is present: auto picks cuda");
+    snprintf(args, sizeof args, "forward --model %s --input %s --output %s", MODEL, in, a);
+    cr_assert_eq(cli_run(args, NULL, 0, NULL, 0), 0);
+    snprintf(args, sizeof args, "forward --model %s --input %s --output %s --backend cpu", MODEL, in, c);
+    cr_assert_eq(cli_run(args, NULL, 0, NULL, 0), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, c);
+    cr_expect_eq(system(cmd), 0, "--backend auto and cpu wrote different outputs");
+}

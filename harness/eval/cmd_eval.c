@@ -158,7 +158,7 @@ typedef struct {
     const FeatureNet *fn;
     const char *ref;
     const EvalReference *er;
-    const char *backend;
+    const char *backend, *precision;
     const UViTConfig *cfg;
 } Protocol;
 
@@ -199,7 +199,7 @@ static char *protocol_json(const Protocol *p)
     cJSON_AddStringToObject(j, "ref_stats", p->er->path);
     cJSON_AddStringToObject(j, "ref_sha256", p->er->sha256);
     cJSON_AddNumberToObject(j, "ref_n", (double)p->er->stats.n);
-    cJSON_AddStringToObject(j, "precision", "fp32");
+    cJSON_AddStringToObject(j, "precision", p->precision);
     cJSON_AddStringToObject(j, "backend", p->backend);
     cJSON_AddNumberToObject(j, "threads", p->threads);
     char *s = cJSON_PrintUnformatted(j);
@@ -263,7 +263,7 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
              p->evals_per_image);
     snprintf(time_proto, sizeof time_proto,
              "{\"what\":\"wall clock of the sampling loop (network + sampler) / N\",\"backend\":\"%s\","
-             "\"threads\":%d,\"precision\":\"fp32\"}", p->backend, p->threads);
+             "\"threads\":%d,\"precision\":\"%s\"}", p->backend, p->threads, p->precision);
     const char *fd_metric = !strcmp(p->fn->name, "inception") ? "fid" : "fd_fmnist";
     Metric m[] = {
         {fd_metric, r->fd, "", fd_proto, -1},
@@ -389,7 +389,8 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
 
     // the model, and what the protocol says about it
     Protocol p = {.model = a->model, .method = "none", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
-                  .ref = a->ref, .er = &er, .backend = ro->backend, .threads = run->threads};
+                  .ref = a->ref, .er = &er, .backend = ro->backend, .precision = run_context_precision(run),
+                  .threads = run->threads};
     char dataset[64];
     UViT m;
     Method *me = NULL;
