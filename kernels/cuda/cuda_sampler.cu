@@ -72,8 +72,10 @@ static const uint8_t *ulps_table(Ctx *ctx)
               "from correctly rounded (or a value lies %.1f double ulps from a float boundary), "
               "so the GPU cannot reproduce the CPU's noise bit for bit (kernels/philox_ulps.h)",
               (long long)r.beyond_one_ulp, r.min_margin);
-    cudaCheck(cudaMalloc(&s->philox_ulps, PHILOX_ULPS_COUNT));
-    cudaCheck(cudaMemcpy(s->philox_ulps, host, PHILOX_ULPS_COUNT, cudaMemcpyHostToDevice));
+    s->philox_ulps = (unsigned char *)ctx_alloc(ctx, PHILOX_ULPS_COUNT);
+    /* on the context's stream, so the kernels after it see it (a plain
+       cudaMemcpy may still be in flight when another stream's kernel starts) */
+    ctx_upload(ctx, s->philox_ulps, host, PHILOX_ULPS_COUNT);
     free(host);
     return s->philox_ulps;
 }
