@@ -4,7 +4,8 @@
  * it is built: every offset within one ulp, every double far enough from a
  * float rounding boundary that a GPU's double log/cos/sin rounds the same,
  * and the rebuilt Box-Muller equal to philox_box_muller, bit for bit, for
- * every uniform Box-Muller can take, as the log's word and as the angle's.
+ * every uniform Box-Muller can take, as the log's word and as the angle's,
+ * and to the CPU backend's bulk fill (philox_fill_normal).
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -40,5 +41,22 @@ Test(philox_ulps, table_reproduces_the_c_library, .timeout = 120)
                 (long long)offsets[0], (long long)offsets[1], (long long)offsets[2], PHILOX_ULPS_COUNT,
                 r.min_margin);
     cr_expect_eq(mismatches, 0, "%lld normals differ from philox_box_muller", (long long)mismatches);
+
+    /* and the CPU backend's own path (philox.c's bulk fill, another translation unit) */
+    enum { N = 1 << 20 };
+    float *fill = malloc(N * sizeof *fill);
+    cr_assert(fill);
+    philox_fill_normal(fill, N, 1234567, RNG_SAMPLE_STEP, 17, 3);
+    int64_t fill_mismatches = 0;
+    for (int64_t i = 0; i < N; i++) {
+        uint64_t e = 3 + (uint64_t)i; /* element e: word e & 3 of call e >> 2 */
+        Philox4 d = philox_draw(1234567, RNG_SAMPLE_STEP, 17, e >> 2);
+        int pair = (int)(e & 2);
+        float z0, z1;
+        philox_box_muller_exact(d.v[pair], d.v[pair + 1], code, &z0, &z1);
+        fill_mismatches += !same_bits(fill[i], (e & 1) ? z1 : z0);
+    }
+    cr_expect_eq(fill_mismatches, 0, "%lld normals differ from philox_fill_normal", (long long)fill_mismatches);
+    free(fill);
     free(code);
 }
