@@ -8,7 +8,8 @@
 #   make table1     the paper's Table 1 (also table3, table5, figures, paper)
 #   make bench      performance ratios (ours vs OpenBLAS sgemm and vs PyTorch)
 #   make fixtures   regenerates tests/fixtures with tests/reference/ (PyTorch)
-#   make gpu-check  on a CUDA machine: CUDA kernels vs the CPU reference
+#   make gpu-check  on a CUDA machine: op coverage, CUDA kernels vs the CPU
+#                   reference, each op's time against its floor
 #
 # Variables: BUILD (output folder, default build), CUDA=0 (skip CUDA even
 # when nvcc exists), SAN=1 (sanitizer build), CC, NVCC.
@@ -59,7 +60,7 @@ endif
 LIB_SRC = $(wildcard kernels/*.c kernels/cpu/*.c model/*.c baselines/*.c) \
           $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_OBJ) $(BUILD)/obj/gen/schema_sql.o \
-          $(BUILD)/obj/gen/code_version.o
+          $(BUILD)/obj/gen/code_version.o $(BUILD)/obj/gen/op_entries.o
 TEST_SRC = $(wildcard tests/test_*.c tests/support/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -88,13 +89,30 @@ $(BUILD)/gen/schema_sql.c: harness/store/schema.sql
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@.tmp && mv $@.tmp $@
 
+# the op table's entries by name and offset, and the backward ops of
+# kernels/ops.h (kernels/op_coverage.h, for `deediff ops`): generated from the
+# struct itself, so a new table entry needs no list edited by hand
+$(BUILD)/gen/op_entries.c: kernels/op_table.h kernels/ops.h
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from kernels/op_table.h and kernels/ops.h by the Makefile */'; \
+	  echo '#include <stddef.h>'; \
+	  echo '#include "kernels/op_coverage.h"'; \
+	  echo '#include "kernels/op_table.h"'; \
+	  echo 'const OpEntry op_entries[] = {'; \
+	  sed -n '/\/\* ops \*\//,/^};/p' kernels/op_table.h | \
+	    sed -n 's/.*(\*\([a-z0-9_]*\))(.*/    {"\1", offsetof(OpTable, \1)},/p'; \
+	  echo '    {NULL, 0}};'; \
+	  echo 'const char *const op_backward_names[] = {'; \
+	  grep -o 'op_[a-z0-9_]*_backward(' kernels/ops.h | sed 's/op_\(.*\)_backward(/    "\1",/'; \
+	  echo '    NULL};'; } > $@.tmp && mv $@.tmp $@
+
 # the code version (harness/store/code_version.h): sha256 of every source
 # that computes a number, in path order (the rooms that only report, run,
 # benchmark or store, and the command line's plumbing, do not count);
 # rewritten only when it changes
 NOT_MEASURING = harness/report/% harness/runner/% harness/bench/% harness/store/% harness/cli/main.c \
   harness/cli/commands.c harness/cli/cli.% harness/cli/progress.% harness/cli/text_file.% harness/cli/cmd_methods.c \
-  harness/cli/cmd_info.c
+  harness/cli/cmd_info.c harness/cli/cmd_ops.c kernels/op_coverage.%
 CODE_SRC = $(sort $(filter-out $(NOT_MEASURING), \
              $(wildcard kernels/*.[ch] kernels/cpu/*.[ch] kernels/cuda/*.cu kernels/cuda/*.h \
              model/*.[ch] baselines/*.[ch] harness/*/*.[ch])))
@@ -366,8 +384,12 @@ bench: deps deps-pytorch $(BUILD)/deediff
 	$(BUILD)/deediff bench
 
 # ---- GPU check (run on a CUDA machine) ------------------------------------------
-# the CUDA ops against the CPU reference (errors logged), then how close they
-# come to the card's ceilings (tests/cuda_bench/bench_cuda_ops.c)
+# One command for a GPU session, `make -j$(nproc) gpu-check` (a few minutes
+# on 16 cores): builds, prints `deediff ops` (which backend implements what),
+# runs every CUDA op against the CPU reference (tests/test_cuda_*.c, errors
+# logged), then the op benchmark: each op's time next to its floor on this
+# card (tests/cuda_bench/bench_cuda_ops.c, kernels/cuda/NOTES.md).
+# CUDA_ARCH='-gencode arch=compute_90,code=sm_90' builds for Hopper only.
 ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
 ifneq ($(HAVE_CUDA),1)
 $(error gpu-check: this build has no CUDA (nvcc not found, CUDA=0 or SAN=1))
@@ -380,6 +402,7 @@ $(BUILD)/bench_cuda_ops: $(BUILD)/obj/tests/cuda_bench/bench_cuda_ops.o $(BUILD)
 
 gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 	nvidia-smi -L || true
+	$(BUILD)/deediff ops
 	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose -j4
 	$(BUILD)/bench_cuda_ops
 

@@ -12,6 +12,7 @@
 
 #include "../harness/store/store.h"
 #include "../kernels/errors.h"
+#include "../kernels/op_coverage.h"
 #include "../model/safetensors.h"
 #include "support/cli_run.h"
 #include "support/temp_dir.h"
@@ -386,4 +387,53 @@ Test(cli, methods_lists_every_method_and_its_options)
     }
     cr_expect(strstr(out, "batch_rule=per_image|all") && strstr(out, "tolerance=0.01") && strstr(out, "uem_buckets=4"),
               "%s", out);
+}
+
+/* deediff ops: a line per op of the generated entry list, then each
+   backend's counts, read from the tables (the CUDA column without a GPU) */
+Test(cli, ops_lists_every_op_and_its_backends)
+{
+    char out[16384];
+    cr_assert_eq(cli_run("ops", out, sizeof out, NULL, 0), 0);
+    static const char *const lines[] = {"\nlinear ", "\nattention ", "\nadd  ", "\nadamw_step ", "\nrandn ",
+                                        "\nconv2d ", "\ncross_entropy "};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_expect(strstr(out, lines[i]), "%s missing:\n%s", lines[i] + 1, out);
+    int ops = 0, backwards = 0;
+    for (const OpEntry *e = op_entries; e->name; e++) {
+        size_t n = strlen(e->name);
+        if (n > 9 && !strcmp(e->name + n - 9, "_backward")) backwards++;
+        else ops++;
+    }
+    char want[128];
+    snprintf(want, sizeof want, "cpu   %d of %d forward, %d of %d backward", ops, ops, backwards, backwards);
+    cr_expect(strstr(out, want), "want '%s' in:\n%s", want, out);
+    if (op_backend_table(BACKEND_CUDA)) {
+        snprintf(want, sizeof want, "cuda  %d of %d forward, %d of %d backward", ops, ops, backwards, backwards);
+        cr_expect(strstr(out, want), "want '%s' in:\n%s", want, out);
+    } else {
+        cr_expect(strstr(out, "cuda  not built"), "%s", out);
+    }
+}
+
+/* --backend auto (the default) is the CPU on a machine without a GPU: the
+   same bytes as --backend cpu; a bad name and a GPU for a CPU-only command
+   are refused with one line */
+Test(cli, backend_auto_and_bad_backends)
+{
+    const char *in = path_in("in.safetensors"), *a = path_in("auto.safetensors"), *c = path_in("cpu.safetensors");
+    write_input(in, 8, DT_F32, -1, 1);
+    char args[512];
+    snprintf(args, sizeof args, "forward --model %s --input %s --output %s --backend nosuch", MODEL, in, a);
+    expect_refused(args, a, "--backend", "auto, cpu or cuda");
+    snprintf(args, sizeof args, "features --features fmnist --backend cuda --images %s --output %s", in, a);
+    expect_refused(args, a, "--backend cuda", "CPU only");
+    if (ctx_cuda_available()) cr_skip_test("a GPU is present: auto picks cuda");
+    snprintf(args, sizeof args, "forward --model %s --input %s --output %s", MODEL, in, a);
+    cr_assert_eq(cli_run(args, NULL, 0, NULL, 0), 0);
+    snprintf(args, sizeof args, "forward --model %s --input %s --output %s --backend cpu", MODEL, in, c);
+    cr_assert_eq(cli_run(args, NULL, 0, NULL, 0), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, c);
+    cr_expect_eq(system(cmd), 0, "--backend auto and cpu wrote different outputs");
 }

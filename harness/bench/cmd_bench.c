@@ -170,6 +170,7 @@ int cmd_bench(int argc, char **argv)
     const char *sgemm = NULL;
     const char *only = NULL;
     RunOptions ro = run_options_default();
+    ro.backend = "cpu"; /* its ratios are to this CPU's ceilings */
     CliOpt opts[] = {
         {"--only", "uvit,inception,frechet,early-exit", "run only these sections (default all)", &only, NULL, 0},
         {"--no-torch", NULL, "skip the PyTorch peer", NULL, &no_torch, 0},
@@ -178,7 +179,9 @@ int cmd_bench(int argc, char **argv)
          &busy, 0},
         {"--sgemm", "N", "instead: each library's sgemm GFLOP/s on N^3 (the ceiling's child process)", &sgemm,
          NULL, 0},
-        RUN_OPTIONS(ro),
+        {"--backend", "cpu|cuda|auto", "where U-ViT runs (default cpu: the ratios are to this CPU's ceilings)",
+         &ro.backend, NULL, 0},
+        {"--threads", "N", "CPU threads (default: all cores)", &ro.threads, NULL, 0},
     };
     int rc = cli_parse("bench", "[options]",
                        "Performance as ratios measured in one run: U-ViT forward, forward+backward "

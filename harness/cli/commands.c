@@ -27,6 +27,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
 int cmd_claims(int argc, char **argv);
 int cmd_train_autoencoder(int argc, char **argv);
+int cmd_ops(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -57,5 +58,6 @@ const CliCommand cli_commands[] = {
      cmd_regress},
     {"claims", "paper/CLAIMS.md: the paper's claims, ours at every scale and a verdict by a stated rule", cmd_claims},
     {"methods", "list every method (--method NAME) with one line each and its options", cmd_methods},
+    {"ops", "list every op of kernels/ops.h and the backends that implement its forward and backward", cmd_ops},
 };
 const int cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

@@ -12,7 +12,7 @@ void openblas_set_num_threads(int n);
 
 RunOptions run_options_default(void)
 {
-    RunOptions ro = {"cpu", NULL};
+    RunOptions ro = {"auto", NULL};
     return ro;
 }
 
@@ -23,19 +23,32 @@ void set_cpu_threads(int n)
     openblas_set_num_threads(n);
 }
 
-int run_context_open(RunContext *rc, const RunOptions *ro)
+int run_options_cpu_only(RunOptions *ro, const char *why)
+{
+    if (!strcmp(ro->backend, "auto")) ro->backend = "cpu";
+    if (strcmp(ro->backend, "cpu") != 0) return err_set("--backend %s: %s", ro->backend, why);
+    return 0;
+}
+
+const char *run_context_precision(const RunContext *rc)
+{
+    return rc->ctx.act_dtype == DT_BF16 ? "bf16" : "fp32";
+}
+
+int run_context_open(RunContext *rc, RunOptions *ro)
 {
     memset(rc, 0, sizeof *rc);
     long threads = 0;
     if (ro->threads && cli_int("--threads", ro->threads, 1, 1024, &threads)) return -1;
     rc->threads = (int)threads;
     set_cpu_threads(rc->threads);
+    if (!strcmp(ro->backend, "auto")) ro->backend = ctx_cuda_available() ? "cuda" : "cpu";
     if (!strcmp(ro->backend, "cpu")) {
         ctx_init_cpu(&rc->ctx, rc->threads);
         return 0;
     }
     if (!strcmp(ro->backend, "cuda")) return ctx_init_cuda(&rc->ctx, 0);
-    return err_set("--backend: '%s' is not cpu or cuda", ro->backend);
+    return err_set("--backend: '%s' is not auto, cpu or cuda", ro->backend);
 }
 
 void run_context_close(RunContext *rc) { ctx_destroy(&rc->ctx); }

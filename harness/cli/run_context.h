@@ -1,6 +1,12 @@
 /*
  * run_context.h: the options every compute command shares (--backend,
  * --threads) and the op context they open.
+ *
+ * --backend auto (the default) is cuda when this deediff was built with
+ * CUDA and a GPU is usable (ctx_cuda_available()), else cpu; so a CPU-only
+ * build or a machine without a GPU behaves exactly as with --backend cpu.
+ * run_context_open() replaces "auto" in the options with the backend it
+ * chose, so run records name "cpu" or "cuda", never "auto".
  */
 #ifndef DEEDIFF_RUN_CONTEXT_H
 #define DEEDIFF_RUN_CONTEXT_H
@@ -8,7 +14,7 @@
 #include "../../kernels/ops.h"
 
 typedef struct {
-    const char *backend;   /* "cpu" (default) or "cuda" */
+    const char *backend;   /* "auto" (default), "cpu" or "cuda"; "cpu" or "cuda" once opened */
     const char *threads;   /* CPU threads; default: all cores */
 } RunOptions;
 
@@ -21,11 +27,21 @@ RunOptions run_options_default(void);
 
 /* the CliOpt entries for a RunOptions, for a command's option table */
 #define RUN_OPTIONS(ro)                                                              \
-    {"--backend", "cpu|cuda", "where the network runs (default cpu)", &(ro).backend, NULL, 0}, \
+    {"--backend", "auto|cpu|cuda", "where the network runs (default auto: cuda when a GPU is usable, else cpu)", \
+     &(ro).backend, NULL, 0},                                                        \
     {"--threads", "N", "CPU threads (default: all cores)", &(ro).threads, NULL, 0}
 
-/* opens the context; -1 + err_msg() on a bad option or no GPU */
-int run_context_open(RunContext *rc, const RunOptions *ro);
+/* opens the context and sets ro->backend to the backend chosen ("cpu" or
+   "cuda"); -1 + err_msg() on a bad option, or --backend cuda and no GPU */
+int run_context_open(RunContext *rc, RunOptions *ro);
+
+/* for commands that run on the CPU only: "auto" becomes "cpu"; "cuda" is
+   bad input (-1 + err_msg() saying `why`) */
+int run_options_cpu_only(RunOptions *ro, const char *why);
+
+/* what the context computes in, for run records: "fp32", or "bf16" (BF16
+   activations with F32 accumulation and F32 weights, the CUDA backend) */
+const char *run_context_precision(const RunContext *rc);
 void run_context_close(RunContext *rc);
 
 /* sets OpenMP's and OpenBLAS's thread counts (n <= 0: all cores) */

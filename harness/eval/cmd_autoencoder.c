@@ -171,10 +171,10 @@ static int run_command(AutoencoderPart part, const AeArgs *a)
     const char *cmd = part == AE_ENCODER ? "encode" : "decode";
     long batch = AE_DEFAULT_BATCH;
     if (a->batch && cli_int("--batch", a->batch, 1, 4096, &batch)) return -1;
-    if (strcmp(a->ro.backend, "cpu") != 0)
-        return err_set("--backend %s: the autoencoder runs on the CPU only for now", a->ro.backend);
+    RunOptions ro = a->ro;
+    if (run_options_cpu_only(&ro, "the autoencoder runs on the CPU only for now")) return -1;
     RunContext run;
-    if (run_context_open(&run, &a->ro)) return -1;
+    if (run_context_open(&run, &ro)) return -1;
     Autoencoder m;
     if (autoencoder_load(&m, &run.ctx, a->weights)) {
         run_context_close(&run);

@@ -171,7 +171,7 @@ typedef struct {
     const FeatureNet *fn;
     const char *ref;
     const EvalReference *er;
-    const char *backend;
+    const char *backend, *precision;
     const UViTConfig *cfg;
     const Guidance *guidance;
     const EvalDecoder *dec;   /* NULL: the samples are images */
@@ -220,7 +220,7 @@ static char *protocol_json(const Protocol *p)
     cJSON_AddStringToObject(j, "ref_stats", p->er->path);
     cJSON_AddStringToObject(j, "ref_sha256", p->er->sha256);
     cJSON_AddNumberToObject(j, "ref_n", (double)p->er->stats.n);
-    cJSON_AddStringToObject(j, "precision", "fp32");
+    cJSON_AddStringToObject(j, "precision", p->precision);
     cJSON_AddStringToObject(j, "backend", p->backend);
     cJSON_AddNumberToObject(j, "threads", p->threads);
     char *s = cJSON_PrintUnformatted(j);
@@ -285,7 +285,7 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
              p->evals_per_image);
     snprintf(time_proto, sizeof time_proto,
              "{\"what\":\"wall clock of the sampling loop (network + sampler) / N\",\"backend\":\"%s\","
-             "\"threads\":%d,\"precision\":\"fp32\"}", p->backend, p->threads);
+             "\"threads\":%d,\"precision\":\"%s\"}", p->backend, p->threads, p->precision);
     const char *fd_metric = !strcmp(p->fn->name, "inception") ? "fid" : "fd_fmnist";
     Metric m[] = {
         {fd_metric, r->fd, "", fd_proto, -1},
@@ -430,7 +430,8 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     // the model, and what the protocol says about it
     Guidance g = {0};
     Protocol p = {.model = a->model, .method = "none", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
-                  .ref = a->ref, .er = &er, .backend = ro->backend, .threads = run->threads, .guidance = &g};
+                  .ref = a->ref, .er = &er, .backend = ro->backend, .precision = run_context_precision(run),
+                  .threads = run->threads, .guidance = &g};
     char dataset[64];
     UViT m;
     Method *me = NULL;
@@ -607,6 +608,10 @@ int cmd_eval(int argc, char **argv)
                        "results database (a run of kind eval).",
                        argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (rc) return rc > 0 ? 0 : -1;
+    if (a.autoencoder &&
+        run_options_cpu_only(&ro, "--autoencoder: the autoencoder's ops (GroupNorm, upsampling, padding) have no "
+                                  "CUDA kernels yet"))
+        return -1;
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
     if (run.threads <= 0) run.threads = omp_get_max_threads();

@@ -255,8 +255,7 @@ int cmd_features(int argc, char **argv)
     if (!fmnist && strcmp(net, "inception") != 0)
         return err_set("--features: '%s' is not inception, fmnist or fmnist:W.safetensors", net);
     if (!fmnist && !weights) return err_set("features: missing required option --inception (see deediff features --help)");
-    if (strcmp(ro.backend, "cpu") != 0)
-        return err_set("--backend %s: the feature networks run on the CPU only for now", ro.backend);
+    if (run_options_cpu_only(&ro, "the feature networks run on the CPU only for now")) return -1;
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
     if (fmnist) {

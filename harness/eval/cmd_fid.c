@@ -131,6 +131,7 @@ static int image_features(const char *path, const FeatureNet *net, float **x, in
 {
     RunContext run;
     RunOptions ro = run_options_default();
+    ro.backend = "cpu"; /* the feature networks run on the CPU only for now */
     if (run_context_open(&run, &ro)) return -1;
     int rc;
     if (!strcmp(net->name, "fmnist")) {

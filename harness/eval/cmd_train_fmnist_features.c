@@ -109,8 +109,7 @@ int cmd_train_fmnist_features(int argc, char **argv)
         cli_int("--batch", batch_s, 1, 4096, &batch) || cli_double("--lr", lr_s, &lr))
         return -1;
     if (!(lr > 0 && lr < 1)) return err_set("--lr: %s is not in (0, 1)", lr_s);
-    if (strcmp(ro.backend, "cpu") != 0)
-        return err_set("--backend %s: the FD-FMNIST feature network trains on the CPU only", ro.backend);
+    if (run_options_cpu_only(&ro, "the FD-FMNIST feature network trains on the CPU only")) return -1;
 
     DatasetSpec spec = {.format = DATA_FMNIST, .path = data, .test_split = 0};
     Dataset *train = NULL, *test = NULL;

@@ -37,7 +37,8 @@ int cmd_train_autoencoder(int argc, char **argv)
     text_printf(&cmd, "deediff");
     for (int i = 0; i < argc; i++) text_printf(&cmd, " %s", argv[i]);
     RunContext run;
-    rc = run_context_open(&run, &ro);
+    rc = run_options_cpu_only(&ro, "the autoencoder's ops (GroupNorm, upsampling, padding) have no CUDA kernels yet");
+    if (rc == 0) rc = run_context_open(&run, &ro);
     if (rc == 0) {
         rc = train_autoencoder_run(&run, &tc, cmd.data);
         run_context_close(&run);

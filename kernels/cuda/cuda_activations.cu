@@ -1,89 +1,65 @@
 /*
- * cuda_activations.cu: pointwise activations, GELU (exact erf form) and SiLU.
+ * cuda_activations.cu: GELU (exact erf form), SiLU and sigmoid, forward and
+ * backward, as functors of cuda_elementwise.h:
  *
- * Each works in F32 on F32 or BF16 tensors (all of one call share a dtype).
- * Backward passes ACCUMULATE into din, as every backward op does.
+ *   gelu(x)  = x Phi(x),          Phi(x) = (1 + erf(x / sqrt 2)) / 2
+ *   gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+ *   silu(x)  = x s(x),            s(x) = 1 / (1 + exp(-x))
+ *   silu'(x) = s(x) (1 + x (1 - s(x)))
+ *   s'(x)    = s(x) (1 - s(x))
+ *
+ * F32 arithmetic on F32 or BF16 tensors; backward passes ACCUMULATE into din.
  */
-#include "cuda_common.h"
+#include "cuda_elementwise.h"
+#include "cuda_ops.h"
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
-// out, in are (n,)
-template <typename T>
-__global__ void gelu_forward_kernel(T *out, const T *in, int64_t n)
-{
-    CUDA_GRID_STRIDE(i, n) {
-        float x = load_f32(in, i);
-        store_f32(out, i, 0.5f * x * (1.0f + erff(x * INV_SQRT2)));
-    }
-}
+__device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* d/dx x Phi(x) = Phi(x) + x phi(x) */
-template <typename T>
-__global__ void gelu_backward_kernel(T *din, const T *dout, const T *in, int64_t n)
-{
-    CUDA_GRID_STRIDE(i, n) {
-        float x = load_f32(in, i);
+struct Gelu {
+    __device__ float value(float x) const { return 0.5f * x * (1.0f + erff(x * INV_SQRT2)); }
+    __device__ float grad(float dy, float x) const
+    {
         float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
-        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
-        store_f32(din, i, load_f32(din, i) + load_f32(dout, i) * (cdf + x * pdf));
+        return dy * (cdf + x * INV_SQRT_2PI * expf(-0.5f * x * x));
     }
-}
+};
 
-template <typename T>
-__global__ void silu_forward_kernel(T *out, const T *in, int64_t n)
-{
-    CUDA_GRID_STRIDE(i, n) {
-        float x = load_f32(in, i);
-        store_f32(out, i, x / (1.0f + expf(-x)));
+struct Silu {
+    __device__ float value(float x) const { return x * sigmoid_f32(x); }
+    __device__ float grad(float dy, float x) const
+    {
+        float s = sigmoid_f32(x);
+        return dy * s * (1.0f + x * (1.0f - s));
     }
-}
+};
 
-void cuda_gelu_forward(Ctx *ctx, Tensor out, Tensor in)
-{
-    DType act = cuda_act_dtype("gelu_forward", in);
-    cuda_same_dtype("gelu_forward", out, in);
-    int64_t n = tensor_numel(in);
-    if (n == 0) return;
-    if (act == DT_F32)
-        gelu_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (float *)out.data, (const float *)in.data, n);
-    else
-        gelu_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (__nv_bfloat16 *)out.data, (const __nv_bfloat16 *)in.data, n);
-    cudaCheck(cudaGetLastError());
-}
+struct Sigmoid {
+    __device__ float value(float x) const { return sigmoid_f32(x); }
+    __device__ float grad(float dy, float x) const
+    {
+        float s = sigmoid_f32(x);
+        return dy * s * (1.0f - s);
+    }
+};
 
+void cuda_gelu_forward(Ctx *ctx, Tensor out, Tensor in) { cuda_map_forward(ctx, "gelu_forward", out, in, Gelu{}); }
 void cuda_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
-    if (!tensor_present(din)) return;
-    DType act = cuda_act_dtype("gelu_backward", in);
-    cuda_same_dtype("gelu_backward", din, in);
-    cuda_same_dtype("gelu_backward", dout, in);
-    int64_t n = tensor_numel(in);
-    if (n == 0) return;
-    if (act == DT_F32)
-        gelu_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (float *)din.data, (const float *)dout.data, (const float *)in.data, n);
-    else
-        gelu_backward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (__nv_bfloat16 *)din.data, (const __nv_bfloat16 *)dout.data,
-            (const __nv_bfloat16 *)in.data, n);
-    cudaCheck(cudaGetLastError());
+    cuda_map_backward(ctx, "gelu_backward", din, dout, in, Gelu{});
 }
-
-void cuda_silu_forward(Ctx *ctx, Tensor out, Tensor in)
+void cuda_silu_forward(Ctx *ctx, Tensor out, Tensor in) { cuda_map_forward(ctx, "silu_forward", out, in, Silu{}); }
+void cuda_silu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
 {
-    DType act = cuda_act_dtype("silu_forward", in);
-    cuda_same_dtype("silu_forward", out, in);
-    int64_t n = tensor_numel(in);
-    if (n == 0) return;
-    if (act == DT_F32)
-        silu_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (float *)out.data, (const float *)in.data, n);
-    else
-        silu_forward_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (__nv_bfloat16 *)out.data, (const __nv_bfloat16 *)in.data, n);
-    cudaCheck(cudaGetLastError());
+    cuda_map_backward(ctx, "silu_backward", din, dout, in, Silu{});
+}
+void cuda_sigmoid_forward(Ctx *ctx, Tensor out, Tensor in)
+{
+    cuda_map_forward(ctx, "sigmoid_forward", out, in, Sigmoid{});
+}
+void cuda_sigmoid_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in)
+{
+    cuda_map_backward(ctx, "sigmoid_backward", din, dout, in, Sigmoid{});
 }

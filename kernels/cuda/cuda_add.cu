@@ -1,40 +1,41 @@
 /*
  * cuda_add.cu: sums of whole tensors: add, accumulate (dst += src) and the
  * broadcast add of one [T,D] row block to every batch row (positional
- * embedding). F32 arithmetic on F32 or BF16 activations; the broadcast row is
- * a parameter, so it is F32.
+ * embedding), with its backward.
+ *
+ * F32 arithmetic on F32 or BF16 activations (any mix: CudaIn/CudaOut); the
+ * broadcast row is a parameter, F32, and so is its gradient drow, whose sum
+ * over the batch is a cuda_colsum (fixed order, no atomics).
  */
-#include "cuda_common.h"
+#include "cuda_ops.h"
+#include "cuda_reduce.h"
 
 // out, a, b are (n,); out may alias a or b
-template <typename T>
-__global__ void add_kernel(T *out, const T *a, const T *b, int64_t n)
+__global__ void add_kernel(CudaOut out, CudaIn a, CudaIn b, int64_t n)
 {
     CUDA_GRID_STRIDE(i, n) store_f32(out, i, load_f32(a, i) + load_f32(b, i));
 }
 
-// in, out are (n,) = (B, R); row is (R,)
-template <typename T>
-__global__ void add_bcast_kernel(T *out, const T *in, const float *row, int64_t n, int64_t R)
+// in, out are (n,) = (reps, R); row is (R,)
+__global__ void add_bcast_kernel(CudaOut out, CudaIn in, const float *row, int64_t n, int64_t R)
 {
     CUDA_GRID_STRIDE(i, n) store_f32(out, i, load_f32(in, i) + row[i % R]);
 }
 
+/* dout viewed as [reps, R]: its columns, for drow */
+struct RowBlocks {
+    CudaIn g;
+    int64_t R;
+    __device__ float operator()(int64_t r, int64_t c, int) const { return load_f32(g, r * R + c); }
+};
+
 static void add(Ctx *ctx, const char *op, Tensor out, Tensor a, Tensor b)
 {
-    DType act = cuda_act_dtype(op, a);
-    cuda_same_dtype(op, out, a);
-    cuda_same_dtype(op, b, a);
     int64_t n = tensor_numel(a);
+    CudaOut o = cuda_out(op, out);
+    CudaIn x = cuda_in(op, a), y = cuda_in(op, b);
     if (n == 0) return;
-    if (act == DT_F32)
-        add_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (float *)out.data, (const float *)a.data, (const float *)b.data, n);
-    else
-        add_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (__nv_bfloat16 *)out.data, (const __nv_bfloat16 *)a.data,
-            (const __nv_bfloat16 *)b.data, n);
-    cudaCheck(cudaGetLastError());
+    CUDA_LAUNCH(ctx, n, add_kernel, o, x, y, n);
 }
 
 void cuda_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b) { add(ctx, "add_forward", out, a, b); }
@@ -44,17 +45,23 @@ void cuda_accumulate(Ctx *ctx, Tensor dst, Tensor src) { add(ctx, "accumulate", 
 void cuda_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row)
 {
     const char *op = "add_bcast_forward";
-    DType act = cuda_act_dtype(op, in);
-    cuda_same_dtype(op, out, in);
+    CudaOut o = cuda_out(op, out);
+    CudaIn x = cuda_in(op, in);
     cuda_need_f32(op, "row", row);
     int64_t n = tensor_numel(in), R = tensor_numel(row);
     if (n == 0) return;
-    if (act == DT_F32)
-        add_bcast_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (float *)out.data, (const float *)in.data, (const float *)row.data, n, R);
-    else
-        add_bcast_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream(ctx)>>>(
-            (__nv_bfloat16 *)out.data, (const __nv_bfloat16 *)in.data,
-            (const float *)row.data, n, R);
-    cudaCheck(cudaGetLastError());
+    CUDA_LAUNCH(ctx, n, add_bcast_kernel, o, x, (const float *)row.data, n, R);
+}
+
+void cuda_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout)
+{
+    const char *op = "add_bcast_backward";
+    if (tensor_present(din)) cuda_accumulate(ctx, din, dout);
+    if (!tensor_present(drow)) return;
+    cuda_need_f32(op, "drow", drow);
+    int64_t n = tensor_numel(dout), R = tensor_numel(drow);
+    if (n == 0 || R == 0) return;
+    void *ws = ctx_scratch(ctx, cuda_colsum_workspace_bytes(1, n / R, R));
+    CudaColsumDst<1> dst = {{(float *)drow.data}};
+    cuda_colsum<1>(ctx, ws, n / R, R, RowBlocks{cuda_in(op, dout), R}, dst);
 }

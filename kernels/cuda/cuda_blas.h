@@ -32,6 +32,7 @@
     X(lt, cublasLtMatmulDescSetAttribute)                                       \
     X(lt, cublasLtMatrixLayoutCreate)                                           \
     X(lt, cublasLtMatrixLayoutDestroy)                                          \
+    X(lt, cublasLtMatrixLayoutSetAttribute)                                     \
     X(lt, cublasLtMatmulPreferenceCreate)                                       \
     X(lt, cublasLtMatmulPreferenceDestroy)                                      \
     X(lt, cublasLtMatmulPreferenceSetAttribute)                                 \

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cuda_common.h"
+#include "cuda_ops.h"
 
 /* the number of usable devices, 0 when there is no driver or no GPU;
    *why receives the runtime's reason when it is 0 */
@@ -93,6 +94,7 @@ static void cuda_destroy(Ctx *ctx)
     if (!s) return;
     cudaCheck(cudaStreamSynchronize(s->stream));
     cudaCheck(cudaFree(s->lt_workspace));
+    if (s->philox_ulps) cudaCheck(cudaFree(s->philox_ulps));
     cublasCheck(cuda_blas.cublasLtDestroy(s->lt));
     cublasCheck(cuda_blas.cublasDestroy_v2(s->cublas));
     cudaCheck(cudaStreamDestroy(s->stream));
@@ -133,7 +135,7 @@ extern "C" int cuda_ctx_init(Ctx *ctx, int device)
     return 0;
 }
 
-/* ---- the table (entries in the order of struct OpTable; NULL: not yet) ---- */
+/* ---- the table (entries in the order of struct OpTable) ------------------ */
 
 extern "C" const OpTable cuda_op_table = {
     .name = "cuda",
@@ -146,35 +148,65 @@ extern "C" const OpTable cuda_op_table = {
     .sync = cuda_sync,
     .destroy = cuda_destroy,
     .linear_forward = cuda_linear_forward,
-    .linear_backward = NULL,
+    .linear_backward = cuda_linear_backward,
     .layernorm_forward = cuda_layernorm_forward,
-    .layernorm_backward = NULL,
-    .attention_forward = NULL,
-    .attention_backward = NULL,
+    .layernorm_backward = cuda_layernorm_backward,
+    .attention_forward = cuda_attention_forward,
+    .attention_backward = cuda_attention_backward,
     .gelu_forward = cuda_gelu_forward,
     .gelu_backward = cuda_gelu_backward,
     .silu_forward = cuda_silu_forward,
-    .silu_backward = NULL,
+    .silu_backward = cuda_silu_backward,
+    .sigmoid_forward = cuda_sigmoid_forward,
+    .sigmoid_backward = cuda_sigmoid_backward,
     .add_forward = cuda_add_forward,
     .accumulate = cuda_accumulate,
     .add_bcast_forward = cuda_add_bcast_forward,
-    .add_bcast_backward = NULL,
-    .concat_forward = NULL,
-    .concat_backward = NULL,
+    .add_bcast_backward = cuda_add_bcast_backward,
+    .concat_forward = cuda_concat_forward,
+    .concat_backward = cuda_concat_backward,
     .token_slice_forward = cuda_token_slice_forward,
-    .token_slice_backward = NULL,
+    .token_slice_backward = cuda_token_slice_backward,
     .token_place_forward = cuda_token_place_forward,
-    .token_place_backward = NULL,
-    .conv2d_forward = NULL,
-    .conv2d_backward = NULL,
-    .patchify_forward = NULL,
-    .patchify_backward = NULL,
-    .unpatchify_forward = NULL,
-    .unpatchify_backward = NULL,
+    .token_place_backward = cuda_token_place_backward,
+    .conv2d_forward = cuda_conv2d_forward,
+    .conv2d_backward = cuda_conv2d_backward,
+    .patchify_forward = cuda_patchify_forward,
+    .patchify_backward = cuda_patchify_backward,
+    .unpatchify_forward = cuda_unpatchify_forward,
+    .unpatchify_backward = cuda_unpatchify_backward,
     .timestep_embedding_forward = cuda_timestep_embedding_forward,
-    .timestep_embedding_backward = NULL,
-    .embedding_forward = NULL,
-    .embedding_backward = NULL,
+    .timestep_embedding_backward = cuda_timestep_embedding_backward,
+    .embedding_forward = cuda_embedding_forward,
+    .embedding_backward = cuda_embedding_backward,
     .mse_forward = cuda_mse_forward,
-    .mse_backward = NULL,
+    .mse_backward = cuda_mse_backward,
+    .uncertainty_loss_forward = cuda_uncertainty_loss_forward,
+    .uncertainty_loss_backward = cuda_uncertainty_loss_backward,
+    .adamw_step = cuda_adamw_step,
+    .ema_update = cuda_ema_update,
+    .sum_squares = cuda_sum_squares,
+    .scale = cuda_scale,
+    .has_nonfinite = cuda_has_nonfinite,
+    .axpby = cuda_axpby,
+    .randn = cuda_randn,
+    .add_randn = cuda_add_randn,
+    .max_pool2d_forward = cuda_max_pool2d_forward,
+    .max_pool2d_backward = cuda_max_pool2d_backward,
+    .avg_pool2d_forward = cuda_avg_pool2d_forward,
+    .avg_pool2d_backward = cuda_avg_pool2d_backward,
+    .global_avg_pool_forward = cuda_global_avg_pool_forward,
+    .global_avg_pool_backward = cuda_global_avg_pool_backward,
+    .token_mean_forward = cuda_token_mean_forward,
+    .token_mean_backward = cuda_token_mean_backward,
+    .resize_bilinear_forward = cuda_resize_bilinear_forward,
+    .resize_bilinear_backward = cuda_resize_bilinear_backward,
+    .batchnorm_forward = cuda_batchnorm_forward,
+    .batchnorm_backward = cuda_batchnorm_backward,
+    .relu_forward = cuda_relu_forward,
+    .relu_backward = cuda_relu_backward,
+    .affine_forward = cuda_affine_forward,
+    .affine_backward = cuda_affine_backward,
+    .cross_entropy_forward = cuda_cross_entropy_forward,
+    .cross_entropy_backward = cuda_cross_entropy_backward,
 };

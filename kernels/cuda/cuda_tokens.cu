@@ -1,39 +1,95 @@
 /*
- * cuda_tokens.cu: token slices, out[B,n,D] = in[B, at:at+n, D] and the
- * reverse placement seq[B, at:at+n, D] = src[B,n,D].
+ * cuda_tokens.cu: strided row copies and their backward accumulations:
+ *   token slice:  out[B,n,D] = in[B, at:at+n, D]
+ *   token place:  seq[B, at:at+n, D] = src[B,n,D]
+ *   concat:       out[M, Ca+Cb] = [a[M,Ca], b[M,Cb]]
  *
- * Both are B strided copies of n*D contiguous elements, so one
- * cudaMemcpy2DAsync each: any dtype, no kernel of our own.
+ * Every forward is R rows of `width` contiguous elements copied between two
+ * row pitches, so one cudaMemcpy2DAsync each (any dtype, the two sides must
+ * share it). Every backward is the same row walk adding instead of copying:
+ * rows_accumulate_kernel, F32 arithmetic on F32 or BF16 (any mix).
  */
 #include "cuda_common.h"
+#include "cuda_ops.h"
 
-/* copies B rows of `width` bytes between row pitches dpitch and spitch */
-static void copy_rows(Ctx *ctx, void *dst, size_t dpitch, const void *src, size_t spitch,
-                      size_t width, size_t B)
+/* copies R rows of `width` elements of es bytes between row pitches (in
+   elements) dpitch and spitch */
+static void copy_rows(Ctx *ctx, void *dst, int64_t dpitch, const void *src, int64_t spitch,
+                      int64_t width, int64_t R, size_t es)
 {
-    if (width == 0 || B == 0) return;
-    cudaCheck(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, B, cudaMemcpyDeviceToDevice,
+    if (width == 0 || R == 0) return;
+    cudaCheck(cudaMemcpy2DAsync(dst, (size_t)dpitch * es, src, (size_t)spitch * es,
+                                (size_t)width * es, (size_t)R, cudaMemcpyDeviceToDevice,
                                 cuda_stream(ctx)));
+}
+
+// dst[r * dpitch + doff + j] += src[r * spitch + soff + j] for r < R, j < width
+__global__ void rows_accumulate_kernel(CudaOut dst, int64_t dpitch, int64_t doff, CudaIn src,
+                                       int64_t spitch, int64_t soff, int64_t width, int64_t R)
+{
+    CUDA_GRID_STRIDE(i, R * width) {
+        int64_t r = i / width, j = i % width;
+        add_f32(dst, r * dpitch + doff + j, load_f32(src, r * spitch + soff + j));
+    }
+}
+
+static void accumulate_rows(Ctx *ctx, const char *op, Tensor dst, int64_t dpitch, int64_t doff,
+                            Tensor src, int64_t spitch, int64_t soff, int64_t width, int64_t R)
+{
+    CudaOut d = cuda_out(op, dst);
+    CudaIn s = cuda_in(op, src);
+    if (width == 0 || R == 0) return;
+    CUDA_LAUNCH(ctx, R * width, rows_accumulate_kernel, d, dpitch, doff, s, spitch, soff, width, R);
 }
 
 void cuda_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at)
 {
     cuda_same_dtype("token_slice_forward", out, in);
-    size_t es = dtype_size(in.dtype);
-    size_t B = (size_t)in.shape[0], T = (size_t)in.shape[1], n = (size_t)out.shape[1],
-           D = (size_t)in.shape[2];
+    int64_t B = in.shape[0], T = in.shape[1], n = out.shape[1], D = in.shape[2];
     // in is (B, T, D), out is (B, n, D)
-    copy_rows(ctx, out.data, n * D * es, (const char *)in.data + (size_t)at * D * es,
-              T * D * es, n * D * es, B);
+    copy_rows(ctx, out.data, n * D, (const char *)in.data + (size_t)at * D * dtype_size(in.dtype),
+              T * D, n * D, B, dtype_size(in.dtype));
+}
+
+void cuda_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at)
+{
+    int64_t B = din.shape[0], T = din.shape[1], n = dout.shape[1], D = din.shape[2];
+    // din[b, at:at+n] (B, T, D) += dout[b] (B, n, D)
+    accumulate_rows(ctx, "token_slice_backward", din, T * D, (int64_t)at * D, dout, n * D, 0, n * D, B);
 }
 
 void cuda_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at)
 {
     cuda_same_dtype("token_place_forward", seq, src);
-    size_t es = dtype_size(seq.dtype);
-    size_t B = (size_t)seq.shape[0], T = (size_t)seq.shape[1], n = (size_t)src.shape[1],
-           D = (size_t)seq.shape[2];
+    int64_t B = seq.shape[0], T = seq.shape[1], n = src.shape[1], D = seq.shape[2];
     // seq is (B, T, D), src is (B, n, D)
-    copy_rows(ctx, (char *)seq.data + (size_t)at * D * es, T * D * es, src.data, n * D * es,
-              n * D * es, B);
+    copy_rows(ctx, (char *)seq.data + (size_t)at * D * dtype_size(seq.dtype), T * D, src.data,
+              n * D, n * D, B, dtype_size(seq.dtype));
+}
+
+void cuda_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at)
+{
+    int64_t B = dseq.shape[0], T = dseq.shape[1], n = dsrc.shape[1], D = dseq.shape[2];
+    // dsrc[b] (B, n, D) += dseq[b, at:at+n] (B, T, D)
+    accumulate_rows(ctx, "token_place_backward", dsrc, n * D, 0, dseq, T * D, (int64_t)at * D, n * D, B);
+}
+
+void cuda_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
+{
+    cuda_same_dtype("concat_forward", a, out);
+    cuda_same_dtype("concat_forward", b, out);
+    int64_t M = tensor_rows(out), Ca = tensor_cols(a), Cb = tensor_cols(b), C = Ca + Cb;
+    size_t es = dtype_size(out.dtype);
+    // a is (M, Ca), b is (M, Cb), out is (M, C)
+    copy_rows(ctx, out.data, C, a.data, Ca, Ca, M, es);
+    copy_rows(ctx, (char *)out.data + (size_t)Ca * es, C, b.data, Cb, Cb, M, es);
+}
+
+void cuda_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout)
+{
+    // dout is (M, Ca+Cb); da is (M, Ca), db is (M, Cb), either may be absent
+    int64_t M = tensor_rows(dout), C = tensor_cols(dout);
+    int64_t Ca = tensor_present(da) ? tensor_cols(da) : C - (tensor_present(db) ? tensor_cols(db) : 0);
+    if (tensor_present(da)) accumulate_rows(ctx, "concat_backward", da, Ca, 0, dout, C, 0, Ca, M);
+    if (tensor_present(db)) accumulate_rows(ctx, "concat_backward", db, C - Ca, 0, dout, C, Ca, C - Ca, M);
 }

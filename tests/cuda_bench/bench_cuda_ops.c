@@ -1,20 +1,24 @@
 /*
  * bench_cuda_ops.c: how close the CUDA ops come to the card's ceilings.
  *
- * Built and run by `make gpu-check` on a CUDA machine. It measures two
+ * Built and run by `make gpu-check` on a CUDA machine. It measures three
  * ceilings on the card it runs on, then each op as model code calls it
- * (through kernels/ops.h on a CUDA context), and prints rates with their
- * ratio to the ceiling, never a bare time:
- *   - GEMM ceiling: a large cuBLAS BF16 GEMM (cublasGemmEx, 8192^3, F32
- *     accumulation), in TFLOP/s
- *   - memory ceiling: a device-to-device copy of 1 GiB, in GB/s (read + write)
- * GEMMs are reported in TFLOP/s against the GEMM ceiling (F32 GEMMs run
- * without tensor cores, so expect a few % there); memory-bound ops in GB/s of
- * the bytes they must move, against the copy.
+ * (through kernels/ops.h on a CUDA context), and prints next to each
+ * measured time the op's floor on this card and the floor's share of it:
+ *   floor = max(FLOPs / GEMM ceiling of the op's dtype, bytes / copy ceiling)
+ * with FLOPs the op's necessary arithmetic (2 per multiply-add; attention:
+ * QK^T and PV forward, the 5 products of FlashAttention-2 backward) and
+ * bytes what it must read and write once (kernels/cuda/NOTES.md has each
+ * op's formula). The ceilings:
+ *   - BF16 GEMM: cuBLAS BF16 8192^3, F32 accumulation (tensor cores)
+ *   - F32 GEMM: cuBLAS F32 4096^3, CUBLAS_COMPUTE_32F (no TF32)
+ *   - memory: a device-to-device copy of 1 GiB, read + write
  *
  * Timing: a warm-up call, then the number of calls that fills about 20 ms,
  * five times, with a device synchronize around each; the median is reported.
- * Shapes are U-ViT-S/2's at batch 32 (M = 32 * 257 tokens, D = 512) and 8192^3.
+ * Shapes: U-ViT-S/2 at batch 32 (T = 257 tokens, D = 512, 8 heads of 64),
+ * U-ViT-H/2 at 512x512 (T = 1026, 16 heads of 72), the FID Inception's, and
+ * a sampler step of 64 CIFAR-10 images.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,7 @@
 
 #include "kernels/errors.h"
 #include "kernels/ops.h"
+#include "kernels/philox.h"
 
 #ifdef DEEDIFF_CUDA
 #include <cublas_v2.h>
@@ -31,6 +36,7 @@
 
 #define REPEATS 5
 #define TARGET_SECONDS 0.02
+#define MAX_BUFFERS 32
 
 typedef void (*BenchFn)(void *arg);
 
@@ -56,7 +62,7 @@ static int cmp_double(const void *a, const void *b)
 /* median seconds per call of fn(arg) */
 static double seconds_per_call(BenchFn fn, void *arg)
 {
-    fn(arg); /* warm-up: cuBLASLt heuristics, scratch growth, clocks */
+    fn(arg); /* warm-up: cuBLASLt heuristics, scratch growth, the Philox table, clocks */
     device_sync();
     double t0 = now();
     fn(arg);
@@ -80,16 +86,18 @@ static double seconds_per_call(BenchFn fn, void *arg)
 /* ---- device buffers ---------------------------------------------------------------- */
 
 static Ctx ctx;
+static void *buffers[MAX_BUFFERS];
+static int n_buffers;
 
-/* n values uniform in [-1, 1) as dtype dt on the device */
-static void *device_random(int64_t n, DType dt, uint64_t seed)
+/* n values uniform in [lo, hi) as dtype dt on the device, freed by free_buffers() */
+static void *device_values(int64_t n, DType dt, float lo, float hi, uint64_t seed)
 {
     size_t es = dtype_size(dt);
-    void *host = xmalloc((size_t)n * es);
+    void *host = xmalloc((size_t)(n ? n : 1) * es);
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
     for (int64_t i = 0; i < n; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
-        float v = (float)((s >> 40) * (2.0 / 16777216.0)) - 1.0f;
+        float v = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
         if (dt == DT_BF16) ((uint16_t *)host)[i] = bf16_from_f32(v);
         else ((float *)host)[i] = v;
     }
@@ -97,14 +105,28 @@ static void *device_random(int64_t n, DType dt, uint64_t seed)
     ctx_upload(&ctx, dev, host, (size_t)n * es);
     ctx_sync(&ctx);
     free(host);
+    if (n_buffers == MAX_BUFFERS) FATAL("bench_cuda_ops: more than %d buffers", MAX_BUFFERS);
+    buffers[n_buffers++] = dev;
     return dev;
+}
+static void *device_random(int64_t n, DType dt, uint64_t seed) { return device_values(n, dt, -1, 1, seed); }
+
+static void free_buffers(void)
+{
+    for (int i = 0; i < n_buffers; i++) ctx_free(&ctx, buffers[i]);
+    n_buffers = 0;
 }
 
 /* ---- ceilings -------------------------------------------------------------------------- */
 
 typedef struct {
+    double bf16_flops, f32_flops, bytes_per_s;
+} Ceilings;
+
+typedef struct {
     cublasHandle_t h;
     int n;
+    cudaDataType t;
     void *a, *b, *c;
 } PeakGemm;
 
@@ -112,26 +134,26 @@ static void peak_gemm(void *arg)
 {
     PeakGemm *g = arg;
     const float alpha = 1.0f, beta = 0.0f;
-    cublasStatus_t st = cublasGemmEx(g->h, CUBLAS_OP_T, CUBLAS_OP_N, g->n, g->n, g->n, &alpha,
-                                     g->a, CUDA_R_16BF, g->n, g->b, CUDA_R_16BF, g->n, &beta,
-                                     g->c, CUDA_R_16BF, g->n, CUBLAS_COMPUTE_32F,
+    cublasStatus_t st = cublasGemmEx(g->h, CUBLAS_OP_T, CUBLAS_OP_N, g->n, g->n, g->n, &alpha, g->a, g->t, g->n,
+                                     g->b, g->t, g->n, &beta, g->c, g->t, g->n, CUBLAS_COMPUTE_32F,
                                      CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) FATAL("cublasGemmEx: %s", cublasGetStatusString(st));
 }
 
-/* TFLOP/s of a BF16 8192^3 cuBLAS GEMM */
-static double gemm_ceiling(void)
+/* FLOP/s of an n^3 cuBLAS GEMM of dtype dt */
+static double gemm_ceiling(int n, DType dt)
 {
-    PeakGemm g = {NULL, 8192, NULL, NULL, NULL};
-    int64_t nn = (int64_t)g.n * g.n;
-    g.a = device_random(nn, DT_BF16, 1);
-    g.b = device_random(nn, DT_BF16, 2);
-    g.c = ctx_alloc(&ctx, (size_t)nn * 2);
+    PeakGemm g = {NULL, n, dt == DT_BF16 ? CUDA_R_16BF : CUDA_R_32F, NULL, NULL, NULL};
+    int64_t nn = (int64_t)n * n;
+    g.a = device_random(nn, dt, 1);
+    g.b = device_random(nn, dt, 2);
+    g.c = device_random(nn, dt, 3);
     if (cublasCreate(&g.h) != CUBLAS_STATUS_SUCCESS) FATAL("cublasCreate failed");
+    if (cublasSetMathMode(g.h, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS) FATAL("cublasSetMathMode failed");
     double s = seconds_per_call(peak_gemm, &g);
     cublasDestroy(g.h);
-    ctx_free(&ctx, g.a), ctx_free(&ctx, g.b), ctx_free(&ctx, g.c);
-    return 2.0 * g.n * (double)g.n * g.n / s / 1e12;
+    free_buffers();
+    return 2.0 * n * (double)n * n / s;
 }
 
 typedef struct {
@@ -145,85 +167,222 @@ static void device_copy(void *arg)
     ctx_copy(&ctx, c->dst, c->src, c->bytes);
 }
 
-/* GB/s of a 1 GiB device-to-device copy, counting read and write */
+/* bytes/s of a 1 GiB device-to-device copy, counting read and write */
 static double copy_ceiling(void)
 {
     Copy c = {NULL, NULL, (size_t)1 << 30};
-    c.src = ctx_alloc(&ctx, c.bytes);
-    c.dst = ctx_alloc(&ctx, c.bytes);
-    ctx_zero(&ctx, tensor1(c.src, DT_F32, (int64_t)(c.bytes / 4)));
+    c.src = device_random((int64_t)(c.bytes / 4), DT_F32, 4);
+    c.dst = device_random((int64_t)(c.bytes / 4), DT_F32, 5);
     double s = seconds_per_call(device_copy, &c);
-    ctx_free(&ctx, c.src), ctx_free(&ctx, c.dst);
-    return 2.0 * (double)c.bytes / s / 1e9;
+    free_buffers();
+    return 2.0 * (double)c.bytes / s;
 }
 
-/* ---- ops ---------------------------------------------------------------------------------- */
+/* ---- the ops ------------------------------------------------------------------------------ */
 
+typedef enum {
+    LINEAR_FWD, LINEAR_BWD, LAYERNORM_FWD, LAYERNORM_BWD, ATTENTION_FWD, ATTENTION_BWD, GELU_FWD,
+    GELU_BWD, ADD, ADAMW, RANDN, AXPBY, CONV_FWD, CONV_BWD, MAX_POOL, RESIZE, SUM_SQUARES
+} Kind;
+
+/* one op call: its kind and the tensors it takes (the meaning per kind in run_case) */
 typedef struct {
-    Tensor out, in, w, b;
-} Linear;
+    Kind kind;
+    Tensor t[8];
+    int heads;
+    Conv2dParams conv;
+    Pool2dParams pool;
+    const float *coef;
+    const int64_t *ids;
+} Case;
 
-static void run_linear(void *arg)
+static void run_case(void *arg)
 {
-    Linear *l = arg;
-    op_linear_forward(&ctx, l->out, l->in, l->w, l->b);
+    Case *c = arg;
+    Tensor *t = c->t;
+    static int64_t adam_step;
+    switch (c->kind) {
+    case LINEAR_FWD: op_linear_forward(&ctx, t[0], t[1], t[2], t[3]); break;
+    case LINEAR_BWD: op_linear_backward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5]); break;
+    case LAYERNORM_FWD: op_layernorm_forward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], 1e-5f); break;
+    case LAYERNORM_BWD: op_layernorm_backward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]); break;
+    case ATTENTION_FWD: op_attention_forward(&ctx, t[0], t[1], t[2], c->heads); break;
+    case ATTENTION_BWD: op_attention_backward(&ctx, t[0], t[1], t[2], t[3], t[4], c->heads); break;
+    case GELU_FWD: op_gelu_forward(&ctx, t[0], t[1]); break;
+    case GELU_BWD: op_gelu_backward(&ctx, t[0], t[1], t[2]); break;
+    case ADD: op_add_forward(&ctx, t[0], t[1], t[2]); break;
+    case ADAMW: {
+        AdamWParams p = {1e-4, 0.9, 0.999, 1e-8, 0.03, ++adam_step};
+        op_adamw_step(&ctx, t[0], t[1], t[2], t[3], p);
+        break;
+    }
+    case RANDN: op_randn(&ctx, t[0], c->ids, 1, RNG_SAMPLE_STEP, 7); break;
+    case AXPBY: op_axpby(&ctx, t[0], c->coef, t[1], c->coef, t[2]); break;
+    case CONV_FWD: op_conv2d_forward(&ctx, t[0], t[1], t[2], t[3], c->conv); break;
+    case CONV_BWD: op_conv2d_backward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], c->conv); break;
+    case MAX_POOL: op_max_pool2d_forward(&ctx, t[0], t[1], c->pool); break;
+    case RESIZE: op_resize_bilinear_forward(&ctx, t[0], t[1]); break;
+    case SUM_SQUARES: (void)op_sum_squares(&ctx, t[0]); break;
+    }
 }
 
-/* out[M,N] = in[M,K] w[N,K]^T + b: TFLOP/s and its share of the GEMM ceiling */
-static void bench_linear(const char *label, int64_t M, int64_t K, int64_t N, DType act,
-                         DType w_dt, double ceiling)
+static Ceilings ceil_;
+
+/* times the case and prints one row: measured, floor, the floor's basis and
+   share (the bench_* functions free their buffers after their rows) */
+static void report(const char *label, const char *shape, Case *c, double flops, DType flop_dt, double bytes)
 {
-    Linear l;
-    l.in = tensor2(device_random(M * K, act, 3), act, M, K);
-    l.w = tensor2(device_random(N * K, w_dt, 4), w_dt, N, K);
-    l.b = tensor1(device_random(N, w_dt, 5), w_dt, N);
-    l.out = tensor2(ctx_alloc(&ctx, (size_t)(M * N) * dtype_size(act)), act, M, N);
-    double s = seconds_per_call(run_linear, &l);
-    double tflops = 2.0 * M * (double)N * K / s / 1e12;
+    double s = seconds_per_call(run_case, c);
+    double rate = flop_dt == DT_BF16 ? ceil_.bf16_flops : ceil_.f32_flops;
+    double t_flop = flops / rate, t_mem = bytes / ceil_.bytes_per_s;
+    double floor_s = t_flop > t_mem ? t_flop : t_mem;
+    printf("%-28s %-30s %10.1f us %10.1f us  %-9s %6.1f%%\n", label, shape, s * 1e6, floor_s * 1e6,
+           t_flop > t_mem ? (flop_dt == DT_BF16 ? "bf16 gemm" : "f32 gemm") : "memory", 100.0 * floor_s / s);
+}
+
+static Tensor dev2(int64_t a, int64_t b, DType dt, uint64_t seed) { return tensor2(device_random(a * b, dt, seed), dt, a, b); }
+
+static void bench_linear(int64_t M, int64_t K, int64_t N, DType act)
+{
     char shape[64];
-    snprintf(shape, sizeof shape, "%lldx%lld -> %lld + b", (long long)M, (long long)K, (long long)N);
-    printf("%-34s %-24s %9.1f TFLOP/s  %6.1f%% of GEMM ceiling\n", label, shape, tflops,
-           100.0 * tflops / ceiling);
-    ctx_free(&ctx, l.in.data), ctx_free(&ctx, l.w.data), ctx_free(&ctx, l.b.data);
-    ctx_free(&ctx, l.out.data);
+    size_t es = dtype_size(act);
+    snprintf(shape, sizeof shape, "%lldx%lld -> %lld %s", (long long)M, (long long)K, (long long)N, dtype_name(act));
+    Case c = {.kind = LINEAR_FWD};
+    c.t[0] = dev2(M, N, act, 1), c.t[1] = dev2(M, K, act, 2), c.t[2] = dev2(N, K, DT_F32, 3);
+    c.t[3] = tensor1(device_random(N, DT_F32, 4), DT_F32, N);
+    /* F32 weights are rounded to BF16 on the way: read 4, write 2 per weight */
+    double wbytes = act == DT_BF16 ? 8.0 * N * K : 4.0 * N * K;
+    report("linear_forward (+ bias)", shape, &c, 2.0 * M * N * K, act, (M * K + M * N) * (double)es + wbytes);
+    c.kind = LINEAR_BWD;
+    c.t[0] = dev2(M, K, act, 5), c.t[1] = dev2(N, K, DT_F32, 6), c.t[2] = tensor1(device_random(N, DT_F32, 7), DT_F32, N);
+    c.t[3] = dev2(M, N, act, 8), c.t[4] = dev2(M, K, act, 9), c.t[5] = dev2(N, K, DT_F32, 10);
+    report("linear_backward (din dw db)", shape, &c, 4.0 * M * N * K, act,
+           (2.0 * M * K + 2.0 * M * N) * (double)es + 8.0 * N * K + wbytes);
+    free_buffers();
 }
 
-typedef struct {
-    int which; /* 0 layernorm, 1 gelu, 2 add */
-    Tensor out, in, other, w, b, mean, rstd;
-} Pointwise;
-
-static void run_pointwise(void *arg)
+static void bench_layernorm(int64_t M, int64_t C)
 {
-    Pointwise *p = arg;
-    if (p->which == 0) op_layernorm_forward(&ctx, p->out, p->mean, p->rstd, p->in, p->w, p->b, 1e-5f);
-    else if (p->which == 1) op_gelu_forward(&ctx, p->out, p->in);
-    else op_add_forward(&ctx, p->out, p->in, p->other);
-}
-
-/* a memory-bound op over in[M,C] (BF16): GB/s of the bytes it must move */
-static void bench_memory_op(const char *label, int which, int64_t M, int64_t C, double ceiling)
-{
-    Pointwise p = {.which = which};
-    int64_t n = M * C;
-    p.in = tensor2(device_random(n, DT_BF16, 6), DT_BF16, M, C);
-    p.other = tensor2(device_random(n, DT_BF16, 7), DT_BF16, M, C);
-    p.out = tensor2(ctx_alloc(&ctx, (size_t)n * 2), DT_BF16, M, C);
-    p.w = tensor1(device_random(C, DT_F32, 8), DT_F32, C);
-    p.b = tensor1(device_random(C, DT_F32, 9), DT_F32, C);
-    p.mean = tensor1(ctx_alloc(&ctx, (size_t)M * 4), DT_F32, M);
-    p.rstd = tensor1(ctx_alloc(&ctx, (size_t)M * 4), DT_F32, M);
-    /* bytes read + written: layernorm and gelu 2 n BF16 values, add 3 n */
-    double bytes = (which == 2 ? 3.0 : 2.0) * (double)n * 2 + (which == 0 ? 8.0 * M : 0);
-    double s = seconds_per_call(run_pointwise, &p);
-    double gbs = bytes / s / 1e9;
     char shape[64];
     snprintf(shape, sizeof shape, "%lldx%lld bf16", (long long)M, (long long)C);
-    printf("%-34s %-24s %9.0f GB/s     %6.1f%% of copy ceiling\n", label, shape, gbs,
-           100.0 * gbs / ceiling);
-    ctx_free(&ctx, p.in.data), ctx_free(&ctx, p.other.data), ctx_free(&ctx, p.out.data);
-    ctx_free(&ctx, p.w.data), ctx_free(&ctx, p.b.data);
-    ctx_free(&ctx, p.mean.data), ctx_free(&ctx, p.rstd.data);
+    Case c = {.kind = LAYERNORM_FWD};
+    c.t[0] = dev2(M, C, DT_BF16, 1), c.t[1] = tensor1(device_random(M, DT_F32, 2), DT_F32, M);
+    c.t[2] = tensor1(device_random(M, DT_F32, 3), DT_F32, M), c.t[3] = dev2(M, C, DT_BF16, 4);
+    c.t[4] = tensor1(device_random(C, DT_F32, 5), DT_F32, C), c.t[5] = tensor1(device_random(C, DT_F32, 6), DT_F32, C);
+    report("layernorm_forward", shape, &c, 0, DT_BF16, 4.0 * M * C + 8.0 * M);
+    c.kind = LAYERNORM_BWD;
+    c.t[0] = dev2(M, C, DT_BF16, 7), c.t[1] = tensor1(device_random(C, DT_F32, 8), DT_F32, C);
+    c.t[2] = tensor1(device_random(C, DT_F32, 9), DT_F32, C), c.t[3] = dev2(M, C, DT_BF16, 10);
+    c.t[4] = dev2(M, C, DT_BF16, 11), c.t[5] = tensor1(device_random(C, DT_F32, 12), DT_F32, C);
+    c.t[6] = tensor1(device_random(M, DT_F32, 13), DT_F32, M);
+    c.t[7] = tensor1(device_values(M, DT_F32, 0.5f, 2, 14), DT_F32, M);
+    /* reads dout, in, din; writes din: 4 values of 2 bytes per element */
+    report("layernorm_backward", shape, &c, 0, DT_BF16, 8.0 * M * C + 8.0 * M);
+    free_buffers();
+}
+
+static void bench_attention(int64_t B, int64_t T, int heads, int64_t hd)
+{
+    char shape[64];
+    int64_t A = heads * hd, H = heads;
+    snprintf(shape, sizeof shape, "B%lld T%lld H%d hd%lld bf16", (long long)B, (long long)T, heads, (long long)hd);
+    double fwd_flops = 4.0 * B * H * (double)T * T * hd;
+    Case c = {.kind = ATTENTION_FWD, .heads = heads};
+    c.t[0] = tensor3(device_random(B * T * A, DT_BF16, 1), DT_BF16, B, T, A);
+    c.t[1] = tensor4(device_random(B * H * T * T, DT_F32, 2), DT_F32, B, H, T, T);
+    c.t[2] = tensor3(device_random(B * T * 3 * A, DT_BF16, 3), DT_BF16, B, T, 3 * A);
+    report("attention_forward", shape, &c, fwd_flops, DT_BF16, 2.0 * B * T * 4 * A + 4.0 * B * H * T);
+    /* the backward needs a real log-sum-exp in probs: run the forward once */
+    Tensor probs = c.t[1], qkv = c.t[2];
+    op_attention_forward(&ctx, c.t[0], probs, qkv, heads);
+    Case b = {.kind = ATTENTION_BWD, .heads = heads};
+    b.t[0] = tensor3(device_random(B * T * 3 * A, DT_BF16, 4), DT_BF16, B, T, 3 * A);
+    b.t[1] = tensor4(device_random(B * H * T * T, DT_F32, 5), DT_F32, B, H, T, T);
+    b.t[2] = tensor3(device_random(B * T * A, DT_BF16, 6), DT_BF16, B, T, A);
+    b.t[3] = qkv, b.t[4] = probs;
+    report("attention_backward", shape, &b, 2.5 * fwd_flops, DT_BF16, 2.0 * B * T * (3 * A + A + 6 * A));
+    free_buffers();
+}
+
+static void bench_pointwise(int64_t M, int64_t C)
+{
+    char shape[64];
+    int64_t n = M * C;
+    snprintf(shape, sizeof shape, "%lldx%lld bf16", (long long)M, (long long)C);
+    Case c = {.kind = GELU_FWD};
+    c.t[0] = dev2(M, C, DT_BF16, 1), c.t[1] = dev2(M, C, DT_BF16, 2), c.t[2] = dev2(M, C, DT_BF16, 3);
+    report("gelu_forward", shape, &c, 0, DT_BF16, 4.0 * n);
+    c.kind = GELU_BWD;
+    report("gelu_backward", shape, &c, 0, DT_BF16, 8.0 * n);
+    c.kind = ADD;
+    report("add_forward", shape, &c, 0, DT_BF16, 6.0 * n);
+    free_buffers();
+}
+
+static void bench_training_step_ops(int64_t n)
+{
+    char shape[64];
+    snprintf(shape, sizeof shape, "%lld params f32", (long long)n);
+    Case c = {.kind = ADAMW};
+    for (int i = 0; i < 4; i++) c.t[i] = tensor1(device_values(n, DT_F32, i == 3 ? 0 : -1, 1, 20 + i), DT_F32, n);
+    report("adamw_step (fused)", shape, &c, 0, DT_F32, 28.0 * n);
+    c.kind = SUM_SQUARES;
+    c.t[0] = tensor1(device_random(n, DT_F32, 30), DT_F32, n);
+    report("sum_squares", shape, &c, 0, DT_F32, 4.0 * n);
+    free_buffers();
+}
+
+static void bench_sampler(int64_t B, int64_t n)
+{
+    char shape[64];
+    snprintf(shape, sizeof shape, "%lld x %lld f32", (long long)B, (long long)n);
+    int64_t *ids = xmalloc((size_t)B * sizeof *ids);
+    float *coef = xmalloc((size_t)B * sizeof *coef);
+    for (int64_t i = 0; i < B; i++) ids[i] = i, coef[i] = 0.5f;
+    Case c = {.kind = RANDN, .ids = ids, .coef = coef};
+    c.t[0] = dev2(B, n, DT_F32, 1);
+    report("randn (Philox, CPU bits)", shape, &c, 0, DT_F32, 4.0 * B * n);
+    c.kind = AXPBY;
+    c.t[0] = dev2(B, n, DT_F32, 2), c.t[1] = dev2(B, n, DT_F32, 3), c.t[2] = dev2(B, n, DT_F32, 4);
+    report("axpby", shape, &c, 0, DT_F32, 12.0 * B * n);
+    free_buffers();
+    free(ids), free(coef);
+}
+
+static void bench_conv(int64_t B, int64_t Ci, int64_t H, int64_t Co, int64_t k, int pad)
+{
+    char shape[64];
+    int64_t Ho = H + 2 * pad - k + 1, K = Ci * k * k, N = Ho * Ho;
+    snprintf(shape, sizeof shape, "B%lld %lld->%lld %lldx%lld %lldx%lld f32", (long long)B, (long long)Ci,
+             (long long)Co, (long long)H, (long long)H, (long long)k, (long long)k);
+    Case c = {.kind = CONV_FWD, .conv = {1, 1, pad, pad}};
+    c.t[0] = tensor4(device_random(B * Co * N, DT_F32, 1), DT_F32, B, Co, Ho, Ho);
+    c.t[1] = tensor4(device_random(B * Ci * H * H, DT_F32, 2), DT_F32, B, Ci, H, H);
+    c.t[2] = tensor4(device_random(Co * K, DT_F32, 3), DT_F32, Co, Ci, k, k);
+    c.t[3] = tensor1(device_random(Co, DT_F32, 4), DT_F32, Co);
+    report("conv2d_forward (im2col)", shape, &c, 2.0 * B * Co * N * K, DT_F32, 4.0 * (B * Ci * H * H + B * Co * N));
+    c.kind = CONV_BWD;
+    c.t[0] = tensor4(device_random(B * Ci * H * H, DT_F32, 5), DT_F32, B, Ci, H, H);
+    c.t[1] = tensor4(device_random(Co * K, DT_F32, 6), DT_F32, Co, Ci, k, k);
+    c.t[2] = tensor1(device_random(Co, DT_F32, 7), DT_F32, Co);
+    c.t[3] = tensor4(device_random(B * Co * N, DT_F32, 8), DT_F32, B, Co, Ho, Ho);
+    c.t[4] = tensor4(device_random(B * Ci * H * H, DT_F32, 9), DT_F32, B, Ci, H, H);
+    c.t[5] = tensor4(device_random(Co * K, DT_F32, 10), DT_F32, Co, Ci, k, k);
+    report("conv2d_backward", shape, &c, 4.0 * B * Co * N * K, DT_F32, 4.0 * (3 * B * Ci * H * H + B * Co * N));
+    free_buffers();
+}
+
+static void bench_vision(void)
+{
+    Case c = {.kind = MAX_POOL, .pool = {3, 3, 2, 2, 0, 0, 0}};
+    c.t[0] = tensor4(device_random(50 * 64 * 73 * 73, DT_F32, 1), DT_F32, 50, 64, 73, 73);
+    c.t[1] = tensor4(device_random(50 * 64 * 147 * 147, DT_F32, 2), DT_F32, 50, 64, 147, 147);
+    report("max_pool2d 3x3 s2", "B50 64x147x147 f32", &c, 0, DT_F32, 4.0 * 50 * 64 * (147 * 147 + 73 * 73));
+    c.kind = RESIZE;
+    c.t[0] = tensor4(device_random(50 * 3 * 299 * 299, DT_F32, 3), DT_F32, 50, 3, 299, 299);
+    c.t[1] = tensor4(device_random(50 * 3 * 32 * 32, DT_F32, 4), DT_F32, 50, 3, 32, 32);
+    report("resize_bilinear 32 -> 299", "B50 C3 f32", &c, 0, DT_F32, 4.0 * 50 * 3 * (299 * 299 + 32 * 32));
+    free_buffers();
 }
 
 int main(void)
@@ -234,23 +393,29 @@ int main(void)
     }
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) FATAL("cudaGetDeviceProperties failed");
-    printf("bench_cuda_ops on %s (%d SMs), median of %d runs\n", prop.name,
-           prop.multiProcessorCount, REPEATS);
+    printf("bench_cuda_ops on %s (%d SMs), median of %d runs\n", prop.name, prop.multiProcessorCount, REPEATS);
+    ceil_.bf16_flops = gemm_ceiling(8192, DT_BF16);
+    ceil_.f32_flops = gemm_ceiling(4096, DT_F32);
+    ceil_.bytes_per_s = copy_ceiling();
+    printf("ceilings: cuBLAS BF16 GEMM %.1f TFLOP/s, F32 GEMM %.1f TFLOP/s, device copy %.0f GB/s\n\n",
+           ceil_.bf16_flops / 1e12, ceil_.f32_flops / 1e12, ceil_.bytes_per_s / 1e9);
+    printf("%-28s %-30s %13s %13s  %-9s %7s\n", "op", "shape", "measured", "floor", "floor by", "floor/t");
 
-    double gemm_peak = gemm_ceiling(), copy_peak = copy_ceiling();
-    printf("ceilings: cuBLAS BF16 GEMM 8192^3 %.1f TFLOP/s, device copy %.0f GB/s\n\n",
-           gemm_peak, copy_peak);
-
-    const int64_t M = 32 * 257, D = 512, H = 8192; /* U-ViT-S/2 at batch 32; a large GEMM */
-    bench_linear("linear bf16, F32 weights", M, D, 3 * D, DT_BF16, DT_F32, gemm_peak);
-    bench_linear("linear bf16, BF16 weights", M, D, 3 * D, DT_BF16, DT_BF16, gemm_peak);
-    bench_linear("linear f32 (no TF32)", M, D, 3 * D, DT_F32, DT_F32, gemm_peak);
-    bench_linear("linear bf16, F32 weights", H, H, H, DT_BF16, DT_F32, gemm_peak);
-    bench_linear("linear bf16, BF16 weights", H, H, H, DT_BF16, DT_BF16, gemm_peak);
-    bench_linear("linear f32 (no TF32)", H, H, H, DT_F32, DT_F32, gemm_peak);
-    bench_memory_op("layernorm_forward", 0, M, D, copy_peak);
-    bench_memory_op("gelu_forward", 1, M, 4 * D, copy_peak);
-    bench_memory_op("add_forward", 2, M, D, copy_peak);
+    const int64_t M = 32 * 257, D = 512; /* U-ViT-S/2 at batch 32 */
+    bench_linear(M, D, 3 * D, DT_BF16);
+    bench_linear(M, D, 4 * D, DT_BF16);
+    bench_linear(M, 4 * D, D, DT_BF16);
+    bench_linear(M, D, 3 * D, DT_F32);
+    bench_linear(8192, 8192, 8192, DT_BF16);
+    bench_layernorm(M, D);
+    bench_attention(32, 257, 8, 64);
+    bench_attention(4, 1026, 16, 72);
+    bench_pointwise(M, 4 * D);
+    bench_training_step_ops(44000000); /* U-ViT-S/2's parameters */
+    bench_sampler(64, 3 * 32 * 32);
+    bench_conv(50, 192, 35, 64, 1, 0);  /* Inception Mixed_5b's 1x1 */
+    bench_conv(50, 64, 35, 96, 3, 1);   /* and its 3x3 */
+    bench_vision();
 
     ctx_destroy(&ctx);
     return 0;

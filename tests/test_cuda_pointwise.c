@@ -1,0 +1,271 @@
+/*
+ * test_cuda_pointwise.c: the CUDA backend's elementwise and data-movement
+ * ops against the CPU reference, forward and backward, F32 and BF16:
+ * activations (GELU, SiLU, sigmoid, ReLU, affine), sums (add, accumulate,
+ * the broadcast add), token slices, concatenation, patches, the timestep and
+ * label embeddings (rules: tests/support/cuda_compare.h). Copies must be
+ * exact. Every backward starts from a nonzero gradient: ops must add.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "tests/support/cuda_compare.h"
+
+/* ---- activations -------------------------------------------------------------------- */
+
+typedef void (*UnaryOp)(Ctx *, Tensor, Tensor);
+typedef void (*UnaryBackward)(Ctx *, Tensor, Tensor, Tensor);
+
+static void affine_fwd(Ctx *c, Tensor out, Tensor in) { op_affine_forward(c, out, in, 2.0f, -1.0f); }
+static void affine_bwd(Ctx *c, Tensor din, Tensor dout, Tensor in) { (void)in; op_affine_backward(c, din, dout, 2.0f); }
+
+static void unary_case(const char *what, UnaryOp fwd, UnaryBackward bwd, DType dt)
+{
+    cc_start();
+    int64_t n = 10007;
+    float *x = cc_values(n, -6, 6, 7, dt), *y = cc_values(n, 0, 0, 0, DT_F32);
+    Tensor hx = tensor1(x, DT_F32, n), hy = tensor1(y, DT_F32, n);
+    fwd(&cc_cpu, hy, hx);
+    Tensor dx = cc_upload(hx, dt), dy = cc_zeros(hy, dt);
+    fwd(&cc_gpu, dy, dx);
+    cc_expect_close(what, dy, y, cc_tol(dt));
+
+    float *g = cc_values(n, -1, 1, 8, dt), *gx = cc_values(n, -1, 1, 9, dt);
+    Tensor hg = tensor1(g, DT_F32, n), hgx = tensor1(gx, DT_F32, n);
+    Tensor dg = cc_upload(hg, dt), dgx = cc_upload(hgx, dt);
+    bwd(&cc_cpu, hgx, hg, hx);
+    bwd(&cc_gpu, dgx, dg, dx);
+    cc_expect_close("... backward", dgx, gx, cc_tol(dt));
+    cc_finish();
+}
+
+#define UNARY_TESTS(name, fwd, bwd)                                                        \
+    Test(cuda, name##_f32) { unary_case(#name, fwd, bwd, DT_F32); }                        \
+    Test(cuda, name##_bf16) { unary_case(#name, fwd, bwd, DT_BF16); }
+
+UNARY_TESTS(gelu, op_gelu_forward, op_gelu_backward)
+UNARY_TESTS(silu, op_silu_forward, op_silu_backward)
+UNARY_TESTS(sigmoid, op_sigmoid_forward, op_sigmoid_backward)
+UNARY_TESTS(relu, op_relu_forward, op_relu_backward)
+UNARY_TESTS(affine, affine_fwd, affine_bwd)
+
+/* ---- sums ----------------------------------------------------------------------------- */
+
+static void add_case(DType dt)
+{
+    cc_start();
+    int64_t n = 4099;
+    float *a = cc_values(n, -1, 1, 11, dt), *b = cc_values(n, -1, 1, 12, dt), *y = cc_values(n, 0, 0, 0, DT_F32);
+    Tensor ha = tensor1(a, DT_F32, n), hb = tensor1(b, DT_F32, n), hy = tensor1(y, DT_F32, n);
+    op_add_forward(&cc_cpu, hy, ha, hb);
+    Tensor da = cc_upload(ha, dt), db = cc_upload(hb, dt), dy = cc_zeros(hy, dt);
+    op_add_forward(&cc_gpu, dy, da, db);
+    cc_expect_close("add_forward", dy, y, cc_tol(dt));
+    op_add_forward(&cc_gpu, da, da, db); /* out aliasing a */
+    cc_expect_close("add_forward in place", da, y, cc_tol(dt));
+
+    /* add's backward is accumulate into both (kernels/ops.c) */
+    float *g = cc_values(n, -1, 1, 13, dt), *ga = cc_values(n, -1, 1, 14, dt), *gb = cc_values(n, -1, 1, 15, dt);
+    Tensor hg = tensor1(g, DT_F32, n), hga = tensor1(ga, DT_F32, n), hgb = tensor1(gb, DT_F32, n);
+    Tensor dg = cc_upload(hg, dt), dga = cc_upload(hga, dt), dgb = cc_upload(hgb, dt);
+    op_add_backward(&cc_cpu, hga, hgb, hg);
+    op_add_backward(&cc_gpu, dga, dgb, dg);
+    cc_expect_close("add_backward da", dga, ga, cc_tol(dt));
+    cc_expect_close("add_backward db", dgb, gb, cc_tol(dt));
+    cc_finish();
+}
+
+Test(cuda, add_f32) { add_case(DT_F32); }
+Test(cuda, add_bf16) { add_case(DT_BF16); }
+
+/* out[B,T,D] = in + row[T,D] (row an F32 parameter), and drow's batch sum */
+static void add_bcast_case(DType dt)
+{
+    cc_start();
+    int64_t B = 70, T = 17, D = 24; /* 70 rows: two row groups of the column sum */
+    float *x = cc_values(B * T * D, -1, 1, 15, dt), *row = cc_values(T * D, -1, 1, 16, DT_F32);
+    float *y = cc_values(B * T * D, 0, 0, 0, DT_F32);
+    Tensor hx = tensor3(x, DT_F32, B, T, D), hr = tensor3(row, DT_F32, 1, T, D), hy = tensor3(y, DT_F32, B, T, D);
+    op_add_bcast_forward(&cc_cpu, hy, hx, hr);
+    Tensor dx = cc_upload(hx, dt), dr = cc_upload(hr, DT_F32), dy = cc_zeros(hy, dt);
+    op_add_bcast_forward(&cc_gpu, dy, dx, dr);
+    cc_expect_close("add_bcast_forward", dy, y, cc_tol(dt));
+
+    float *g = cc_values(B * T * D, -1, 1, 17, dt), *gx = cc_values(B * T * D, -1, 1, 18, dt);
+    float *grow = cc_values(T * D, -1, 1, 19, DT_F32);
+    Tensor hg = tensor3(g, DT_F32, B, T, D), hgx = tensor3(gx, DT_F32, B, T, D), hgr = tensor3(grow, DT_F32, 1, T, D);
+    Tensor dg = cc_upload(hg, dt), dgx = cc_upload(hgx, dt), dgr = cc_upload(hgr, DT_F32);
+    op_add_bcast_backward(&cc_cpu, hgx, hgr, hg);
+    op_add_bcast_backward(&cc_gpu, dgx, dgr, dg);
+    cc_expect_close("add_bcast_backward din", dgx, gx, cc_tol(dt));
+    cc_expect_close("add_bcast_backward drow", dgr, grow, CC_TOL_F32);
+    cc_finish();
+}
+
+Test(cuda, add_bcast_f32) { add_bcast_case(DT_F32); }
+Test(cuda, add_bcast_bf16) { add_bcast_case(DT_BF16); }
+
+/* ---- token slices and concatenation (copies: exact) ---------------------------------------- */
+
+static void token_case(DType dt)
+{
+    cc_start();
+    int64_t B = 3, T = 11, n = 4, D = 10;
+    int at = 5;
+    float *seq = cc_values(B * T * D, -1, 1, 17, dt), *part = cc_values(B * n * D, -1, 1, 18, dt);
+    float *slice = cc_values(B * n * D, 0, 0, 0, DT_F32);
+    Tensor hseq = tensor3(seq, DT_F32, B, T, D), hpart = tensor3(part, DT_F32, B, n, D);
+    Tensor hslice = tensor3(slice, DT_F32, B, n, D);
+    Tensor dseq = cc_upload(hseq, dt), dpart = cc_upload(hpart, dt), dslice = cc_zeros(hslice, dt);
+    op_token_slice_forward(&cc_cpu, hslice, hseq, at);
+    op_token_slice_forward(&cc_gpu, dslice, dseq, at);
+    cc_expect_close("token_slice_forward", dslice, slice, 1e-30);
+    op_token_place_forward(&cc_cpu, hseq, hpart, at);
+    op_token_place_forward(&cc_gpu, dseq, dpart, at);
+    cc_expect_close("token_place_forward", dseq, seq, 1e-30); /* other tokens untouched */
+
+    /* backwards: slice's adds dout into din's window, place's reads it back */
+    float *gseq = cc_values(B * T * D, -1, 1, 19, dt), *gpart = cc_values(B * n * D, -1, 1, 20, dt);
+    Tensor hgseq = tensor3(gseq, DT_F32, B, T, D), hgpart = tensor3(gpart, DT_F32, B, n, D);
+    Tensor dgseq = cc_upload(hgseq, dt), dgpart = cc_upload(hgpart, dt);
+    op_token_slice_backward(&cc_cpu, hgseq, hpart, at);
+    op_token_slice_backward(&cc_gpu, dgseq, dpart, at);
+    cc_expect_close("token_slice_backward", dgseq, gseq, cc_tol(dt));
+    op_token_place_backward(&cc_cpu, hgpart, hgseq, at);
+    op_token_place_backward(&cc_gpu, dgpart, dgseq, at);
+    cc_expect_close("token_place_backward", dgpart, gpart, cc_tol(dt));
+    cc_finish();
+}
+
+Test(cuda, token_slice_place_f32) { token_case(DT_F32); }
+Test(cuda, token_slice_place_bf16) { token_case(DT_BF16); }
+
+static void concat_case(DType dt)
+{
+    cc_start();
+    int64_t M = 37, Ca = 24, Cb = 40, C = Ca + Cb;
+    float *a = cc_values(M * Ca, -1, 1, 21, dt), *b = cc_values(M * Cb, -1, 1, 22, dt), *y = cc_values(M * C, 0, 0, 0, DT_F32);
+    Tensor ha = tensor2(a, DT_F32, M, Ca), hb = tensor2(b, DT_F32, M, Cb), hy = tensor2(y, DT_F32, M, C);
+    op_concat_forward(&cc_cpu, hy, ha, hb);
+    Tensor da = cc_upload(ha, dt), db = cc_upload(hb, dt), dy = cc_zeros(hy, dt);
+    op_concat_forward(&cc_gpu, dy, da, db);
+    cc_expect_close("concat_forward", dy, y, 1e-30);
+
+    float *g = cc_values(M * C, -1, 1, 23, dt);
+    Tensor hg = tensor2(g, DT_F32, M, C), dg = cc_upload(hg, dt);
+    op_concat_backward(&cc_cpu, ha, hb, hg);
+    op_concat_backward(&cc_gpu, da, db, dg);
+    cc_expect_close("concat_backward da", da, a, cc_tol(dt));
+    cc_expect_close("concat_backward db", db, b, cc_tol(dt));
+    op_concat_backward(&cc_cpu, tensor_none(), hb, hg); /* one side absent */
+    op_concat_backward(&cc_gpu, tensor_none(), db, dg);
+    cc_expect_close("concat_backward db alone", db, b, cc_tol(dt));
+    cc_finish();
+}
+
+Test(cuda, concat_f32) { concat_case(DT_F32); }
+Test(cuda, concat_bf16) { concat_case(DT_BF16); }
+
+/* ---- patches --------------------------------------------------------------------------------- */
+
+/* all four ops in one layout; the image may have another dtype than the tokens */
+static void patch_case(PatchLayout layout, DType img_dt, DType tok_dt)
+{
+    int64_t B = 2, C = 3, H = 8, W = 12, p = 4, N = (H / p) * (W / p), P = C * p * p;
+    const char *name = layout == PATCH_CHW ? "CHW" : "HWC";
+    float *img = cc_values(B * C * H * W, -1, 1, 24, img_dt), *tok = cc_values(B * N * P, 0, 0, 0, DT_F32);
+    Tensor himg = tensor4(img, DT_F32, B, C, H, W), htok = tensor3(tok, DT_F32, B, N, P);
+    op_patchify_forward(&cc_cpu, htok, himg, (int)p, layout);
+    Tensor dimg = cc_upload(himg, img_dt), dtok = cc_zeros(htok, tok_dt);
+    op_patchify_forward(&cc_gpu, dtok, dimg, (int)p, layout);
+    cc_expect_close(name, dtok, tok, tok_dt == DT_F32 ? 1e-30 : CC_TOL_BF16);
+
+    float *back = cc_values(B * C * H * W, 0, 0, 0, DT_F32);
+    Tensor hback = tensor4(back, DT_F32, B, C, H, W), dback = cc_zeros(hback, img_dt);
+    op_unpatchify_forward(&cc_cpu, hback, htok, (int)p, layout);
+    op_unpatchify_forward(&cc_gpu, dback, dtok, (int)p, layout);
+    cc_expect_close("unpatchify_forward", dback, back, cc_tol(tok_dt));
+
+    float *gimg = cc_values(B * C * H * W, -1, 1, 25, img_dt), *gtok = cc_values(B * N * P, -1, 1, 26, tok_dt);
+    Tensor hgimg = tensor4(gimg, DT_F32, B, C, H, W), hgtok = tensor3(gtok, DT_F32, B, N, P);
+    Tensor dgimg = cc_upload(hgimg, img_dt), dgtok = cc_upload(hgtok, tok_dt);
+    op_patchify_backward(&cc_cpu, hgimg, hgtok, (int)p, layout);
+    op_patchify_backward(&cc_gpu, dgimg, dgtok, (int)p, layout);
+    cc_expect_close("patchify_backward", dgimg, gimg, cc_tol(img_dt));
+    op_unpatchify_backward(&cc_cpu, hgtok, hgimg, (int)p, layout);
+    op_unpatchify_backward(&cc_gpu, dgtok, dgimg, (int)p, layout);
+    cc_expect_close("unpatchify_backward", dgtok, gtok, cc_tol(tok_dt));
+}
+
+Test(cuda, patches)
+{
+    cc_start();
+    for (int l = 0; l < 2; l++) {
+        patch_case((PatchLayout)l, DT_F32, DT_F32);
+        patch_case((PatchLayout)l, DT_BF16, DT_BF16);
+        patch_case((PatchLayout)l, DT_F32, DT_BF16); /* U-ViT: an F32 image, BF16 tokens */
+    }
+    cc_finish();
+}
+
+/* ---- timestep and label embeddings -------------------------------------------------------------- */
+
+static void timestep_case(DType dt, int64_t D)
+{
+    int64_t B = 16;
+    float *t = cc_values(B, 0, 1000, 19, DT_F32); /* fractional, up to U-ViT's 1000 */
+    t[0] = 0.0f, t[1] = 999.0f;
+    float *y = cc_values(B * D, 0, 0, 0, DT_F32);
+    Tensor ht = tensor1(t, DT_F32, B), hy = tensor2(y, DT_F32, B, D);
+    op_timestep_embedding_forward(&cc_cpu, hy, ht);
+    Tensor dtime = cc_upload(ht, DT_F32), dy = cc_zeros(hy, dt);
+    op_timestep_embedding_forward(&cc_gpu, dy, dtime);
+    cc_expect_close(D % 2 ? "timestep_embedding odd D" : "timestep_embedding", dy, y, cc_tol(dt));
+
+    float *g = cc_values(B * D, -1, 1, 20, dt), *gt = cc_values(B, -1, 1, 21, DT_F32);
+    Tensor hg = tensor2(g, DT_F32, B, D), hgt = tensor1(gt, DT_F32, B);
+    Tensor dg = cc_upload(hg, dt), dgt = cc_upload(hgt, DT_F32);
+    op_timestep_embedding_backward(&cc_cpu, hgt, hg, ht);
+    op_timestep_embedding_backward(&cc_gpu, dgt, dg, dtime);
+    /* d/dt is large (|f| up to 1) and sums D/2 terms: F32 sin/cos differ by an ulp of t f */
+    cc_expect_close("timestep_embedding_backward", dgt, gt, 1e-4);
+}
+
+Test(cuda, timestep_embedding_f32)
+{
+    cc_start();
+    timestep_case(DT_F32, 512);
+    timestep_case(DT_F32, 33);
+    cc_finish();
+}
+Test(cuda, timestep_embedding_bf16)
+{
+    cc_start();
+    timestep_case(DT_BF16, 512);
+    timestep_case(DT_BF16, 33);
+    cc_finish();
+}
+
+static void embedding_case(DType dt)
+{
+    cc_start();
+    int64_t V = 11, D = 40, B = 9;
+    int64_t ids[9] = {3, 0, 10, 3, 7, 3, 1, 10, 5}; /* repeats: the backward must add them all */
+    float *table = cc_values(V * D, -1, 1, 27, DT_F32), *y = cc_values(B * D, 0, 0, 0, DT_F32);
+    Tensor htab = tensor2(table, DT_F32, V, D), hids = tensor1(ids, DT_I64, B), hy = tensor2(y, DT_F32, B, D);
+    op_embedding_forward(&cc_cpu, hy, hids, htab);
+    Tensor dtab = cc_upload(htab, DT_F32), dids = cc_upload_raw(hids), dy = cc_zeros(hy, dt);
+    op_embedding_forward(&cc_gpu, dy, dids, dtab);
+    cc_expect_close("embedding_forward", dy, y, dt == DT_F32 ? 1e-30 : CC_TOL_BF16);
+
+    float *g = cc_values(B * D, -1, 1, 28, dt), *gtab = cc_values(V * D, -1, 1, 29, DT_F32);
+    Tensor hg = tensor2(g, DT_F32, B, D), hgtab = tensor2(gtab, DT_F32, V, D);
+    Tensor dg = cc_upload(hg, dt), dgtab = cc_upload(hgtab, DT_F32);
+    op_embedding_backward(&cc_cpu, hgtab, hg, hids);
+    op_embedding_backward(&cc_gpu, dgtab, dg, dids);
+    cc_expect_close("embedding_backward", dgtab, gtab, CC_TOL_F32);
+    cc_finish();
+}
+
+Test(cuda, embedding_f32) { embedding_case(DT_F32); }
+Test(cuda, embedding_bf16) { embedding_case(DT_BF16); }
