@@ -472,6 +472,18 @@ int store_run_failed(Store *s, int64_t run_id, const char *error)
     return run_finish(s, run_id, "failed", or_default(error, "unknown error"));
 }
 
+int store_run_end(Store *s, int64_t run_id, int rc)
+{
+    if (rc == 0) return store_run_done(s, run_id);
+    if (run_id) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", err_msg());
+        store_run_failed(s, run_id, why);
+        err_set("%s", why);
+    }
+    return rc;
+}
+
 /* ---- metrics and artifacts ----------------------------------------------------- */
 
 /* binds row i of rows (columns 2..: column 1 is the run id) */

@@ -74,6 +74,10 @@ int store_uuid(Store *s, char out[37]);
 /* marks a running run 'done' or 'failed' (with its one-line reason) */
 int store_run_done(Store *s, int64_t run_id);
 int store_run_failed(Store *s, int64_t run_id, const char *error);
+/* the end of a command's run: 'done' when rc is 0, else 'failed' with
+   err_msg() as its error (err_msg() is kept for the caller); returns rc, or
+   -1 when marking it done fails. run_id 0 (never begun) is left alone. */
+int store_run_end(Store *s, int64_t run_id, int rc);
 
 /* what store_run_begin records about this process; the strings are the
    caller's to free(). The git commit is `git rev-parse HEAD` of the checkout

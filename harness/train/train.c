@@ -308,17 +308,11 @@ int train_run(RunContext *run, const TrainConfig *tc, const char *resume, const 
         double wall = 0;
         if (rc == 0) rc = loop(&t, &store, run_id, command, &wall);
         if (rc == 0 && tc->export_path[0]) rc = export_model(&t, command, wall);
-        if (rc == 0) {
+        if (rc == 0)
             printf("train: %lld steps, final loss %.5f, %.0f s; checkpoint %s%s%s\n",
                    (long long)t.pos.step, t.pos.loss, wall, t.ckpt_path,
                    tc->export_path[0] ? ", model " : "", tc->export_path);
-            rc = store_run_done(&store, run_id);
-        } else if (run_id) {
-            char why[1024];
-            snprintf(why, sizeof why, "%s", err_msg());
-            store_run_failed(&store, run_id, why);
-            err_set("%s", why);
-        }
+        rc = store_run_end(&store, run_id, rc);
         store_close(&store);
     }
     if (t.o.m) optim_destroy(&t.o, &run->ctx);

@@ -276,16 +276,10 @@ int train_autoencoder_run(RunContext *run, const TrainConfig *tc, const char *co
                  -1}};
             rc = store_metrics(&store, run_id, m, isnan(recon) ? 1 : 2);
         }
-        if (rc == 0) {
+        if (rc == 0)
             printf("train-autoencoder: %lld steps, final loss %.5f, %.0f s; scale factor %.5f, test reconstruction "
                    "MSE %.5f; model %s\n", (long long)tc->steps, loss, wall, scale, recon, tc->export_path);
-            rc = store_run_done(&store, run_id);
-        } else if (run_id) {
-            char why[1024];
-            snprintf(why, sizeof why, "%s", err_msg());
-            store_run_failed(&store, run_id, why);
-            err_set("%s", why);
-        }
+        rc = store_run_end(&store, run_id, rc);
         store_close(&store);
     }
     release(&t);
