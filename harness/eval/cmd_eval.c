@@ -545,6 +545,10 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
                "evaluations per image (1 MAC = 1 multiply-add; %.3g GFLOPs/image)\n",
                a->model, p.model_sha256, c->num_blocks, p.method, p.threshold, r.gmacs / p.evals_per_image,
                p.evals_per_image, r.gflops);
+        if (g.scale != 0)
+            printf("  guidance %g: each evaluation runs every image twice (unconditional: %s), %s exits "
+                   "(--cfg-exit); the counts above include both passes\n", g.scale,
+                   uvit_is_text(c) ? "the empty context" : "the null class", cfg_exit_name(g.exit));
         exit_histogram_print(stdout, &account, c->num_blocks);
         printf("  features sha256 %.16s (dim %d), reference statistics %s sha256 %.16s%s\n", fn.sha256, fn.dim,
                er.path, er.sha256, er.computed ? " (computed now and cached)" : er.cached ? " (cached)" : "");

@@ -4,7 +4,7 @@
 
 seeds/fuzz_safetensors/: safetensors files covering every dtype we read,
 metadata, 0-d and zero-size tensors, an unpadded (odd-length) header.
-seeds/fuzz_uvit_config/: the paper's U-ViT configs and per-block arrays.
+seeds/fuzz_uvit_config/: the paper's U-ViT configs (MS-COCO's text-to-image one too) and per-block arrays.
 seeds/fuzz_pickle/: np.save'd (moments, label) object arrays, as U-ViT's
 feature extraction writes them (numpy and numpy scalar labels).
 seeds/fuzz_npy/: .npy of every supported dtype, versions 1.0 and 2.0, and
@@ -86,6 +86,10 @@ def main():
         "img_size": 32, "patch_size": 2, "in_chans": 4, "embed_dim": 1024, "depth": 20,
         "num_heads": 16, "mlp_ratio": 4.0, "qkv_bias": False, "mlp_time_embed": False,
         "num_classes": 1001, "qk_scale": None, "use_checkpoint": True, "skip": True}))
+    write(cf, "mscoco_uvit_t2i.json", json.dumps({
+        "img_size": 32, "patch_size": 2, "in_chans": 4, "embed_dim": 512, "depth": 12,
+        "num_heads": 8, "mlp_ratio": 4, "qkv_bias": False, "mlp_time_embed": False,
+        "clip_dim": 768, "num_clip_token": 77}))
     write(cf, "pruned.json", json.dumps({
         "img_size": 64, "patch_size": 4, "embed_dim": 96, "depth": 4, "num_heads": 3,
         "mlp_ratio": 2.6666666666666665, "conv": False,
