@@ -172,7 +172,7 @@ int cmd_bench(int argc, char **argv)
     RunOptions ro = run_options_default();
     ro.backend = "cpu"; /* its ratios are to this CPU's ceilings */
     CliOpt opts[] = {
-        {"--only", "uvit,inception,frechet,early-exit", "run only these sections (default all)", &only, NULL, 0},
+        {"--only", "uvit,inception,autoencoder,frechet,early-exit", "run only these sections (default all)", &only, NULL, 0},
         {"--no-torch", NULL, "skip the PyTorch peer", NULL, &no_torch, 0},
         {"--quick", NULL, "U-ViT: only the small configuration", NULL, &quick, 0},
         {"--busy", NULL, "instead: sampling throughput with one core kept busy by a spinning process", NULL,
@@ -190,11 +190,11 @@ int cmd_bench(int argc, char **argv)
                        "saving vs its layer saving.",
                        argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (rc) return rc > 0 ? 0 : -1;
-    static const char *const sections[] = {"uvit", "inception", "frechet", "early-exit"};
+    static const char *const sections[] = {"uvit", "inception", "autoencoder", "frechet", "early-exit"};
     if (only) {
         int any = 0;
-        for (int i = 0; i < 4; i++) any |= cli_listed(only, sections[i]);
-        if (!any) return err_set("--only: '%s' names none of uvit, inception, frechet, early-exit", only);
+        for (int i = 0; i < 5; i++) any |= cli_listed(only, sections[i]);
+        if (!any) return err_set("--only: '%s' names none of uvit, inception, autoencoder, frechet, early-exit", only);
     }
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
@@ -213,6 +213,10 @@ int cmd_bench(int argc, char **argv)
     if (rc == 0 && cli_listed(only, "inception")) {
         printf("\n");
         rc = bench_inception(stdout);
+    }
+    if (rc == 0 && cli_listed(only, "autoencoder")) {
+        printf("\n");
+        rc = bench_autoencoder(stdout);
     }
     if (rc == 0 && cli_listed(only, "frechet")) {
         printf("\n");
