@@ -291,7 +291,8 @@ void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Condit
     }
     op_token_place_forward(ctx, seq, v3(a, ttok.data, 1, D), uvit_time_token(c));
     if (uvit_is_text(c)) {
-        /* context_embed: [B,L,Dc] -> [B,L,D] */
+        /* context_embed: [B,L,Dc] -> [B,L,D]; the contexts are F32 (check_cond), the
+           activations' dtype on the CPU backend: a BF16 backend must convert them first */
         Tensor ctok = v3(a, a->context_tok, c->num_clip_token, D);
         op_linear_forward(ctx, ctok, cond.context, w->context_w, w->context_b);
         op_token_place_forward(ctx, seq, ctok, UVIT_CONTEXT_TOKEN);
