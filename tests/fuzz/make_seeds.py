@@ -195,7 +195,7 @@ def store_seeds():
     with a run and its training curve (harness/store/schema.sql)"""
     import sqlite3
     import tempfile
-    schema = open(os.path.join(HERE, "..", "..", "harness", "schema.sql")).read()
+    schema = open(os.path.join(HERE, "..", "..", "harness", "store", "schema.sql")).read()
     steps = schema.split("\n-- version ")[1:]
     d = "fuzz_store"
     write(d, "empty.db", b"")
