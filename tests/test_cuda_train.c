@@ -1,7 +1,8 @@
 /*
  * test_cuda_train.c: the CUDA backend's training and sampling ops against
  * the CPU reference: the losses (MSE, DeeDiff's uncertainty losses, cross
- * entropy) forward and backward, the optimizer updates and reductions, and
+ * entropy) and the KL autoencoder's posterior (the sample and its KL term)
+ * forward and backward, the optimizer updates and reductions, and
  * the sampler arithmetic (tests/support/cuda_compare.h has the rules).
  * AdamW, the EMA, the scale, axpby and the Philox normals promise the
  * CPU's F32 bits exactly (kernels/cuda/cuda_optim.cu, cuda_sampler.cu).
@@ -87,6 +88,44 @@ Test(cuda, cross_entropy)
     cc_expect_close("cross_entropy_backward", dg, g, CC_TOL_F32);
     cc_finish();
 }
+
+/* the KL autoencoder's posterior: z = mean + exp(logvar / 2) eps and its KL, the KL summed per
+   image in F64 and over images in the CPU's order (so within 1e-6 of the CPU's float); a few
+   log-variances lie outside the clamp [-30, 20] */
+static void gaussian_sample_case(DType dt)
+{
+    cc_start();
+    int64_t B = 3, C = 4, h = 5, w = 6, n = C * h * w;
+    float *mom = cc_values(B * 2 * n, -2, 2, 130, dt), *eps = cc_values(B * n, -2, 2, 131, dt);
+    for (int64_t b = 0; b < B; b++) {
+        float *logvar = mom + (b * 2 + 1) * n;
+        logvar[b] = -40.0f, logvar[n - 1 - b] = 25.0f; /* exact in BF16 too */
+    }
+    float *z = cc_values(B * n, 0, 0, 0, DT_F32);
+    Tensor hm = tensor4(mom, DT_F32, B, 2 * C, h, w), he = tensor4(eps, DT_F32, B, C, h, w);
+    Tensor hz = tensor4(z, DT_F32, B, C, h, w);
+    Tensor dm = cc_upload(hm, dt), de = cc_upload(he, dt), dz = cc_zeros(hz, dt);
+    float want = op_gaussian_sample_forward(&cc_cpu, hz, hm, he);
+    expect_rel("gaussian_sample KL", op_gaussian_sample_forward(&cc_gpu, dz, dm, de), want, 1e-6);
+    cc_expect_close("gaussian_sample z", dz, z, cc_tol(dt));
+    expect_rel("gaussian_sample KL without z", op_gaussian_sample_forward(&cc_gpu, tensor_none(), dm, de),
+               want, 1e-6);
+
+    /* backward through z and the KL, then the KL alone; dmoments starts nonzero */
+    float *g = cc_values(B * n, -1, 1, 132, dt), *gm = cc_values(B * 2 * n, -1, 1, 133, dt);
+    Tensor hg = tensor4(g, DT_F32, B, C, h, w), hgm = tensor4(gm, DT_F32, B, 2 * C, h, w);
+    Tensor dg = cc_upload(hg, dt), dgm = cc_upload(hgm, dt);
+    op_gaussian_sample_backward(&cc_cpu, hgm, hg, hm, he, 0.7f);
+    op_gaussian_sample_backward(&cc_gpu, dgm, dg, dm, de, 0.7f);
+    cc_expect_close("gaussian_sample dmoments", dgm, gm, cc_tol(dt));
+    op_gaussian_sample_backward(&cc_cpu, hgm, tensor_none(), hm, he, 1.3f);
+    op_gaussian_sample_backward(&cc_gpu, dgm, tensor_none(), dm, de, 1.3f);
+    cc_expect_close("gaussian_sample dmoments, dz absent", dgm, gm, cc_tol(dt));
+    cc_finish();
+}
+
+Test(cuda, gaussian_sample_f32) { gaussian_sample_case(DT_F32); }
+Test(cuda, gaussian_sample_bf16) { gaussian_sample_case(DT_BF16); }
 
 /* ---- optimizer ---------------------------------------------------------------------------- */
 

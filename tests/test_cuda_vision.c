@@ -2,7 +2,8 @@
  * test_cuda_vision.c: the CUDA backend's image ops against the CPU
  * reference, forward and backward: conv2d (im2col + cuBLAS, the shapes of
  * the FID Inception and U-ViT's final conv), max/average/global pooling,
- * the token mean, bilinear resize and eval-mode BatchNorm
+ * the token mean, bilinear resize and eval-mode BatchNorm, and the KL
+ * autoencoder's group norm, nearest upsampling and zero padding
  * (tests/support/cuda_compare.h has the rules). Every backward starts from
  * nonzero gradients: ops must add.
  */
@@ -211,3 +212,140 @@ static void batchnorm_case(DType dt)
 
 Test(cuda, batchnorm_f32) { batchnorm_case(DT_F32); }
 Test(cuda, batchnorm_bf16) { batchnorm_case(DT_BF16); }
+
+/* ---- the KL autoencoder's ops: group norm, nearest upsampling, zero padding --------------- */
+
+/* in[B,C,S...] given as ndim 3 ([B,C,L]) or 4 ([B,C,H,W]); affine or not */
+static void check_group_norm(int ndim, int64_t B, int64_t C, int64_t H, int64_t W, int G, int affine,
+                             DType dt, const char *what)
+{
+    int64_t n = B * C * H * W;
+    float *x = cc_values(n, -2, 3, 110, dt); /* a nonzero mean */
+    float *w = cc_values(C, 0.5f, 1.5f, 111, DT_F32), *b = cc_values(C, -0.5f, 0.5f, 112, DT_F32);
+    float *y = cc_values(n, 0, 0, 0, DT_F32), *mean = cc_values(B * G, 0, 0, 0, DT_F32);
+    float *rstd = cc_values(B * G, 0, 0, 0, DT_F32);
+    Tensor hx = ndim == 3 ? tensor3(x, DT_F32, B, C, H * W) : tensor4(x, DT_F32, B, C, H, W);
+    Tensor hy = hx, hm = tensor2(mean, DT_F32, B, G), hr = tensor2(rstd, DT_F32, B, G);
+    hy.data = y;
+    Tensor hw = affine ? tensor1(w, DT_F32, C) : tensor_none(), hb = affine ? tensor1(b, DT_F32, C) : tensor_none();
+    op_group_norm_forward(&cc_cpu, hy, hm, hr, hx, hw, hb, G, 1e-6f);
+    Tensor dx = cc_upload(hx, dt), dy = cc_zeros(hy, dt), dm = cc_zeros(hm, DT_F32), dr = cc_zeros(hr, DT_F32);
+    Tensor dw = affine ? cc_upload(hw, DT_F32) : tensor_none(), db = affine ? cc_upload(hb, DT_F32) : tensor_none();
+    op_group_norm_forward(&cc_gpu, dy, dm, dr, dx, dw, db, G, 1e-6f);
+    char label[160];
+    cc_expect_close(what, dy, y, cc_tol(dt));
+    snprintf(label, sizeof label, "%s: mean", what);
+    cc_expect_close(label, dm, mean, CC_TOL_F32);
+    snprintf(label, sizeof label, "%s: rstd", what);
+    cc_expect_close(label, dr, rstd, CC_TOL_F32);
+
+    /* backward from the CPU's statistics; every gradient starts nonzero */
+    float *g = cc_values(n, -1, 1, 113, dt), *gx = cc_values(n, -1, 1, 114, dt);
+    float *gw = cc_values(C, -1, 1, 115, DT_F32), *gb = cc_values(C, -1, 1, 116, DT_F32);
+    Tensor hg = hx, hgx = hx;
+    hg.data = g, hgx.data = gx;
+    Tensor hgw = affine ? tensor1(gw, DT_F32, C) : tensor_none(), hgb = affine ? tensor1(gb, DT_F32, C) : tensor_none();
+    Tensor dg = cc_upload(hg, dt), dgx = cc_upload(hgx, dt), dm2 = cc_upload(hm, DT_F32), dr2 = cc_upload(hr, DT_F32);
+    Tensor dgw = affine ? cc_upload(hgw, DT_F32) : tensor_none(), dgb = affine ? cc_upload(hgb, DT_F32) : tensor_none();
+    op_group_norm_backward(&cc_cpu, hgx, hgw, hgb, hg, hx, hw, hm, hr, G);
+    op_group_norm_backward(&cc_gpu, dgx, dgw, dgb, dg, dx, dw, dm2, dr2, G);
+    snprintf(label, sizeof label, "%s: din", what);
+    cc_expect_close(label, dgx, gx, cc_tol(dt));
+    if (!affine) return;
+    snprintf(label, sizeof label, "%s: dw", what);
+    cc_expect_close(label, dgw, gw, CC_TOL_F32);
+    snprintf(label, sizeof label, "%s: db", what);
+    cc_expect_close(label, dgb, gb, CC_TOL_F32);
+
+    /* din alone (dw, db absent), then dw and db alone */
+    float *gx2 = cc_copy(gx, n);
+    Tensor hgx2 = hx;
+    hgx2.data = gx2;
+    Tensor dgx2 = cc_upload(hgx2, dt);
+    op_group_norm_backward(&cc_cpu, hgx2, tensor_none(), tensor_none(), hg, hx, hw, hm, hr, G);
+    op_group_norm_backward(&cc_gpu, dgx2, tensor_none(), tensor_none(), dg, dx, dw, dm2, dr2, G);
+    snprintf(label, sizeof label, "%s: din without dw, db", what);
+    cc_expect_close(label, dgx2, gx2, cc_tol(dt));
+    op_group_norm_backward(&cc_cpu, tensor_none(), hgw, hgb, hg, hx, hw, hm, hr, G);
+    op_group_norm_backward(&cc_gpu, tensor_none(), dgw, dgb, dg, dx, dw, dm2, dr2, G);
+    snprintf(label, sizeof label, "%s: dw without din", what);
+    cc_expect_close(label, dgw, gw, CC_TOL_F32);
+}
+
+static void group_norm_cases(DType dt)
+{
+    cc_start();
+    check_group_norm(4, 2, 12, 5, 7, 4, 1, dt, "group_norm 12 channels in 4 groups");
+    check_group_norm(4, 3, 8, 9, 9, 8, 0, dt, "group_norm one channel per group, no affine");
+    check_group_norm(4, 1, 6, 4, 3, 1, 1, dt, "group_norm one group");
+    check_group_norm(3, 2, 10, 1, 33, 5, 1, dt, "group_norm [B,C,L]");
+    check_group_norm(4, 2, 64, 16, 16, 32, 1, dt, "group_norm 64 channels in 32 groups (the autoencoder's)");
+    check_group_norm(4, 1, 32, 32, 32, 4, 1, dt, "group_norm 8192 values per group");
+    cc_finish();
+}
+
+Test(cuda, group_norm_f32) { group_norm_cases(DT_F32); }
+Test(cuda, group_norm_bf16) { group_norm_cases(DT_BF16); }
+
+/* out[B,C,Ho,Wo] from in[B,C,H,W] and back, through fwd and bwd; copies are
+   exact, and the F32 backward adds in the CPU's order: its bits */
+typedef void (*ResampleForward)(Ctx *, Tensor, Tensor, const void *);
+typedef void (*ResampleBackward)(Ctx *, Tensor, Tensor, const void *);
+
+static void check_resample(ResampleForward fwd, ResampleBackward bwd, const void *arg, int64_t H, int64_t W,
+                           int64_t Ho, int64_t Wo, DType dt, const char *what)
+{
+    int64_t B = 2, C = 3;
+    float *x = cc_values(B * C * H * W, -1, 1, 120, dt), *y = cc_values(B * C * Ho * Wo, 0, 0, 0, DT_F32);
+    Tensor hx = tensor4(x, DT_F32, B, C, H, W), hy = tensor4(y, DT_F32, B, C, Ho, Wo);
+    fwd(&cc_cpu, hy, hx, arg);
+    /* the GPU's output starts as garbage: every value must be written, padding too */
+    float *junk = cc_values(B * C * Ho * Wo, 5, 6, 121, dt);
+    Tensor dx = cc_upload(hx, dt), dy = cc_upload(tensor4(junk, DT_F32, B, C, Ho, Wo), dt);
+    fwd(&cc_gpu, dy, dx, arg);
+    cc_expect_close(what, dy, y, 1e-30);
+
+    float *g = cc_values(B * C * Ho * Wo, -1, 1, 122, dt), *gx = cc_values(B * C * H * W, -1, 1, 123, dt);
+    Tensor hg = tensor4(g, DT_F32, B, C, Ho, Wo), hgx = tensor4(gx, DT_F32, B, C, H, W);
+    Tensor dg = cc_upload(hg, dt), dgx = cc_upload(hgx, dt);
+    bwd(&cc_cpu, hgx, hg, arg);
+    bwd(&cc_gpu, dgx, dg, arg);
+    char label[160];
+    snprintf(label, sizeof label, "%s: backward", what);
+    if (dt == DT_F32) cc_expect_equal(label, dgx, gx);
+    else cc_expect_close(label, dgx, gx, cc_tol(dt));
+}
+
+static void upsample_fwd(Ctx *c, Tensor out, Tensor in, const void *arg) { (void)arg; op_upsample_nearest_forward(c, out, in); }
+static void upsample_bwd(Ctx *c, Tensor din, Tensor dout, const void *arg) { (void)arg; op_upsample_nearest_backward(c, din, dout); }
+static void pad_fwd(Ctx *c, Tensor out, Tensor in, const void *arg) { op_pad2d_forward(c, out, in, *(const Pad2dParams *)arg); }
+static void pad_bwd(Ctx *c, Tensor din, Tensor dout, const void *arg) { op_pad2d_backward(c, din, dout, *(const Pad2dParams *)arg); }
+
+static void upsample_cases(DType dt)
+{
+    cc_start();
+    check_resample(upsample_fwd, upsample_bwd, NULL, 5, 7, 10, 14, dt, "upsample_nearest x2 (the autoencoder's)");
+    check_resample(upsample_fwd, upsample_bwd, NULL, 3, 4, 6, 12, dt, "upsample_nearest x(2,3)");
+    check_resample(upsample_fwd, upsample_bwd, NULL, 6, 5, 6, 5, dt, "upsample_nearest x1");
+    cc_finish();
+}
+
+Test(cuda, upsample_nearest_f32) { upsample_cases(DT_F32); }
+Test(cuda, upsample_nearest_bf16) { upsample_cases(DT_BF16); }
+
+static void pad_case(int64_t H, int64_t W, Pad2dParams p, DType dt, const char *what)
+{
+    check_resample(pad_fwd, pad_bwd, &p, H, W, p.top + H + p.bottom, p.left + W + p.right, dt, what);
+}
+
+static void pad_cases(DType dt)
+{
+    cc_start();
+    pad_case(7, 7, (Pad2dParams){0, 1, 0, 1}, dt, "pad2d (0,1,0,1) (the autoencoder's Downsample)");
+    pad_case(5, 6, (Pad2dParams){3, 1, 2, 4}, dt, "pad2d top 3 bottom 1 left 2 right 4");
+    pad_case(4, 3, (Pad2dParams){0, 0, 0, 0}, dt, "pad2d none");
+    cc_finish();
+}
+
+Test(cuda, pad2d_f32) { pad_cases(DT_F32); }
+Test(cuda, pad2d_bf16) { pad_cases(DT_BF16); }

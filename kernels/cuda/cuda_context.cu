@@ -209,4 +209,12 @@ extern "C" const OpTable cuda_op_table = {
     .affine_backward = cuda_affine_backward,
     .cross_entropy_forward = cuda_cross_entropy_forward,
     .cross_entropy_backward = cuda_cross_entropy_backward,
+    .group_norm_forward = cuda_group_norm_forward,
+    .group_norm_backward = cuda_group_norm_backward,
+    .upsample_nearest_forward = cuda_upsample_nearest_forward,
+    .upsample_nearest_backward = cuda_upsample_nearest_backward,
+    .pad2d_forward = cuda_pad2d_forward,
+    .pad2d_backward = cuda_pad2d_backward,
+    .gaussian_sample_forward = cuda_gaussian_sample_forward,
+    .gaussian_sample_backward = cuda_gaussian_sample_backward,
 };

@@ -10,7 +10,8 @@
  * cuda_activations.cu, cuda_add.cu, cuda_tokens.cu, cuda_conv2d.cu,
  * cuda_patch.cu, cuda_timestep.cu, cuda_embedding.cu, cuda_loss.cu,
  * cuda_optim.cu, cuda_sampler.cu, cuda_pool.cu, cuda_resize.cu,
- * cuda_batchnorm.cu, cuda_relu_affine.cu, cuda_cross_entropy.cu.
+ * cuda_batchnorm.cu, cuda_relu_affine.cu, cuda_cross_entropy.cu,
+ * cuda_group_norm.cu, cuda_upsample.cu, cuda_pad.cu, cuda_gaussian_sample.cu.
  */
 #ifndef DEEDIFF_CUDA_OPS_H
 #define DEEDIFF_CUDA_OPS_H
@@ -107,5 +108,19 @@ void cuda_affine_backward(Ctx *ctx, Tensor din, Tensor dout, float a);
 float cuda_cross_entropy_forward(Ctx *ctx, Tensor logits, Tensor labels);
 void cuda_cross_entropy_backward(Ctx *ctx, Tensor dlogits, Tensor logits, Tensor labels,
                                  float dloss);
+
+/* latent-space ops (KL autoencoder): cuda_group_norm.cu, cuda_upsample.cu, cuda_pad.cu,
+   cuda_gaussian_sample.cu */
+void cuda_group_norm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd, Tensor in,
+                             Tensor w, Tensor b, int groups, float eps);
+void cuda_group_norm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                              Tensor in, Tensor w, Tensor mean, Tensor rstd, int groups);
+void cuda_upsample_nearest_forward(Ctx *ctx, Tensor out, Tensor in);
+void cuda_upsample_nearest_backward(Ctx *ctx, Tensor din, Tensor dout);
+void cuda_pad2d_forward(Ctx *ctx, Tensor out, Tensor in, Pad2dParams p);
+void cuda_pad2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pad2dParams p);
+float cuda_gaussian_sample_forward(Ctx *ctx, Tensor z, Tensor moments, Tensor eps);
+void cuda_gaussian_sample_backward(Ctx *ctx, Tensor dmoments, Tensor dz, Tensor moments, Tensor eps,
+                                   float kl_weight);
 
 #endif

@@ -17,8 +17,9 @@
  * Timing: a warm-up call, then the number of calls that fills about 20 ms,
  * five times, with a device synchronize around each; the median is reported.
  * Shapes: U-ViT-S/2 at batch 32 (T = 257 tokens, D = 512, 8 heads of 64),
- * U-ViT-H/2 at 512x512 (T = 1026, 16 heads of 72), the FID Inception's, and
- * a sampler step of 64 CIFAR-10 images.
+ * U-ViT-H/2 at 512x512 (T = 1026, 16 heads of 72), the FID Inception's, a
+ * sampler step of 64 CIFAR-10 images, and the Stable Diffusion KL
+ * autoencoder's at 256x256, batch 8.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,7 +183,9 @@ static double copy_ceiling(void)
 
 typedef enum {
     LINEAR_FWD, LINEAR_BWD, LAYERNORM_FWD, LAYERNORM_BWD, ATTENTION_FWD, ATTENTION_BWD, GELU_FWD,
-    GELU_BWD, ADD, ADAMW, RANDN, AXPBY, CONV_FWD, CONV_BWD, MAX_POOL, RESIZE, SUM_SQUARES
+    GELU_BWD, ADD, ADAMW, RANDN, AXPBY, CONV_FWD, CONV_BWD, MAX_POOL, RESIZE, SUM_SQUARES,
+    GROUP_NORM_FWD, GROUP_NORM_BWD, UPSAMPLE_FWD, UPSAMPLE_BWD, PAD_FWD, PAD_BWD, GAUSSIAN_FWD,
+    GAUSSIAN_BWD
 } Kind;
 
 /* one op call: its kind and the tensors it takes (the meaning per kind in run_case) */
@@ -190,8 +193,10 @@ typedef struct {
     Kind kind;
     Tensor t[8];
     int heads;
+    int groups;
     Conv2dParams conv;
     Pool2dParams pool;
+    Pad2dParams pad;
     const float *coef;
     const int64_t *ids;
 } Case;
@@ -223,6 +228,16 @@ static void run_case(void *arg)
     case MAX_POOL: op_max_pool2d_forward(&ctx, t[0], t[1], c->pool); break;
     case RESIZE: op_resize_bilinear_forward(&ctx, t[0], t[1]); break;
     case SUM_SQUARES: (void)op_sum_squares(&ctx, t[0]); break;
+    case GROUP_NORM_FWD: op_group_norm_forward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], c->groups, 1e-6f); break;
+    case GROUP_NORM_BWD:
+        op_group_norm_backward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], c->groups);
+        break;
+    case UPSAMPLE_FWD: op_upsample_nearest_forward(&ctx, t[0], t[1]); break;
+    case UPSAMPLE_BWD: op_upsample_nearest_backward(&ctx, t[0], t[1]); break;
+    case PAD_FWD: op_pad2d_forward(&ctx, t[0], t[1], c->pad); break;
+    case PAD_BWD: op_pad2d_backward(&ctx, t[0], t[1], c->pad); break;
+    case GAUSSIAN_FWD: (void)op_gaussian_sample_forward(&ctx, t[0], t[1], t[2]); break;
+    case GAUSSIAN_BWD: op_gaussian_sample_backward(&ctx, t[0], t[1], t[2], t[3], 1e-6f); break;
     }
 }
 
@@ -385,6 +400,76 @@ static void bench_vision(void)
     free_buffers();
 }
 
+static Tensor dev4(int64_t a, int64_t b, int64_t c, int64_t d, DType dt, uint64_t seed)
+{
+    return tensor4(device_random(a * b * c * d, dt, seed), dt, a, b, c, d);
+}
+
+/* the KL autoencoder's group norm on [B,C,H,W], G groups (32 in SD's) */
+static void bench_group_norm(int64_t B, int64_t C, int64_t H, int64_t W, int G)
+{
+    char shape[64];
+    int64_t n = B * C * H * W;
+    snprintf(shape, sizeof shape, "B%lld %lldx%lldx%lld G%d bf16", (long long)B, (long long)C, (long long)H,
+             (long long)W, G);
+    Case c = {.kind = GROUP_NORM_FWD, .groups = G};
+    c.t[0] = dev4(B, C, H, W, DT_BF16, 1), c.t[1] = dev2(B, G, DT_F32, 2), c.t[2] = dev2(B, G, DT_F32, 3);
+    c.t[3] = dev4(B, C, H, W, DT_BF16, 4);
+    c.t[4] = tensor1(device_random(C, DT_F32, 5), DT_F32, C), c.t[5] = tensor1(device_random(C, DT_F32, 6), DT_F32, C);
+    report("group_norm_forward", shape, &c, 0, DT_BF16, 4.0 * n);
+    c.kind = GROUP_NORM_BWD;
+    Tensor in = c.t[3], w = c.t[4], mean = c.t[1], rstd = c.t[2];
+    op_group_norm_forward(&ctx, c.t[0], mean, rstd, in, w, c.t[5], G, 1e-6f); /* real statistics */
+    c.t[0] = dev4(B, C, H, W, DT_BF16, 7), c.t[1] = tensor1(device_random(C, DT_F32, 8), DT_F32, C);
+    c.t[2] = tensor1(device_random(C, DT_F32, 9), DT_F32, C), c.t[3] = dev4(B, C, H, W, DT_BF16, 10);
+    c.t[4] = in, c.t[5] = w, c.t[6] = mean, c.t[7] = rstd;
+    /* reads dout, in, din; writes din: 4 values of 2 bytes per element */
+    report("group_norm_backward", shape, &c, 0, DT_BF16, 8.0 * n);
+    free_buffers();
+}
+
+/* the autoencoder's resampling: nearest x2 before the decoder's up convs, the
+   (0,1,0,1) padding before the encoder's stride-2 convs */
+static void bench_resample(int64_t B, int64_t C, int64_t H)
+{
+    char shape[64];
+    int64_t n = B * C * H * H, n2 = 4 * n, np = B * C * (H + 1) * (H + 1);
+    snprintf(shape, sizeof shape, "B%lld %lldx%lldx%lld bf16", (long long)B, (long long)C, (long long)H,
+             (long long)H);
+    Case c = {.kind = UPSAMPLE_FWD};
+    c.t[0] = dev4(B, C, 2 * H, 2 * H, DT_BF16, 1), c.t[1] = dev4(B, C, H, H, DT_BF16, 2);
+    report("upsample_nearest_forward x2", shape, &c, 0, DT_BF16, 2.0 * (n + n2));
+    c.kind = UPSAMPLE_BWD;
+    c.t[0] = c.t[1], c.t[1] = dev4(B, C, 2 * H, 2 * H, DT_BF16, 3);
+    report("upsample_nearest_backward x2", shape, &c, 0, DT_BF16, 2.0 * (n2 + 2 * n));
+    free_buffers();
+    c = (Case){.kind = PAD_FWD, .pad = {0, 1, 0, 1}};
+    c.t[0] = dev4(B, C, H + 1, H + 1, DT_BF16, 4), c.t[1] = dev4(B, C, H, H, DT_BF16, 5);
+    report("pad2d_forward (0,1,0,1)", shape, &c, 0, DT_BF16, 2.0 * (n + np));
+    c.kind = PAD_BWD;
+    c.t[0] = c.t[1], c.t[1] = dev4(B, C, H + 1, H + 1, DT_BF16, 6);
+    report("pad2d_backward (0,1,0,1)", shape, &c, 0, DT_BF16, 2.0 * 3 * n);
+    free_buffers();
+}
+
+/* the posterior of B latents [C,h,w] (moments [B,2C,h,w]), F32 */
+static void bench_gaussian_sample(int64_t B, int64_t C, int64_t h)
+{
+    char shape[64];
+    int64_t n = B * C * h * h;
+    snprintf(shape, sizeof shape, "B%lld %lldx%lldx%lld f32", (long long)B, (long long)C, (long long)h, (long long)h);
+    Case c = {.kind = GAUSSIAN_FWD};
+    c.t[0] = dev4(B, C, h, h, DT_F32, 1), c.t[1] = dev4(B, 2 * C, h, h, DT_F32, 2), c.t[2] = dev4(B, C, h, h, DT_F32, 3);
+    /* reads moments (2n) and eps, writes z; plus the KL's round trip to the host */
+    report("gaussian_sample_forward", shape, &c, 0, DT_F32, 16.0 * n);
+    c.kind = GAUSSIAN_BWD;
+    Tensor moments = c.t[1], eps = c.t[2];
+    c.t[0] = dev4(B, 2 * C, h, h, DT_F32, 4), c.t[1] = dev4(B, C, h, h, DT_F32, 5), c.t[2] = moments, c.t[3] = eps;
+    /* reads dz, eps, moments and dmoments (2n each), writes dmoments */
+    report("gaussian_sample_backward", shape, &c, 0, DT_F32, 32.0 * n);
+    free_buffers();
+}
+
 int main(void)
 {
     if (ctx_init_cuda(&ctx, 0) != 0) {
@@ -416,6 +501,12 @@ int main(void)
     bench_conv(50, 192, 35, 64, 1, 0);  /* Inception Mixed_5b's 1x1 */
     bench_conv(50, 64, 35, 96, 3, 1);   /* and its 3x3 */
     bench_vision();
+    /* the Stable Diffusion KL autoencoder at 256x256, batch 8 */
+    bench_group_norm(8, 128, 256, 256, 32);
+    bench_group_norm(8, 512, 32, 32, 32);
+    bench_resample(8, 512, 64);   /* decoder up 64 -> 128 */
+    bench_resample(8, 128, 256);  /* encoder down 256 -> 128 */
+    bench_gaussian_sample(8, 4, 32);
 
     ctx_destroy(&ctx);
     return 0;
