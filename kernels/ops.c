@@ -770,6 +770,7 @@ static void check_gaussian(const char *op, Tensor z, Tensor moments, Tensor eps)
 {
     need_ndim(op, moments, 4);
     need_ndim(op, eps, 4);
+    need(eps.shape[0] >= 1, op, "an empty batch has no KL", moments, eps);
     need(eps.shape[0] == moments.shape[0] && 2 * eps.shape[1] == moments.shape[1] &&
          eps.shape[2] == moments.shape[2] && eps.shape[3] == moments.shape[3], op,
          "moments are not [B, 2C, h, w] for eps [B, C, h, w]", moments, eps);

@@ -172,7 +172,7 @@ static int run_command(AutoencoderPart part, const AeArgs *a)
     long batch = AE_DEFAULT_BATCH;
     if (a->batch && cli_int("--batch", a->batch, 1, 4096, &batch)) return -1;
     RunOptions ro = a->ro;
-    if (run_options_cpu_only(&ro, "the autoencoder runs on the CPU only for now")) return -1;
+    if (run_options_cpu_only(&ro, "the autoencoder has not run on a GPU yet (its CUDA kernels await make gpu-check): CPU only")) return -1;
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;
     Autoencoder m;

@@ -613,8 +613,8 @@ int cmd_eval(int argc, char **argv)
                        argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (rc) return rc > 0 ? 0 : -1;
     if (a.autoencoder &&
-        run_options_cpu_only(&ro, "--autoencoder: the autoencoder's ops (GroupNorm, upsampling, padding) have no "
-                                  "CUDA kernels yet"))
+        run_options_cpu_only(&ro, "--autoencoder: the autoencoder has not run on a GPU yet (its CUDA kernels await "
+                                  "make gpu-check): CPU only"))
         return -1;
     RunContext run;
     if (run_context_open(&run, &ro)) return -1;

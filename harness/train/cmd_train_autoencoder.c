@@ -37,7 +37,7 @@ int cmd_train_autoencoder(int argc, char **argv)
     text_printf(&cmd, "deediff");
     for (int i = 0; i < argc; i++) text_printf(&cmd, " %s", argv[i]);
     RunContext run;
-    rc = run_options_cpu_only(&ro, "the autoencoder's ops (GroupNorm, upsampling, padding) have no CUDA kernels yet");
+    rc = run_options_cpu_only(&ro, "the autoencoder has not run on a GPU yet (its CUDA kernels await make gpu-check): CPU only");
     if (rc == 0) rc = run_context_open(&run, &ro);
     if (rc == 0) {
         rc = train_autoencoder_run(&run, &tc, cmd.data);
