@@ -15,27 +15,9 @@
 #include "kernels/ops.h"
 #include "tests/support/float_buffers.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_checks.h"
 
-static void expect_close(const char *what, const float *got, const double *want, int64_t n, double tol)
-{
-    for (int64_t i = 0; i < n; i++)
-        cr_assert(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])), "%s[%lld] = %.9g, want %.9g",
-                  what, (long long)i, got[i], want[i]);
-}
 
-/* a backward into one gradient buffer: run on zeros (fresh) and on
-   pre-filled values (after); a backward that adds gives after = pre + fresh */
-typedef void (*backward_into)(void *user, float *grad);
-static void expect_accumulates(const char *what, backward_into bw, void *user, int64_t n)
-{
-    float *fresh = fzeros(n), *pre = fvec(n, -2, 2, 99), *after = fvec(n, -2, 2, 99);
-    bw(user, fresh);
-    bw(user, after);
-    for (int64_t i = 0; i < n; i++)
-        cr_assert(fabs(after[i] - (pre[i] + fresh[i])) <= 1e-5 * (1 + fabs(pre[i] + fresh[i])),
-                  "%s[%lld]: %g, want %g + %g", what, (long long)i, after[i], pre[i], fresh[i]);
-    free(fresh), free(pre), free(after);
-}
 
 /* ---- GroupNorm ------------------------------------------------------------------ */
 
