@@ -163,7 +163,7 @@ deps-pytorch:
 # ---- tests ----------------------------------------------------------------------
 # seconds per fuzz target: 8 targets x 20 s stay within CI's ~3 minutes;
 # `make fuzz FUZZ_TIME=600` runs them long (tests/fuzz/README.md)
-FUZZ_TIME ?= 20
+FUZZ_TIME ?= 15
 
 test: deps
 	$(MAKE) --no-print-directory $(BUILD)/deediff $(BUILD)/deediff-tests

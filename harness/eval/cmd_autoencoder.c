@@ -83,8 +83,8 @@ static int read_input(const char *path, const InputSpec *spec, int64_t shape[4],
 /* --dataset NAME: every item's pixels in [-1,1] as x [N,C,H,W] and its labels
    (the dataset's own checks name its files); the shape must suit the
    autoencoder as read_input's does */
-static int read_dataset(const char *name, const InputSpec *spec, int64_t shape[4], float **data, int64_t **labels,
-                        int *num_classes)
+static int read_dataset(const char *name, int64_t max_items, const InputSpec *spec, int64_t shape[4], float **data,
+                        int64_t **labels, int *num_classes)
 {
     DatasetSpec ds_spec = {0};
     if (!strcmp(name, "fmnist") || !strcmp(name, "fmnist-test")) ds_spec.format = DATA_FMNIST;
@@ -101,12 +101,13 @@ static int read_dataset(const char *name, const InputSpec *spec, int64_t shape[4
         rc = err_set("--dataset: %s images are %dx%d, not multiples of the autoencoder's factor %lld", ds->name,
                      ds->h, ds->w, (long long)spec->factor);
     if (rc == 0) {
-        shape[0] = ds->n, shape[1] = ds->c, shape[2] = ds->h, shape[3] = ds->w;
+        int64_t n = max_items > 0 && max_items < ds->n ? max_items : ds->n;
+        shape[0] = n, shape[1] = ds->c, shape[2] = ds->h, shape[3] = ds->w;
         size_t per = (size_t)ds->c * ds->h * ds->w;
-        *data = xmalloc((size_t)ds->n * per * sizeof(float));
-        *labels = xmalloc((size_t)ds->n * sizeof(int64_t));
+        *data = xmalloc((size_t)n * per * sizeof(float));
+        *labels = xmalloc((size_t)n * sizeof(int64_t));
         *num_classes = ds->num_classes;
-        for (int64_t i = 0; rc == 0 && i < ds->n; i++) rc = dataset_get(ds, i, *data + i * per, *labels + i);
+        for (int64_t i = 0; rc == 0 && i < n; i++) rc = dataset_get(ds, i, *data + i * per, *labels + i);
     }
     dataset_close(ds);
     return rc;
@@ -145,7 +146,7 @@ static double run_part(Ctx *ctx, const Autoencoder *m, AutoencoderPart part, con
 }
 
 typedef struct {
-    const char *weights, *input, *dataset, *output, *batch;
+    const char *weights, *input, *dataset, *output, *batch, *n;
     RunOptions ro;
 } AeArgs;
 
@@ -191,9 +192,11 @@ static int run_command(AutoencoderPart part, const AeArgs *a)
     int num_classes = 0, rc;
     if (part == AE_ENCODER && !a->input == !a->dataset)
         rc = err_set("encode: give one of --images IN.safetensors and --dataset NAME");
-    else if (a->dataset)
-        rc = read_dataset(a->dataset, &spec, in_shape, &in, &labels, &num_classes);
-    else
+    else if (a->dataset) {
+        long max_items = 0;
+        rc = a->n ? cli_int("--n", a->n, 1, 1 << 30, &max_items) : 0;
+        if (rc == 0) rc = read_dataset(a->dataset, max_items, &spec, in_shape, &in, &labels, &num_classes);
+    } else
         rc = read_input(a->input, &spec, in_shape, &in);
     if (rc == 0) {
         out_shape[0] = in_shape[0];
@@ -239,6 +242,7 @@ static int parse_and_run(AutoencoderPart part, int argc, char **argv)
          &a.input, NULL, enc ? 0 : 1},
         {"--dataset", "NAME", "encode: a whole labelled dataset instead (fmnist, fmnist-test, cifar10, cifar10-test): "
          "writes the latent file training reads", &a.dataset, NULL, 0},
+        {"--n", "N", "with --dataset: its first N items only (default all)", &a.n, NULL, 0},
         {"--output", "OUT.safetensors",
          enc ? "receives moments F32 [B,2 embed_dim,H/f,W/f]" : "receives images F32 [B,out_ch,h f,w f]", &a.output,
          NULL, 1},
