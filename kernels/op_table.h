@@ -4,6 +4,8 @@
  * kernels/ops.c checks shapes and dtypes, then calls the context's table.
  * A backend fills every entry it supports; a NULL entry makes the op abort
  * with "op X is not implemented on backend Y". Signatures mirror ops.h.
+ * The fused and overwriting forms (marked "optional") may be NULL: ops.c
+ * then composes them from the plain ops (zeroing a gradient first).
  */
 #ifndef DEEDIFF_OP_TABLE_H
 #define DEEDIFF_OP_TABLE_H
@@ -24,10 +26,17 @@ struct OpTable {
     /* ops */
     void (*linear_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor);
     void (*linear_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+    /* optional: fused and overwriting forms */
+    void (*linear_backward_set)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+    void (*linear_gelu_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor);
+    void (*linear_gelu_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+    void (*linear_gelu_backward_set)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+    void (*linear_residual_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor);
     void (*layernorm_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float);
     void (*layernorm_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
     void (*attention_forward)(Ctx *, Tensor, Tensor, Tensor, int);
     void (*attention_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, int);
+    void (*attention_backward_set)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, int);  /* optional */
     void (*gelu_forward)(Ctx *, Tensor, Tensor);
     void (*gelu_backward)(Ctx *, Tensor, Tensor, Tensor);
     void (*silu_forward)(Ctx *, Tensor, Tensor);

@@ -14,7 +14,10 @@
  *   - A backward op ACCUMULATES (+=) into every gradient it is given, so
  *     residual branches and skip connections add up naturally. Callers zero
  *     gradient buffers once per step. Any gradient may be tensor_none() when
- *     it is not needed (e.g. the input gradient of the first layer).
+ *     it is not needed (e.g. the input gradient of the first layer). The
+ *     few ops with a `_set` form write their input gradient (=) instead,
+ *     for a scratch gradient that would otherwise be zeroed right before:
+ *     the same numbers without the pass over memory.
  *   - Rows are independent everywhere (no op mixes two images), so a batch
  *     may shrink between ops (early exit drops rows).
  *   - Shapes are checked in kernels/ops.c once for both backends; a mismatch
@@ -68,6 +71,31 @@ void *ctx_scratch(Ctx *ctx, size_t bytes);
 void op_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b);
 void op_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                         Tensor dout, Tensor in, Tensor w);
+/* the same, with din = dout @ w written, not accumulated (dw, db still +=) */
+void op_linear_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                            Tensor dout, Tensor in, Tensor w);
+
+/* ---- fused linear layers (a transformer block's MLP and residuals) --------
+ * linear_gelu:     pre[M,N] = in[M,K] @ w[N,K]^T + b[N],  out = gelu(pre)
+ *                  pre may be tensor_none() (inference: out only).
+ * backward:        dpre = dout * gelu'(pre), written into dpre[M,N] (scratch
+ *                  owned by the caller), then op_linear_backward on dpre;
+ *                  the _set form writes din as op_linear_backward_set does.
+ * linear_residual: out[M,N] = in @ w^T + b + res[M,N]; out must not be res.
+ *                  Its backward: op_linear_backward and op_accumulate(dres,
+ *                  dout), see op_linear_residual_backward.
+ * Each equals the unfused ops up to fp32 rounding, with fewer passes over
+ * memory (kernels/cpu/linear_fused.c).                                       */
+void op_linear_gelu_forward(Ctx *ctx, Tensor out, Tensor pre, Tensor in, Tensor w,
+                            Tensor b);
+void op_linear_gelu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                             Tensor dout, Tensor in, Tensor w, Tensor pre);
+void op_linear_gelu_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                                 Tensor dout, Tensor in, Tensor w, Tensor pre);
+void op_linear_residual_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                                Tensor res);
+void op_linear_residual_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dres,
+                                 Tensor dout, Tensor in, Tensor w);
 
 /* ---- LayerNorm over the last dimension ----------------------------------
  * out[M,C] = (in - mean) * rstd * w[C] + b[C]; mean[M], rstd[M] (F32) are
@@ -86,9 +114,11 @@ void op_layernorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
  * may be tensor_none() in inference.                                       */
 void op_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv,
                           int heads);
-/* dprobs[B,H,T,T] is scratch owned by the caller                          */
+/* dprobs[B,H,T,T] is scratch owned by the caller; _set writes dqkv        */
 void op_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
                            Tensor qkv, Tensor probs, int heads);
+void op_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
+                               Tensor qkv, Tensor probs, int heads);
 
 /* ---- elementwise ---------------------------------------------------------
  * GELU is the exact form x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).          */

@@ -1,41 +1,104 @@
 /*
- * linear.c: out = in @ w^T + b and its backward, through cpu_sgemm (oneDNN or
- * OpenBLAS, cpu_gemm.h).
+ * linear.c: out = in @ w^T + b and its backward, and the linear-layer
+ * driver every linear op shares (cpu_linear.h), through cpu_sgemm (oneDNN
+ * or OpenBLAS, cpu_gemm.h).
  *
- * The bias is fused for free: out is filled with b row by row and sgemm
- * accumulates onto it (beta = 1), which costs no more than beta = 0 (the
- * library zeroes C first then). The backward accumulates into every gradient given:
- *   din[M,K] += dout[M,N] @ w[N,K]
- *   dw[N,K]  += dout^T @ in[M,K]
+ * The backward, for dout[M,N], in[M,K], w[N,K]:
+ *   din[M,K] += dout @ w     (op_linear_backward_set: din = dout @ w, beta 0,
+ *                             for a scratch gradient that would be zeroed)
+ *   dw[N,K]  += dout^T @ in
  *   db[N]    += column sums of dout
- * The GEMMs run outside any parallel region, so they use all threads.
+ * The backward's GEMMs run outside any parallel region, so they use all
+ * threads.
  */
 #include <string.h>
 
+#include "cpu_gelu.h"
 #include "cpu_gemm.h"
+#include "cpu_linear.h"
 #include "cpu_ops.h"
 #include "cpu_parallel.h"
 
 /* columns of dout summed by one task of the db reduction (4 cache lines) */
 #define DB_COLS 64
 
+/* rows [lo, hi) of the destination d[M,N] before the GEMM: b + res, or b,
+   or res; returns the GEMM's beta (0 when there is nothing to add) */
+static float init_rows(float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo, int64_t hi)
+{
+    if (!e->bias && !e->res) return 0.0f;
+    for (int64_t m = lo; m < hi; m++) {
+        float *row = d + m * N;  // row is (N)
+        const float *r = e->res ? e->res + m * N : NULL, *b = e->bias;
+        if (r && b) {
+            #pragma omp simd
+            for (int64_t n = 0; n < N; n++) row[n] = r[n] + b[n];
+        } else {
+            memcpy(row, r ? r : b, (size_t)N * sizeof(float));
+        }
+    }
+    return 1.0f;
+}
+
+/* rows [lo, hi) of out = gelu(d), when the epilogue has one */
+static void finish_rows(float *out, const float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo,
+                        int64_t hi)
+{
+    if (e->gelu) cpu_gelu_span(out + lo * N, d + lo * N, (hi - lo) * N);
+}
+
+/* rows of out per tile: CPU_LINEAR_TILE_FLOATS of the wider of in and
+   out, at least 16 */
+static int64_t tile_rows(int64_t N, int64_t K)
+{
+    int64_t wide = N > K ? N : K, r = CPU_LINEAR_TILE_FLOATS / (wide > 0 ? wide : 1);
+    return r < 16 ? 16 : r;
+}
+
+void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64_t M, int64_t N,
+                    int64_t K, const CpuLinearEpilogue *e)
+{
+    // in is (M,K), w is (N,K), out and pre are (M,N)
+    if (M <= 0 || N <= 0) return;
+    /* the GEMM's destination: pre when the GELU's input is kept, else out */
+    float *d = e->gelu && e->pre ? e->pre : out;
+    int nt = M * N > CPU_PARALLEL_MIN ? cpu_threads(ctx) : 1;
+    if (nt == 1 || N * K <= CPU_LINEAR_TILE_WEIGHTS) {
+        int64_t rows = tile_rows(N, K);
+        #pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int t = omp_get_thread_num(), n = omp_get_num_threads();
+            int64_t lo = M * t / n, hi = M * (t + 1) / n;  /* this thread's share */
+            for (int64_t r0 = lo; r0 < hi; r0 += rows) {
+                int64_t r1 = hi - r0 < rows ? hi : r0 + rows;
+                float beta = init_rows(d, e, N, r0, r1);
+                cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, beta, d + r0 * N, N);
+                finish_rows(out, d, e, N, r0, r1);
+            }
+        }
+        return;
+    }
+    float beta = e->bias || e->res ? 1.0f : 0.0f;
+    if (beta != 0.0f) {
+        #pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t m = 0; m < M; m++) init_rows(d, e, N, m, m + 1);
+    }
+    cpu_sgemm(GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
+    if (e->gelu) {
+        #pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t c = 0; c < cpu_chunks(M * N); c++) {
+            int64_t lo = c * CPU_CHUNK, len = M * N - lo < CPU_CHUNK ? M * N - lo : CPU_CHUNK;
+            cpu_gelu_span(out + lo, d + lo, len);
+        }
+    }
+}
+
 void cpu_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b)
 {
     // in is (M,K), w is (N,K), b is (N) or none, out is (M,N)
     int64_t M = tensor_rows(in), K = tensor_cols(in), N = w.shape[0];
-    float *o = tensor_f32(out);
-    float beta = 0.0f;
-    if (tensor_present(b)) {
-        const float *bias = tensor_f32(b);
-        #pragma omp parallel for num_threads(cpu_threads(ctx)) if (M * N > CPU_PARALLEL_MIN) schedule(static)
-        for (int64_t m = 0; m < M; m++) memcpy(o + m * N, bias, (size_t)N * sizeof(float));
-        beta = 1.0f;
-    }
-    if (M == 0 || N == 0 || K == 0) {  /* an empty product: out is just b */
-        if (beta == 0.0f) memset(o, 0, (size_t)(M * N) * sizeof(float));
-        return;
-    }
-    cpu_sgemm(GEMM_N, GEMM_T, M, N, K, 1.0f, tensor_f32(in), K, tensor_f32(w), K, beta, o, N);
+    CpuLinearEpilogue e = {.bias = tensor_present(b) ? tensor_f32(b) : NULL};
+    cpu_linear_run(ctx, tensor_f32(out), tensor_f32(in), tensor_f32(w), M, N, K, &e);
 }
 
 /* db[N] += sum over rows of dout[M,N]; each task owns DB_COLS columns and
@@ -56,16 +119,37 @@ static void bias_grad(Ctx *ctx, float *db, const float *dout, int64_t M, int64_t
     }
 }
 
+void cpu_linear_grads(Ctx *ctx, int set, float *din, float *dw, float *db, const float *dout,
+                      const float *in, const float *w, int64_t M, int64_t N, int64_t K)
+{
+    // dout is (M,N), in is (M,K), w is (N,K)
+    if (M <= 0) return;
+    if (din && K > 0) {
+        if (N > 0) cpu_sgemm(GEMM_N, GEMM_N, M, K, N, 1.0f, dout, N, w, K, set ? 0.0f : 1.0f, din, K);
+        else if (set) memset(din, 0, (size_t)(M * K) * sizeof(float));
+    }
+    if (dw && K > 0 && N > 0) cpu_sgemm(GEMM_T, GEMM_N, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
+    if (db) bias_grad(ctx, db, dout, M, N);
+}
+
+static void linear_backward(Ctx *ctx, int set, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                            Tensor in, Tensor w)
+{
+    // dout is (M,N), in is (M,K), w is (N,K); din (M,K), dw (N,K), db (N) optional
+    cpu_linear_grads(ctx, set, tensor_present(din) ? tensor_f32(din) : NULL,
+                     tensor_present(dw) ? tensor_f32(dw) : NULL,
+                     tensor_present(db) ? tensor_f32(db) : NULL, tensor_f32(dout), tensor_f32(in),
+                     tensor_f32(w), tensor_rows(in), w.shape[0], tensor_cols(in));
+}
+
 void cpu_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout, Tensor in,
                          Tensor w)
 {
-    // dout is (M,N), in is (M,K), w is (N,K); din (M,K), dw (N,K), db (N) optional
-    int64_t M = tensor_rows(in), K = tensor_cols(in), N = w.shape[0];
-    if (M == 0) return;
-    const float *g = tensor_f32(dout);
-    if (tensor_present(din) && K > 0)
-        cpu_sgemm(GEMM_N, GEMM_N, M, K, N, 1.0f, g, N, tensor_f32(w), K, 1.0f, tensor_f32(din), K);
-    if (tensor_present(dw) && K > 0 && N > 0)
-        cpu_sgemm(GEMM_T, GEMM_N, N, K, M, 1.0f, g, N, tensor_f32(in), K, 1.0f, tensor_f32(dw), K);
-    if (tensor_present(db)) bias_grad(ctx, tensor_f32(db), g, M, N);
+    linear_backward(ctx, 0, din, dw, db, dout, in, w);
+}
+
+void cpu_linear_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout, Tensor in,
+                             Tensor w)
+{
+    linear_backward(ctx, 1, din, dw, db, dout, in, w);
 }
