@@ -3,27 +3,27 @@
  * linear op (linear.c) and the fused ones (linear_fused.c) (internal).
  *
  * cpu_linear_run computes, for every row m of in[M,K] and w[N,K]:
- *   acc[m,:] = in[m,:] @ w^T + b + res[m,:]   (b [N] and res [M,N] optional)
+ *   acc[m,:] = (in[m,:] @ w^T + b) + res[m,:]   (b [N], res [M,N] optional)
  *   out[m,:] = gelu(acc[m,:]) when gelu is set, else acc[m,:]
  * with acc stored in pre[M,N] when pre is given (the GELU's input, kept
- * for the backward pass). The bias and residual are written into the
- * product's destination first and the GEMM accumulates onto them (beta 1),
- * so they cost one pass that the GEMM's own store absorbs; without either
- * the GEMM overwrites (beta 0).
+ * for the backward pass). The bias is written into the product's
+ * destination first and the GEMM accumulates onto it (beta 1; without a
+ * bias beta 0); the residual is added after, in that order, so every sum
+ * rounds as the unfused linear and add did.
  *
  * Two schedules, chosen by shape only (never by timing), the same
  * arithmetic per element up to the library's summation order:
  *   tiles  small weights (N*K <= CPU_LINEAR_TILE_WEIGHTS): one parallel
  *          region; each thread takes an equal contiguous share of the rows
  *          and walks it in blocks of up to CPU_LINEAR_TILE_FLOATS floats of
- *          out, each block's init, GEMM (on the calling thread alone) and
- *          GELU back to back while the block sits in L2. One thread-team
- *          wake-up per layer instead of three, and no pass over out in
- *          memory after the GEMM. Measured on U-ViT's small shapes (M 1600,
+ *          out, each block's bias, GEMM (on the calling thread alone) and
+ *          residual or GELU back to back while the block sits in L2. One
+ *          thread-team wake-up per layer instead of three, and no pass
+ *          over out in memory after the GEMM. Measured on U-ViT's small shapes (M 1600,
  *          N*K 16-64 Ki floats, Zen 5): as fast as the threaded GEMM alone.
- *   whole  larger weights (U-ViT-S/2: 0.25-1 Mi floats): the init pass, one
- *          threaded GEMM, the GELU pass; repacking 4 MB of weights for
- *          every block would cost more than the passes save.
+ *   whole  larger weights (U-ViT-S/2: 0.25-1 Mi floats): the bias pass, one
+ *          threaded GEMM, the residual or GELU pass; repacking 4 MB of
+ *          weights for every block would cost more than the passes save.
  * Work below CPU_PARALLEL_MIN floats of out runs on the calling thread.
  */
 #ifndef DEEDIFF_CPU_LINEAR_H
@@ -40,7 +40,7 @@
 
 typedef struct {
     const float *bias;  /* [N] or NULL */
-    const float *res;   /* [M,N] or NULL; must not be out or pre */
+    const float *res;   /* [M,N] or NULL; not out, and not with gelu */
     float *pre;         /* [M,N] or NULL: acc, before the GELU */
     int gelu;           /* out = gelu(acc) */
 } CpuLinearEpilogue;

@@ -22,28 +22,27 @@
 /* columns of dout summed by one task of the db reduction (4 cache lines) */
 #define DB_COLS 64
 
-/* rows [lo, hi) of the destination d[M,N] before the GEMM: b + res, or b,
-   or res; returns the GEMM's beta (0 when there is nothing to add) */
+/* rows [lo, hi) of the destination d[M,N] before the GEMM: the bias, so
+   the GEMM accumulates onto it (beta 1, returned), or nothing (beta 0) */
 static float init_rows(float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo, int64_t hi)
 {
-    if (!e->bias && !e->res) return 0.0f;
-    for (int64_t m = lo; m < hi; m++) {
-        float *row = d + m * N;  // row is (N)
-        const float *r = e->res ? e->res + m * N : NULL, *b = e->bias;
-        if (r && b) {
-            #pragma omp simd
-            for (int64_t n = 0; n < N; n++) row[n] = r[n] + b[n];
-        } else {
-            memcpy(row, r ? r : b, (size_t)N * sizeof(float));
-        }
-    }
+    if (!e->bias) return 0.0f;
+    for (int64_t m = lo; m < hi; m++) memcpy(d + m * N, e->bias, (size_t)N * sizeof(float));
     return 1.0f;
 }
 
-/* rows [lo, hi) of out = gelu(d), when the epilogue has one */
+/* rows [lo, hi) after the GEMM: out = d + res, or out = gelu(d). The
+   residual is added after the bias, as the unfused linear then add did,
+   so the sums round the same way. */
 static void finish_rows(float *out, const float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo,
                         int64_t hi)
 {
+    if (e->res) {
+        float *y = out + lo * N;
+        const float *r = e->res + lo * N;
+        #pragma omp simd
+        for (int64_t i = 0; i < (hi - lo) * N; i++) y[i] += r[i];
+    }
     if (e->gelu) cpu_gelu_span(out + lo * N, d + lo * N, (hi - lo) * N);
 }
 
@@ -78,18 +77,16 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
         }
         return;
     }
-    float beta = e->bias || e->res ? 1.0f : 0.0f;
-    if (beta != 0.0f) {
+    float beta = e->bias ? 1.0f : 0.0f;
+    if (e->bias) {
         #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t m = 0; m < M; m++) init_rows(d, e, N, m, m + 1);
     }
     cpu_sgemm(GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
-    if (e->gelu) {
+    if (e->res || e->gelu) {
+        int64_t rows = tile_rows(N, 1);
         #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t c = 0; c < cpu_chunks(M * N); c++) {
-            int64_t lo = c * CPU_CHUNK, len = M * N - lo < CPU_CHUNK ? M * N - lo : CPU_CHUNK;
-            cpu_gelu_span(out + lo, d + lo, len);
-        }
+        for (int64_t r0 = 0; r0 < M; r0 += rows) finish_rows(out, d, e, N, r0, M - r0 < rows ? M : r0 + rows);
     }
 }
 

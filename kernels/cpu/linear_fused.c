@@ -10,9 +10,9 @@
  *                     kernels/ops.c composes it)
  *
  * Each saves whole passes over [M,N] that the unfused ops make: the GELU
- * runs on each tile of the GEMM while it sits in cache, the residual is
- * added by the GEMM itself (beta 1 onto res + b), and the backward writes
- * dpre instead of zeroing a buffer and accumulating into it.
+ * and the residual run on each tile of the GEMM while it sits in cache, and
+ * the backward writes dpre instead of zeroing a buffer and accumulating
+ * into it.
  */
 #include "cpu_gelu.h"
 #include "cpu_linear.h"
