@@ -101,6 +101,9 @@ struct OpTable {
 
 /* the backends' tables */
 extern const OpTable cpu_op_table;
+/* 1 when the CPU backend computes at precision p on this machine: fp32
+   always, bf16 when the CPU's flags (cpu_flags) name native bf16 products */
+int cpu_precision_supported(Precision p);
 #ifdef DEEDIFF_CUDA
 extern const OpTable cuda_op_table;
 /* fills ctx for device `device` (kernels/cuda/cuda_context.cu) */

@@ -86,11 +86,34 @@ int ctx_init_cuda(Ctx *ctx, int device)
 {
     memset(ctx, 0, sizeof *ctx);
 #ifdef DEEDIFF_CUDA
-    return cuda_ctx_init(ctx, device);
+    int rc = cuda_ctx_init(ctx, device);
+    ctx->precision = PRECISION_BF16;
+    return rc;
 #else
     (void)device;
     return err_set("--backend cuda: this deediff was built without CUDA (no nvcc found at build time)");
 #endif
+}
+
+const char *precision_name(Precision p) { return p == PRECISION_BF16 ? "bf16" : "fp32"; }
+
+int precision_from_name(const char *name, Precision *out)
+{
+    if (!strcmp(name, "fp32")) *out = PRECISION_FP32;
+    else if (!strcmp(name, "bf16")) *out = PRECISION_BF16;
+    else return -1;
+    return 0;
+}
+
+int ctx_set_precision(Ctx *ctx, Precision p)
+{
+    if (ctx->backend == BACKEND_CUDA && p != PRECISION_BF16)
+        return err_set("--precision %s: the CUDA backend computes in bf16 only", precision_name(p));
+    if (ctx->backend == BACKEND_CPU && !cpu_precision_supported(p))
+        return err_set("--precision %s: this CPU has no native bf16 products (neither avx512_bf16 nor "
+                       "amx_bf16 among its flags); use fp32", precision_name(p));
+    ctx->precision = p;
+    return 0;
 }
 
 void ctx_destroy(Ctx *ctx)

@@ -32,6 +32,16 @@ typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
 
 typedef struct OpTable OpTable;
 
+/* The arithmetic of a context's matrix products.
+ *   fp32  the CPU reference (the default): fp32 operands and accumulation
+ *   bf16  the CPU's linear layers (forward and backward) round their GEMM
+ *         operands to bf16 (round to nearest even, as the CUDA backend's
+ *         __float2bfloat16_rn) and accumulate in fp32 (oneDNN's matmul);
+ *         everything else stays fp32: activations, attention, norms,
+ *         weights and their updates. Needs AVX512-BF16 or AMX.
+ *         The CUDA backend is bf16 always (bf16 activations).            */
+typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } Precision;
+
 typedef struct Ctx {
     Backend backend;
     const OpTable *ops;
@@ -40,6 +50,7 @@ typedef struct Ctx {
     int threads;          /* CPU threads (OpenMP and OpenBLAS) */
     void *scratch;        /* backend memory that an op may use in a call */
     size_t scratch_bytes;
+    Precision precision;  /* CPU: fp32 (ctx_init_cpu) or bf16 (ctx_set_precision); CUDA: bf16 */
 } Ctx;
 
 /* ---- contexts and memory ------------------------------------------------ */
@@ -49,6 +60,13 @@ void ctx_init_cpu(Ctx *ctx, int threads);
 /* a CUDA context on device `device`; returns -1 (err_msg set) when no CUDA
    build or no usable GPU */
 int ctx_init_cuda(Ctx *ctx, int device);
+/* sets the context's precision; -1 (err_msg set, one line) when this
+   backend or CPU cannot: bf16 on a CPU without AVX512-BF16 or AMX, fp32 on
+   CUDA                                                                     */
+int ctx_set_precision(Ctx *ctx, Precision p);
+/* "fp32" or "bf16"; and back (-1 for any other name)                      */
+const char *precision_name(Precision p);
+int precision_from_name(const char *name, Precision *out);
 void ctx_destroy(Ctx *ctx);
 int ctx_cuda_available(void);
 

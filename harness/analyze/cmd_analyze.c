@@ -184,7 +184,8 @@ static cJSON *json_doubles(const double *v, int n)
 }
 
 static char *protocol_json(const AnalyzeArgs *a, const Plan *p, const UViT *m, const Method *me,
-                           const char *sha256, const char *backend, int threads, int evals)
+                           const char *sha256, const char *backend, const char *precision, int threads,
+                           int evals)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "command", "analyze");
@@ -216,7 +217,7 @@ static char *protocol_json(const AnalyzeArgs *a, const Plan *p, const UViT *m, c
     cJSON_AddNumberToObject(j, "loss_times", (double)p->loss_times);
     cJSON_AddStringToObject(j, "loss_t", "t_k = (k + 0.5) / loss_times");
     cJSON_AddStringToObject(j, "loss_noise", "Philox (seed, RNG_NOISE_TRAIN_EPS, 0), element id*CHW + j");
-    cJSON_AddStringToObject(j, "precision", "fp32");
+    cJSON_AddStringToObject(j, "precision", precision);
     cJSON_AddStringToObject(j, "backend", backend);
     cJSON_AddNumberToObject(j, "threads", threads);
     s = cJSON_PrintUnformatted(j);
@@ -333,7 +334,8 @@ static int run_analyze(RunContext *run, const AnalyzeArgs *a, const RunOptions *
         if (a->name) snprintf(name, sizeof name, "%s", a->name);
         else snprintf(name, sizeof name, "analyze/%s/%s%d/seed%llu", base, sampler_kind_name(p.sc.kind), p.sc.steps,
                       (unsigned long long)p.sc.seed);
-        char *config = protocol_json(a, &p, &m, me, sha256, ro->backend, run->threads, evals);
+        char *config = protocol_json(a, &p, &m, me, sha256, ro->backend, precision_name(ctx->precision),
+                                     run->threads, evals);
         RunInfo ri = {.kind = "sample", .name = name, .config_json = config, .backend = ro->backend,
                       .checkpoint_hash = sha256};
         rc = store_analysis(db, &ri, &pl, arts, p.n_maps, &run_id);

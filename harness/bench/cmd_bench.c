@@ -127,7 +127,8 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         bench_sgemm_ceiling(&ceiling, 2048, 5, "/proc/self/exe");
     }
     double peak = ceiling.best;
-    printf("U-ViT, fp32, %s, %d threads, backend %s\n", bench_cpu_name(), threads, backend);
+    printf("U-ViT, ours %s (PyTorch fp32), %s, %d threads, backend %s\n", precision_name(run->ctx.precision),
+           bench_cpu_name(), threads, backend);
     bench_print_ceiling(stdout, &ceiling);
     printf("torch: PyTorch as installed; torch*: with OPENBLAS_CORETYPE=%s and our OpenMP wait policy\n\n",
            cpu_openblas_best_coretype() ? cpu_openblas_best_coretype() : "(none better)");

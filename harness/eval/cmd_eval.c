@@ -159,6 +159,7 @@ typedef struct {
     const char *ref;
     const EvalReference *er;
     const char *backend;
+    const char *precision;      /* the sampled network's GEMMs (the features are fp32 always) */
     const UViTConfig *cfg;
 } Protocol;
 
@@ -199,7 +200,7 @@ static char *protocol_json(const Protocol *p)
     cJSON_AddStringToObject(j, "ref_stats", p->er->path);
     cJSON_AddStringToObject(j, "ref_sha256", p->er->sha256);
     cJSON_AddNumberToObject(j, "ref_n", (double)p->er->stats.n);
-    cJSON_AddStringToObject(j, "precision", "fp32");
+    cJSON_AddStringToObject(j, "precision", p->precision);
     cJSON_AddStringToObject(j, "backend", p->backend);
     cJSON_AddNumberToObject(j, "threads", p->threads);
     char *s = cJSON_PrintUnformatted(j);
@@ -263,7 +264,7 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
              p->evals_per_image);
     snprintf(time_proto, sizeof time_proto,
              "{\"what\":\"wall clock of the sampling loop (network + sampler) / N\",\"backend\":\"%s\","
-             "\"threads\":%d,\"precision\":\"fp32\"}", p->backend, p->threads);
+             "\"threads\":%d,\"precision\":\"%s\"}", p->backend, p->threads, p->precision);
     const char *fd_metric = !strcmp(p->fn->name, "inception") ? "fid" : "fd_fmnist";
     Metric m[] = {
         {fd_metric, r->fd, "", fd_proto, -1},
@@ -389,7 +390,12 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
 
     // the model, and what the protocol says about it
     Protocol p = {.model = a->model, .method = "none", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
-                  .ref = a->ref, .er = &er, .backend = ro->backend, .threads = run->threads};
+                  .ref = a->ref, .er = &er, .backend = ro->backend, .threads = run->threads,
+                  .precision = precision_name(ctx->precision)};
+    /* the FD feature network is the metric's reference: fp32 whatever the
+       sampled network's precision (restored around the sampling below) */
+    Precision sampling_precision = ctx->precision;
+    if (ctx->backend == BACKEND_CPU) ctx->precision = PRECISION_FP32;
     char dataset[64];
     UViT m;
     Method *me = NULL;
@@ -443,7 +449,9 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     if (rc == 0) {
         size_t numel = (size_t)n * c->in_chans * c->img_size * c->img_size;
         imgs = xmalloc(sizeof(float) * numel);
+        ctx->precision = sampling_precision;
         rc = draw_samples(ctx, &m, me, p.threshold, &sc, n, (int)batch, imgs, &seconds, &account);
+        if (ctx->backend == BACKEND_CPU) ctx->precision = PRECISION_FP32;
         for (size_t i = 0; rc == 0 && i < numel; i++) imgs[i] = dataset_pixel_to_float(png_pixel_u8(imgs[i]));
     }
     // 3. features, statistics, distance
@@ -486,8 +494,8 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         exit_histogram_print(stdout, &account, c->num_blocks);
         printf("  features sha256 %.16s (dim %d), reference statistics %s sha256 %.16s%s\n", fn.sha256, fn.dim,
                er.path, er.sha256, er.computed ? " (computed now and cached)" : er.cached ? " (cached)" : "");
-        printf("  time: %.1f s sampling wall clock on %s, %d threads, fp32; rank %d/%d vs %d/%d, residual %.1e%s\n",
-               seconds, ro->backend, run->threads, fr.rank1, fn.dim, fr.rank2, fn.dim, fr.residual,
+        printf("  time: %.1f s sampling wall clock on %s, %d threads, %s; rank %d/%d vs %d/%d, residual %.1e%s\n",
+               seconds, ro->backend, run->threads, p.precision, fr.rank1, fn.dim, fr.rank2, fn.dim, fr.residual,
                fr.offset_applied ? ", 1e-6 offset applied (singular covariance)" : "");
         printf("  stored: run %lld '%s' in %s\n", (long long)run_id, run_name, a->db ? a->db : STORE_DEFAULT_PATH);
         if (n < FID_STANDARD_N)

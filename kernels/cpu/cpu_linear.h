@@ -25,6 +25,8 @@
  *          threaded GEMM, the residual or GELU pass; repacking 4 MB of
  *          weights for every block would cost more than the passes save.
  * Work below CPU_PARALLEL_MIN floats of out runs on the calling thread.
+ * At bf16 precision (ctx->precision) the GEMMs are cpu_gemm_bf16's, always
+ * in the whole schedule.
  */
 #ifndef DEEDIFF_CPU_LINEAR_H
 #define DEEDIFF_CPU_LINEAR_H

@@ -5,7 +5,9 @@
 
 #include "../errors.h"
 #include "../op_table.h"
+#include "cpu_bf16.h"
 #include "cpu_ops.h"
+#include "cpu_startup.h"
 
 static void *cpu_alloc(Ctx *ctx, size_t n)
 {
@@ -24,6 +26,11 @@ static void cpu_copy(Ctx *ctx, void *dst, const void *src, size_t n)
 }
 static void cpu_zero(Ctx *ctx, void *p, size_t n) { (void)ctx; if (n) memset(p, 0, n); }
 static void cpu_sync(Ctx *ctx) { (void)ctx; }
+
+int cpu_precision_supported(Precision p)
+{
+    return p == PRECISION_FP32 || cpu_bf16_supported(cpu_flags());
+}
 static void cpu_destroy(Ctx *ctx) { (void)ctx; }
 
 const OpTable cpu_op_table = {

@@ -9,7 +9,9 @@
  *   dw[N,K]  += dout^T @ in
  *   db[N]    += column sums of dout
  * The backward's GEMMs run outside any parallel region, so they use all
- * threads.
+ * threads. Every GEMM here runs at the context's precision (cpu_gemm:
+ * fp32, or bf16 operands with fp32 sums; bf16 always takes the whole-
+ * matrix schedule, one primitive per layer shape).
  */
 #include <string.h>
 
@@ -62,7 +64,8 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
     /* the GEMM's destination: pre when the GELU's input is kept, else out */
     float *d = e->gelu && e->pre ? e->pre : out;
     int nt = M * N > CPU_PARALLEL_MIN ? cpu_threads(ctx) : 1;
-    if (nt == 1 || N * K <= CPU_LINEAR_TILE_WEIGHTS) {
+    int tiles = ctx->precision == PRECISION_FP32 && (nt == 1 || N * K <= CPU_LINEAR_TILE_WEIGHTS);
+    if (tiles) {
         int64_t rows = tile_rows(N, K);
         #pragma omp parallel num_threads(nt) if (nt > 1)
         {
@@ -82,7 +85,7 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
         #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t m = 0; m < M; m++) init_rows(d, e, N, m, m + 1);
     }
-    cpu_sgemm(GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
+    cpu_gemm(ctx, GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
     if (e->res || e->gelu) {
         int64_t rows = tile_rows(N, 1);
         #pragma omp parallel for num_threads(nt) schedule(static)
@@ -122,10 +125,10 @@ void cpu_linear_grads(Ctx *ctx, int set, float *din, float *dw, float *db, const
     // dout is (M,N), in is (M,K), w is (N,K)
     if (M <= 0) return;
     if (din && K > 0) {
-        if (N > 0) cpu_sgemm(GEMM_N, GEMM_N, M, K, N, 1.0f, dout, N, w, K, set ? 0.0f : 1.0f, din, K);
+        if (N > 0) cpu_gemm(ctx, GEMM_N, GEMM_N, M, K, N, 1.0f, dout, N, w, K, set ? 0.0f : 1.0f, din, K);
         else if (set) memset(din, 0, (size_t)(M * K) * sizeof(float));
     }
-    if (dw && K > 0 && N > 0) cpu_sgemm(GEMM_T, GEMM_N, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
+    if (dw && K > 0 && N > 0) cpu_gemm(ctx, GEMM_T, GEMM_N, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
     if (db) bias_grad(ctx, db, dout, M, N);
 }
 
