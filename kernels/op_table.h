@@ -55,6 +55,7 @@ struct OpTable {
     void (*token_place_backward)(Ctx *, Tensor, Tensor, int);
     void (*conv2d_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
     void (*conv2d_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
+    void (*conv2d_relu_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Conv2dParams);  /* optional */
     void (*patchify_forward)(Ctx *, Tensor, Tensor, int, PatchLayout);
     void (*patchify_backward)(Ctx *, Tensor, Tensor, int, PatchLayout);
     void (*unpatchify_forward)(Ctx *, Tensor, Tensor, int, PatchLayout);

@@ -479,6 +479,31 @@ void op_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
     CALL(conv2d_backward, ctx, din, dw, db, dout, in, w, p);
 }
 
+void op_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b, Conv2dParams p)
+{
+    const char *op = "conv2d_relu_forward";
+    check_conv(op, out, in, w, p);
+    if (tensor_present(b)) need(tensor_numel(b) == w.shape[0], op, "bias size != Co", b, w);
+    if (ctx->ops->conv2d_relu_forward) {
+        ctx->ops->conv2d_relu_forward(ctx, out, in, w, b, p);
+        return;
+    }
+    op_conv2d_forward(ctx, out, in, w, b, p);
+    op_relu_forward(ctx, out, out);
+}
+
+void op_conv2d_relu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre, Tensor dout,
+                             Tensor in, Tensor w, Tensor out, Conv2dParams p)
+{
+    const char *op = "conv2d_relu_backward";
+    check_conv(op, dout, in, w, p);
+    same_shape(op, out, dout);
+    same_shape(op, dpre, dout);
+    ctx_zero(ctx, dpre);
+    op_relu_backward(ctx, dpre, dout, out);  /* out > 0 exactly where the ReLU's input was */
+    op_conv2d_backward(ctx, din, dw, db, dpre, in, w, p);
+}
+
 /* ---- patches -------------------------------------------------------------------- */
 
 static void check_patches(const char *op, Tensor tokens, Tensor img, int p)

@@ -180,6 +180,16 @@ void op_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
                        Conv2dParams p);
 void op_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                         Tensor dout, Tensor in, Tensor w, Conv2dParams p);
+/* out = relu(conv(in, w) + b): the FID Inception's BasicConv2d with its
+ * BatchNorm folded in. On the CPU one oneDNN primitive (channels-last
+ * inside, kernels/cpu/conv2d_relu.c); it equals op_conv2d_forward then
+ * op_relu_forward up to fp32 rounding (and a NaN stays NaN). The backward
+ * writes dpre = dout where out > 0, else 0, into dpre [B,Co,Ho,Wo]
+ * (scratch owned by the caller), then runs op_conv2d_backward on it.     */
+void op_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                            Conv2dParams p);
+void op_conv2d_relu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                             Tensor dout, Tensor in, Tensor w, Tensor out, Conv2dParams p);
 
 /* ---- patches ---------------------------------------------------------------
  * An image [B,C,H,W] cut into N = (H/p)(W/p) patches, row-major over the

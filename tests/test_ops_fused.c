@@ -269,3 +269,64 @@ Test(ops_fused, fallbacks_match_the_fused_kernels)
         free(y[k]), free(p[k]), free(z[k]), free(din[k]), free(dw[k]), free(db[k]), free(dp[k]);
     free(in), free(w), free(b), free(res), free(g);
 }
+
+/* ---- conv + ReLU (the FID Inception's BasicConv2d) ----------------------------------- */
+
+typedef struct { Tensor out, in, w, b; Conv2dParams p; } ConvCall;
+
+static void fwd_conv_relu(void *u)
+{
+    ConvCall *c = u;
+    op_conv2d_relu_forward(&ctx, c->out, c->in, c->w, c->b, c->p);
+}
+
+static void conv_relu_case(int64_t B, int64_t Ci, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
+                           Conv2dParams p, int with_bias, int probes)
+{
+    int64_t Ho = (H + 2 * p.pad_h - kh) / p.stride_h + 1, Wo = (W + 2 * p.pad_w - kw) / p.stride_w + 1;
+    int64_t nin = B * Ci * H * W, nw = Co * Ci * kh * kw, nout = B * Co * Ho * Wo;
+    float *in = uniform(nin, -1, 1), *w = uniform(nw, -0.5f, 0.5f), *b = uniform(Co, -0.5f, 0.5f);
+    float *out = filled(nout, NAN), *r = uniform(nout, -1, 1);
+    ConvCall c = {tensor4(out, DT_F32, B, Co, Ho, Wo), tensor4(in, DT_F32, B, Ci, H, W),
+                  tensor4(w, DT_F32, Co, Ci, kh, kw), with_bias ? tensor1(b, DT_F32, Co) : tensor_none(), p};
+    fwd_conv_relu(&c);
+    double *want = malloc(sizeof(double) * (size_t)nout);
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t o = 0; o < Co; o++)
+            for (int64_t y = 0; y < Ho; y++)
+                for (int64_t x = 0; x < Wo; x++) {
+                    double s = with_bias ? b[o] : 0;
+                    for (int64_t i = 0; i < Ci; i++)
+                        for (int64_t u = 0; u < kh; u++)
+                            for (int64_t v = 0; v < kw; v++) {
+                                int64_t iy = y * p.stride_h - p.pad_h + u, ix = x * p.stride_w - p.pad_w + v;
+                                if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                    s += (double)in[((n * Ci + i) * H + iy) * W + ix] * w[((o * Ci + i) * kh + u) * kw + v];
+                            }
+                    int64_t at = ((n * Co + o) * Ho + y) * Wo + x;
+                    want[at] = s > 0 ? s : 0;
+                    /* no gradient through outputs near the ReLU's kink: the finite
+                       differences (steps of GRAD_EPS move them by 0.01 at most)
+                       would cross it there */
+                    if (fabs(s) < 0.05) r[at] = 0.0f;
+                }
+    expect_close(out, want, nout, 1e-5, "conv2d_relu out");
+    float *din = filled(nin, PREFILL), *dw = filled(nw, PREFILL), *db = filled(Co, PREFILL);
+    float *dpre = filled(nout, NAN);
+    op_conv2d_relu_backward(&ctx, tensor4(din, DT_F32, B, Ci, H, W), tensor4(dw, DT_F32, Co, Ci, kh, kw),
+                            with_bias ? tensor1(db, DT_F32, Co) : tensor_none(), tensor4(dpre, DT_F32, B, Co, Ho, Wo),
+                            tensor4(r, DT_F32, B, Co, Ho, Wo), c.in, c.w, c.out, p);
+    GradCheck g = {out, nout, r, fwd_conv_relu, &c};
+    check_grad(&g, in, din, nin, PREFILL, probes, "conv2d_relu din");
+    check_grad(&g, w, dw, nw, PREFILL, probes, "conv2d_relu dw");
+    if (with_bias) check_grad(&g, b, db, Co, PREFILL, probes, "conv2d_relu db");
+    free(in), free(w), free(b), free(out), free(r), free(want), free(din), free(dw), free(db), free(dpre);
+}
+
+Test(ops_fused, conv2d_relu)
+{
+    conv_relu_case(2, 5, 9, 8, 7, 3, 3, (Conv2dParams){1, 1, 1, 1}, 1, 300);  /* Inception's 3x3 */
+    conv_relu_case(2, 6, 7, 9, 5, 1, 7, (Conv2dParams){1, 1, 0, 3}, 1, 300);  /* 1x7 */
+    conv_relu_case(1, 3, 11, 10, 8, 3, 3, (Conv2dParams){2, 2, 0, 0}, 0, 300); /* stride 2, no bias */
+    conv_relu_case(3, 32, 17, 17, 48, 1, 1, (Conv2dParams){1, 1, 0, 0}, 1, 30); /* 1x1, threaded */
+}

@@ -7,36 +7,15 @@
  * stored layout (a transpose is a pair of strides in the memory
  * descriptor); the matmul multiplies them, accumulates in fp32 and writes
  * C in fp32, alpha as its output scale and beta as a sum post-op. The
- * primitives (one JIT kernel per problem) are kept in a small table keyed
- * by the problem, so a layer that runs every step builds its kernel once;
- * past the table's size a primitive is built and dropped per call.
+ * primitives (one JIT kernel per problem) are kept in cpu_dnnl.h's plan
+ * table, so a layer that runs every step builds its kernel once.
  */
-#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
-#include <pthread.h>
-#include <stdlib.h>
+#include <string.h>
 
-#include "../errors.h"
 #include "cpu_bf16.h"
+#include "cpu_dnnl.h"
 #include "cpu_gemm.h"
-
-#define DNNL_OK(call, what)                                                                  \
-    do {                                                                                     \
-        dnnl_status_t st_ = (call);                                                          \
-        CHECK(st_ == dnnl_success, "bf16 GEMM: %s failed with oneDNN status %d", what, (int)st_); \
-    } while (0)
-
-/* ---- one engine and stream per process -------------------------------------------- */
-
-static dnnl_engine_t engine;
-static dnnl_stream_t stream;
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-
-static void engine_init(void)
-{
-    DNNL_OK(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create");
-    DNNL_OK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "dnnl_stream_create");
-}
 
 /* ---- the problem and its memory descriptors ----------------------------------------- */
 
@@ -45,12 +24,6 @@ typedef struct {
     int64_t M, N, K, ldc;
     float alpha, beta;
 } Problem;
-
-static int same_problem(const Problem *a, const Problem *b)
-{
-    return a->ta == b->ta && a->tb == b->tb && a->M == b->M && a->N == b->N && a->K == b->K &&
-           a->ldc == b->ldc && a->alpha == b->alpha && a->beta == b->beta;
-}
 
 /* op(A)[M,K] over the packed stored A ([M,K], or [K,M] when transposed);
    op(B)[K,N] likewise; C [M,N] with row stride ldc */
@@ -64,8 +37,10 @@ static void descs(const Problem *p, dnnl_memory_desc_t *a, dnnl_memory_desc_t *b
     DNNL_OK(dnnl_memory_desc_init_by_strides(c, 2, cd, dnnl_f32, cs), "the C descriptor");
 }
 
-static dnnl_primitive_t build(const Problem *p)
+/* a plan: the matmul primitive of one problem */
+static void *build(const void *key)
 {
+    const Problem *p = key;
     dnnl_memory_desc_t a, b, c;
     descs(p, &a, &b, &c);
     dnnl_matmul_desc_t md;
@@ -80,53 +55,13 @@ static dnnl_primitive_t build(const Problem *p)
         DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po), "beta");
     }
     dnnl_primitive_desc_t pd;
-    DNNL_OK(dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL), "the matmul primitive descriptor");
+    DNNL_OK(dnnl_primitive_desc_create(&pd, &md, attr, cpu_dnnl_engine(), NULL), "the matmul descriptor");
     dnnl_primitive_t prim;
     DNNL_OK(dnnl_primitive_create(&prim, pd), "the matmul primitive");
     dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
     return prim;
-}
-
-/* ---- the table of built primitives ------------------------------------------------- */
-
-#define TABLE_SIZE 128
-
-static struct { Problem p; dnnl_primitive_t prim; } table[TABLE_SIZE];
-static int table_used;
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* the primitive of p; *keep 0 when the caller must destroy it after use */
-static dnnl_primitive_t primitive_for(const Problem *p, int *keep)
-{
-    pthread_mutex_lock(&table_lock);
-    dnnl_primitive_t prim = NULL;
-    for (int i = 0; i < table_used && !prim; i++)
-        if (same_problem(&table[i].p, p)) prim = table[i].prim;
-    *keep = 1;
-    if (!prim) {
-        prim = build(p);
-        if (table_used < TABLE_SIZE) table[table_used].p = *p, table[table_used++].prim = prim;
-        else *keep = 0;
-    }
-    pthread_mutex_unlock(&table_lock);
-    return prim;
-}
-
-/* ---- this thread's packed operands -------------------------------------------------- */
-
-static _Thread_local uint16_t *packed[2];
-static _Thread_local size_t packed_n[2];
-
-static uint16_t *packed_buffer(int which, size_t n)
-{
-    if (n > packed_n[which]) {
-        free(packed[which]);
-        packed[which] = xmalloc(n * sizeof(uint16_t));
-        packed_n[which] = n;
-    }
-    return packed[which];
 }
 
 void cpu_gemm_bf16(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, float alpha,
@@ -138,25 +73,29 @@ void cpu_gemm_bf16(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, 
         cpu_sgemm_with(GEMM_ONEDNN, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    pthread_once(&engine_once, engine_init);
     // A is stored (M,K) or, transposed, (K,M); B is stored (K,N) or (N,K)
     int64_t ar = ta == GEMM_T ? K : M, ac = ta == GEMM_T ? M : K;
     int64_t br = tb == GEMM_T ? N : K, bc = tb == GEMM_T ? K : N;
-    uint16_t *a16 = packed_buffer(0, (size_t)(ar * ac)), *b16 = packed_buffer(1, (size_t)(br * bc));
+    size_t a_n = (size_t)((ar * ac + 31) & ~(int64_t)31);
+    uint16_t *a16 = cpu_dnnl_scratch((a_n + (size_t)(br * bc)) * sizeof(uint16_t)), *b16 = a16 + a_n;
     cpu_bf16_pack(a16, A, ar, ac, lda);
     cpu_bf16_pack(b16, B, br, bc, ldb);
-    Problem p = {ta == GEMM_T, tb == GEMM_T, M, N, K, ldc, alpha, beta};
+    Problem p;
+    memset(&p, 0, sizeof p);  /* the key is compared bytewise */
+    p.ta = ta == GEMM_T, p.tb = tb == GEMM_T, p.M = M, p.N = N, p.K = K, p.ldc = ldc;
+    p.alpha = alpha, p.beta = beta;
     int keep;
-    dnnl_primitive_t prim = primitive_for(&p, &keep);
+    dnnl_primitive_t prim = cpu_dnnl_plan(&p, sizeof p, build, &keep);
     dnnl_memory_desc_t ad, bd, cd;
     descs(&p, &ad, &bd, &cd);
     dnnl_memory_t am, bm, cm;
-    DNNL_OK(dnnl_memory_create(&am, &ad, engine, a16), "the A memory");
-    DNNL_OK(dnnl_memory_create(&bm, &bd, engine, b16), "the B memory");
-    DNNL_OK(dnnl_memory_create(&cm, &cd, engine, C), "the C memory");
+    dnnl_engine_t eng = cpu_dnnl_engine();
+    DNNL_OK(dnnl_memory_create(&am, &ad, eng, a16), "the A memory");
+    DNNL_OK(dnnl_memory_create(&bm, &bd, eng, b16), "the B memory");
+    DNNL_OK(dnnl_memory_create(&cm, &cd, eng, C), "the C memory");
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
-    DNNL_OK(dnnl_primitive_execute(prim, stream, 3, args), "dnnl_primitive_execute");
-    DNNL_OK(dnnl_stream_wait(stream), "dnnl_stream_wait");
+    DNNL_OK(dnnl_primitive_execute(prim, cpu_dnnl_stream(), 3, args), "dnnl_primitive_execute");
+    DNNL_OK(dnnl_stream_wait(cpu_dnnl_stream()), "dnnl_stream_wait");
     dnnl_memory_destroy(am), dnnl_memory_destroy(bm), dnnl_memory_destroy(cm);
     if (!keep) dnnl_primitive_destroy(prim);
 }

@@ -55,6 +55,9 @@ void cpu_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
                         Conv2dParams p);
 void cpu_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                          Tensor dout, Tensor in, Tensor w, Conv2dParams p);
+/* conv2d_relu.c (oneDNN) */
+void cpu_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                             Conv2dParams p);
 void cpu_patchify_forward(Ctx *ctx, Tensor tokens, Tensor img, int p,
                           PatchLayout layout);
 void cpu_patchify_backward(Ctx *ctx, Tensor dimg, Tensor dtokens, int p,

@@ -73,6 +73,7 @@ const OpTable cpu_op_table = {
     .token_place_backward = cpu_token_place_backward,
     .conv2d_forward = cpu_conv2d_forward,
     .conv2d_backward = cpu_conv2d_backward,
+    .conv2d_relu_forward = cpu_conv2d_relu_forward,
     .patchify_forward = cpu_patchify_forward,
     .patchify_backward = cpu_patchify_backward,
     .unpatchify_forward = cpu_unpatchify_forward,
