@@ -95,6 +95,8 @@ static void fwd_linear_residual(void *u)
     op_linear_residual_forward(&ctx, c->out, c->in, c->w, c->b, c->res);
 }
 
+static void linear_residual_case(int64_t M, int64_t N, int64_t K, int with_bias, int probes);
+
 /* ---- linear + GELU ------------------------------------------------------------------ */
 
 static void linear_gelu_case(int64_t M, int64_t N, int64_t K, int with_bias, int probes)
@@ -141,6 +143,17 @@ Test(ops_fused, linear_gelu)
     linear_gelu_case(9, 13, 6, 0, 1000);
     linear_gelu_case(301, 130, 20, 1, 10);  /* tiles, threaded */
     linear_gelu_case(70, 600, 500, 1, 5);   /* whole: N*K above the tile limit */
+    linear_gelu_case(70, 500, 600, 1, 5);   /* whole, N <= K */
+}
+
+/* with oneDNN, the whole schedule's transposed forms: w^T stored for
+   N <= K, and a tall dw (N > K) as (in^T dout)^T (kernels/cpu/linear.c) */
+Test(ops_fused, onednn_transposed_forms)
+{
+    setenv("DEEDIFF_GEMM", "onednn", 1);  /* this test's own process decides afresh */
+    linear_gelu_case(70, 500, 600, 1, 5);
+    linear_gelu_case(70, 600, 500, 0, 5);
+    linear_residual_case(40, 520, 700, 1, 5);
 }
 
 /* ---- linear + residual ---------------------------------------------------------------- */

@@ -24,6 +24,8 @@
  *   whole  larger weights (U-ViT-S/2: 0.25-1 Mi floats): the bias pass, one
  *          threaded GEMM, the residual or GELU pass; repacking 4 MB of
  *          weights for every block would cost more than the passes save.
+ *          With oneDNN, shapes it runs slowly as in @ w^T (N <= K) use
+ *          transposed weights (linear.c says what was measured).
  * Work below CPU_PARALLEL_MIN floats of out runs on the calling thread.
  * At bf16 precision (ctx->precision) the GEMMs are cpu_gemm_bf16's, always
  * in the whole schedule.

@@ -23,6 +23,33 @@
 
 /* columns of dout summed by one task of the db reduction (4 cache lines) */
 #define DB_COLS 64
+/* the side of a transpose's square tiles */
+#define TILE 32
+
+/* dst[c, r] (=, or += when add) src[r, c] for src (rows, cols); tiles of
+   TILE x TILE, rows of tiles across threads */
+static void transpose(Ctx *ctx, float *dst, const float *src, int64_t rows, int64_t cols, int add)
+{
+    // src is (rows,cols), dst is (cols,rows)
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (rows * cols > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t r0 = 0; r0 < rows; r0 += TILE)
+        for (int64_t c0 = 0; c0 < cols; c0 += TILE) {
+            int64_t r1 = rows - r0 < TILE ? rows : r0 + TILE, c1 = cols - c0 < TILE ? cols : c0 + TILE;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++)
+                    dst[c * rows + r] = add ? dst[c * rows + r] + src[r * cols + c] : src[r * cols + c];
+        }
+}
+
+/* oneDNN's sgemm computes in @ w^T at 130-140 GFLOP/s where in @ (w^T
+   stored) runs at 165-198 when N <= K (U-ViT-S/2's fc2, 8224 x 512 x 2048,
+   and proj; Zen 5, 2 threads), and dout^T @ in for a tall dw (N > K, fc1's
+   2048 x 512) at 146 where (in^T @ dout)^T runs at 182. The whole schedule
+   takes those forms, the transposes in ctx scratch (a few % of the GEMM). */
+static int onednn_fp32(const Ctx *ctx)
+{
+    return ctx->precision == PRECISION_FP32 && cpu_gemm_library() == GEMM_ONEDNN;
+}
 
 /* rows [lo, hi) of the destination d[M,N] before the GEMM: the bias, so
    the GEMM accumulates onto it (beta 1, returned), or nothing (beta 0) */
@@ -85,7 +112,13 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
         #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t m = 0; m < M; m++) init_rows(d, e, N, m, m + 1);
     }
-    cpu_gemm(ctx, GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
+    if (onednn_fp32(ctx) && N <= K) {
+        float *wt = ctx_scratch(ctx, (size_t)(N * K) * sizeof(float));  // wt is (K,N)
+        transpose(ctx, wt, w, N, K, 0);
+        cpu_sgemm(GEMM_N, GEMM_N, M, N, K, 1.0f, in, K, wt, N, beta, d, N);
+    } else {
+        cpu_gemm(ctx, GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
+    }
     if (e->res || e->gelu) {
         int64_t rows = tile_rows(N, 1);
         #pragma omp parallel for num_threads(nt) schedule(static)
@@ -128,7 +161,13 @@ void cpu_linear_grads(Ctx *ctx, int set, float *din, float *dw, float *db, const
         if (N > 0) cpu_gemm(ctx, GEMM_N, GEMM_N, M, K, N, 1.0f, dout, N, w, K, set ? 0.0f : 1.0f, din, K);
         else if (set) memset(din, 0, (size_t)(M * K) * sizeof(float));
     }
-    if (dw && K > 0 && N > 0) cpu_gemm(ctx, GEMM_T, GEMM_N, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
+    if (dw && K > 0 && N > 0 && onednn_fp32(ctx) && N > K && N * K > CPU_LINEAR_TILE_WEIGHTS) {
+        float *dwt = ctx_scratch(ctx, (size_t)(N * K) * sizeof(float));  // dwt is (K,N)
+        cpu_sgemm(GEMM_T, GEMM_N, K, N, M, 1.0f, in, K, dout, N, 0.0f, dwt, N);
+        transpose(ctx, dw, dwt, K, N, 1);
+    } else if (dw && K > 0 && N > 0) {
+        cpu_gemm(ctx, GEMM_T, GEMM_N, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
+    }
     if (db) bias_grad(ctx, db, dout, M, N);
 }
 
