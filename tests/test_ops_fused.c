@@ -223,9 +223,9 @@ Test(ops_fused, linear_backward_set_overwrites_din)
     free(in), free(w), free(g), free(din), free(ref), free(dw), free(dw_ref), free(db), free(db_ref);
 }
 
-Test(ops_fused, attention_backward_set_overwrites_dqkv)
+static void attention_set_case(int64_t B, int64_t T, int64_t A, int64_t H)
 {
-    int64_t B = 3, T = 17, A = 24, H = 3, nq = B * T * 3 * A, no = B * T * A, np = B * H * T * T;
+    int64_t nq = B * T * 3 * A, no = B * T * A, np = B * H * T * T;
     float *qkv = uniform(nq, -2, 2), *out = filled(no, NAN), *probs = filled(np, NAN);
     float *g = uniform(no, -1, 1), *set = filled(nq, NAN), *acc = filled(nq, 0.0f);
     float *dprobs = filled(np, NAN);
@@ -238,6 +238,12 @@ Test(ops_fused, attention_backward_set_overwrites_dqkv)
         cr_assert(fabsf(set[i] - acc[i]) <= 1e-5f * (1 + fabsf(acc[i])), "dqkv[%lld] %g vs %g",
                   (long long)i, set[i], acc[i]);
     free(qkv), free(out), free(probs), free(g), free(set), free(acc), free(dprobs);
+}
+
+Test(ops_fused, attention_backward_set_overwrites_dqkv)
+{
+    attention_set_case(3, 17, 24, 3);  /* hd 8 */
+    attention_set_case(2, 37, 64, 2);  /* hd 32, as U-ViT's */
 }
 
 /* ---- ops.c's compositions, for a backend without the optional entries ----------------- */
