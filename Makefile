@@ -361,8 +361,11 @@ pretrain-figures: $(BUILD)/deediff
 	  title='U-ViT on Fashion-MNIST (D 64, 13 blocks): training loss'" paper/loss_curve.gp
 
 # ---- benchmarks -------------------------------------------------------------------
+# each side measured BENCH_ROUNDS times in turn, its best kept (a shared
+# machine's load moves one round's ratios by 2x)
+BENCH_ROUNDS ?= 2
 bench: deps deps-pytorch $(BUILD)/deediff
-	$(BUILD)/deediff bench
+	$(BUILD)/deediff bench --rounds $(BENCH_ROUNDS)
 
 # ---- GPU check (run on a CUDA machine) ------------------------------------------
 # the CUDA ops against the CPU reference (errors logged), then how close they
