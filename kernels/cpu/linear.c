@@ -83,6 +83,19 @@ static int64_t tile_rows(int64_t N, int64_t K)
     return r < 16 ? 16 : r;
 }
 
+/* rows [lo, hi) of the tiles schedule, in blocks of `rows`: each block's
+   bias, GEMM and finish back to back */
+static void tile_rows_run(float *out, float *d, const float *in, const float *w, int64_t N, int64_t K,
+                          const CpuLinearEpilogue *e, int64_t lo, int64_t hi, int64_t rows)
+{
+    for (int64_t r0 = lo; r0 < hi; r0 += rows) {
+        int64_t r1 = hi - r0 < rows ? hi : r0 + rows;
+        float beta = init_rows(d, e, N, r0, r1);
+        cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, beta, d + r0 * N, N);
+        finish_rows(out, d, e, N, r0, r1);
+    }
+}
+
 void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64_t M, int64_t N,
                     int64_t K, const CpuLinearEpilogue *e)
 {
@@ -94,16 +107,16 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
     int tiles = ctx->precision == PRECISION_FP32 && (nt == 1 || N * K <= CPU_LINEAR_TILE_WEIGHTS);
     if (tiles) {
         int64_t rows = tile_rows(N, K);
-        #pragma omp parallel num_threads(nt) if (nt > 1)
+        if (nt == 1) {
+            /* tiny work: no parallel construct to enter at all */
+            tile_rows_run(out, d, in, w, N, K, e, 0, M, rows);
+            return;
+        }
+        #pragma omp parallel num_threads(nt)
         {
             int t = omp_get_thread_num(), n = omp_get_num_threads();
             int64_t lo = M * t / n, hi = M * (t + 1) / n;  /* this thread's share */
-            for (int64_t r0 = lo; r0 < hi; r0 += rows) {
-                int64_t r1 = hi - r0 < rows ? hi : r0 + rows;
-                float beta = init_rows(d, e, N, r0, r1);
-                cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, beta, d + r0 * N, N);
-                finish_rows(out, d, e, N, r0, r1);
-            }
+            tile_rows_run(out, d, in, w, N, K, e, lo, hi, rows);
         }
         return;
     }
