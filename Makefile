@@ -49,7 +49,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80
 ifeq ($(HAVE_CUDA),1)
 CFLAGS += -DDEEDIFF_CUDA
-NVCCFLAGS = -O3 -std=c++17 $(CUDA_ARCH) -DDEEDIFF_CUDA -I. -Xcompiler -fPIC,-Wall
+NVCCFLAGS = -O3 -std=c++17 $(CUDA_ARCH) -DDEEDIFF_CUDA -I. -Xcompiler -fPIC,-Wall -MMD -MP
 CUDA_SRC = $(wildcard kernels/cuda/*.cu)
 CUDA_OBJ = $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
 # cuBLAS/cuBLASLt are dlopen()ed by the first CUDA context (kernels/cuda/cuda_blas.h)
@@ -100,8 +100,9 @@ $(BUILD)/gen/op_entries.c: kernels/op_table.h kernels/ops.h
 	  echo '#include "kernels/op_table.h"'; \
 	  echo 'const OpEntry op_entries[] = {'; \
 	  sed -n '/\/\* ops \*\//,/^};/p' kernels/op_table.h | \
-	    sed -n 's/.*(\*\([a-z0-9_]*\))(.*/    {"\1", offsetof(OpTable, \1)},/p'; \
-	  echo '    {NULL, 0}};'; \
+	    sed -n -e 's/.*(\*\([a-z0-9_]*\))(.*\/\* optional \*\/.*/    {"\1", offsetof(OpTable, \1), 1},/p' \
+	      -e 's/.*(\*\([a-z0-9_]*\))(.*/    {"\1", offsetof(OpTable, \1), 0},/p'; \
+	  echo '    {NULL, 0, 0}};'; \
 	  echo 'const char *const op_backward_names[] = {'; \
 	  grep -o 'op_[a-z0-9_]*_backward(' kernels/ops.h | sed 's/op_\(.*\)_backward(/    "\1",/'; \
 	  echo '    NULL};'; } > $@.tmp && mv $@.tmp $@
@@ -380,8 +381,11 @@ pretrain-figures: $(BUILD)/deediff
 	  title='U-ViT on Fashion-MNIST (D 64, 13 blocks): training loss'" paper/loss_curve.gp
 
 # ---- benchmarks -------------------------------------------------------------------
+# each side measured BENCH_ROUNDS times in turn, its best kept (a shared
+# machine's load moves one round's ratios by 2x)
+BENCH_ROUNDS ?= 2
 bench: deps deps-pytorch $(BUILD)/deediff
-	$(BUILD)/deediff bench
+	$(BUILD)/deediff bench --rounds $(BENCH_ROUNDS)
 
 # ---- GPU check (run on a CUDA machine) ------------------------------------------
 # One command for a GPU session, `make -j$(nproc) gpu-check` (a few minutes

@@ -19,9 +19,10 @@
 typedef struct {
     const char *name;  /* "linear_forward", "adamw_step", ... */
     size_t offset;
+    int optional;      /* 1: a fused or overwriting form ops.c composes when NULL */
 } OpEntry;
 
-/* every op entry of struct OpTable in declaration order, then {NULL, 0}
+/* every op entry of struct OpTable in declaration order, then {NULL, 0, 0}
    (generated: $(BUILD)/gen/op_entries.c) */
 extern const OpEntry op_entries[];
 

@@ -4,6 +4,9 @@
  * kernels/ops.c checks shapes and dtypes, then calls the context's table.
  * A backend fills every entry it supports; a NULL entry makes the op abort
  * with "op X is not implemented on backend Y". Signatures mirror ops.h.
+ * The fused and overwriting forms, each marked "optional" on its line, may
+ * be NULL: ops.c then composes them from the plain ops (zeroing a gradient
+ * first); the generated op list (op_coverage.h) carries the mark.
  */
 #ifndef DEEDIFF_OP_TABLE_H
 #define DEEDIFF_OP_TABLE_H
@@ -24,10 +27,17 @@ struct OpTable {
     /* ops */
     void (*linear_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor);
     void (*linear_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+    /* fused and overwriting forms */
+    void (*linear_backward_set)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);  /* optional */
+    void (*linear_gelu_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor);  /* optional */
+    void (*linear_gelu_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);  /* optional */
+    void (*linear_gelu_backward_set)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);  /* optional */
+    void (*linear_residual_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor);  /* optional */
     void (*layernorm_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float);
     void (*layernorm_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
     void (*attention_forward)(Ctx *, Tensor, Tensor, Tensor, int);
     void (*attention_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, int);
+    void (*attention_backward_set)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, int);  /* optional */
     void (*gelu_forward)(Ctx *, Tensor, Tensor);
     void (*gelu_backward)(Ctx *, Tensor, Tensor, Tensor);
     void (*silu_forward)(Ctx *, Tensor, Tensor);
@@ -46,6 +56,7 @@ struct OpTable {
     void (*token_place_backward)(Ctx *, Tensor, Tensor, int);
     void (*conv2d_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
     void (*conv2d_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
+    void (*conv2d_relu_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Conv2dParams);  /* optional */
     void (*patchify_forward)(Ctx *, Tensor, Tensor, int, PatchLayout);
     void (*patchify_backward)(Ctx *, Tensor, Tensor, int, PatchLayout);
     void (*unpatchify_forward)(Ctx *, Tensor, Tensor, int, PatchLayout);
@@ -101,6 +112,9 @@ struct OpTable {
 
 /* the backends' tables */
 extern const OpTable cpu_op_table;
+/* 1 when the CPU backend computes at precision p on this machine: fp32
+   always, bf16 when the CPU's flags (cpu_flags) name native bf16 products */
+int cpu_precision_supported(Precision p);
 #ifdef DEEDIFF_CUDA
 extern const OpTable cuda_op_table;
 /* fills ctx for device `device` (kernels/cuda/cuda_context.cu) */

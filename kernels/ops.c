@@ -86,11 +86,34 @@ int ctx_init_cuda(Ctx *ctx, int device)
 {
     memset(ctx, 0, sizeof *ctx);
 #ifdef DEEDIFF_CUDA
-    return cuda_ctx_init(ctx, device);
+    int rc = cuda_ctx_init(ctx, device);
+    ctx->precision = PRECISION_BF16;
+    return rc;
 #else
     (void)device;
     return err_set("--backend cuda: this deediff was built without CUDA (no nvcc found at build time)");
 #endif
+}
+
+const char *precision_name(Precision p) { return p == PRECISION_BF16 ? "bf16" : "fp32"; }
+
+int precision_from_name(const char *name, Precision *out)
+{
+    if (!strcmp(name, "fp32")) *out = PRECISION_FP32;
+    else if (!strcmp(name, "bf16")) *out = PRECISION_BF16;
+    else return -1;
+    return 0;
+}
+
+int ctx_set_precision(Ctx *ctx, Precision p)
+{
+    if (ctx->backend == BACKEND_CUDA && p != PRECISION_BF16)
+        return err_set("--precision %s: the CUDA backend computes in bf16 only", precision_name(p));
+    if (ctx->backend == BACKEND_CPU && !cpu_precision_supported(p))
+        return err_set("--precision %s: this CPU has no native bf16 products (neither avx512_bf16 nor "
+                       "amx_bf16 among its flags); use fp32", precision_name(p));
+    ctx->precision = p;
+    return 0;
 }
 
 void ctx_destroy(Ctx *ctx)
@@ -120,27 +143,116 @@ void *ctx_scratch(Ctx *ctx, size_t bytes)
 
 /* ---- linear ------------------------------------------------------------------ */
 
-void op_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b)
+static void check_linear(const char *op, Tensor out, Tensor in, Tensor w, Tensor b)
 {
-    const char *op = "linear_forward";
     need_ndim(op, w, 2);
     need(tensor_cols(in) == w.shape[1], op, "in's last dim != w's in-features", in, w);
     need(tensor_cols(out) == w.shape[0] && tensor_rows(out) == tensor_rows(in), op,
          "out is not [M, N]", out, in);
     if (tensor_present(b)) need(tensor_numel(b) == w.shape[0], op, "bias size != N", b, w);
+}
+
+static void check_linear_backward(const char *op, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                                  Tensor in, Tensor w)
+{
+    need_ndim(op, w, 2);
+    need(tensor_cols(in) == w.shape[1] && tensor_cols(dout) == w.shape[0] &&
+         tensor_rows(dout) == tensor_rows(in), op, "dout/in do not fit w", dout, in);
+    same_shape_opt(op, din, in);
+    same_shape_opt(op, dw, w);
+    if (tensor_present(db)) need(tensor_numel(db) == w.shape[0], op, "db size != N", db, w);
+}
+
+void op_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b)
+{
+    check_linear("linear_forward", out, in, w, b);
     CALL(linear_forward, ctx, out, in, w, b);
 }
 
 void op_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
                         Tensor in, Tensor w)
 {
-    const char *op = "linear_backward";
-    need(tensor_cols(in) == w.shape[1] && tensor_cols(dout) == w.shape[0] &&
-         tensor_rows(dout) == tensor_rows(in), op, "dout/in do not fit w", dout, in);
-    same_shape_opt(op, din, in);
-    same_shape_opt(op, dw, w);
-    if (tensor_present(db)) need(tensor_numel(db) == w.shape[0], op, "db size != N", db, w);
+    check_linear_backward("linear_backward", din, dw, db, dout, in, w);
     CALL(linear_backward, ctx, din, dw, db, dout, in, w);
+}
+
+void op_linear_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
+                            Tensor in, Tensor w)
+{
+    check_linear_backward("linear_backward_set", din, dw, db, dout, in, w);
+    if (ctx->ops->linear_backward_set) {
+        ctx->ops->linear_backward_set(ctx, din, dw, db, dout, in, w);
+        return;
+    }
+    ctx_zero(ctx, din);  /* the fallback: zeroed, then accumulated into */
+    op_linear_backward(ctx, din, dw, db, dout, in, w);
+}
+
+/* ---- fused linear layers ---------------------------------------------------- */
+
+void op_linear_gelu_forward(Ctx *ctx, Tensor out, Tensor pre, Tensor in, Tensor w, Tensor b)
+{
+    const char *op = "linear_gelu_forward";
+    check_linear(op, out, in, w, b);
+    same_shape_opt(op, pre, out);
+    if (ctx->ops->linear_gelu_forward) {
+        ctx->ops->linear_gelu_forward(ctx, out, pre, in, w, b);
+        return;
+    }
+    Tensor p = tensor_present(pre) ? pre : out;
+    op_linear_forward(ctx, p, in, w, b);
+    op_gelu_forward(ctx, out, p);
+}
+
+static void linear_gelu_backward(Ctx *ctx, int set, Tensor din, Tensor dw, Tensor db,
+                                 Tensor dpre, Tensor dout, Tensor in, Tensor w, Tensor pre)
+{
+    const char *op = set ? "linear_gelu_backward_set" : "linear_gelu_backward";
+    check_linear_backward(op, din, dw, db, dout, in, w);
+    same_shape(op, pre, dout);
+    same_shape(op, dpre, dout);
+    void (*fused)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor) =
+        set ? ctx->ops->linear_gelu_backward_set : ctx->ops->linear_gelu_backward;
+    if (fused) {
+        fused(ctx, din, dw, db, dpre, dout, in, w, pre);
+        return;
+    }
+    ctx_zero(ctx, dpre);
+    op_gelu_backward(ctx, dpre, dout, pre);
+    (set ? op_linear_backward_set : op_linear_backward)(ctx, din, dw, db, dpre, in, w);
+}
+
+void op_linear_gelu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                             Tensor dout, Tensor in, Tensor w, Tensor pre)
+{
+    linear_gelu_backward(ctx, 0, din, dw, db, dpre, dout, in, w, pre);
+}
+
+void op_linear_gelu_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                                 Tensor dout, Tensor in, Tensor w, Tensor pre)
+{
+    linear_gelu_backward(ctx, 1, din, dw, db, dpre, dout, in, w, pre);
+}
+
+void op_linear_residual_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b, Tensor res)
+{
+    const char *op = "linear_residual_forward";
+    check_linear(op, out, in, w, b);
+    same_shape(op, res, out);
+    need(res.data != out.data, op, "out must not be res", out, res);
+    if (ctx->ops->linear_residual_forward) {
+        ctx->ops->linear_residual_forward(ctx, out, in, w, b, res);
+        return;
+    }
+    op_linear_forward(ctx, out, in, w, b);
+    op_add_forward(ctx, out, out, res);
+}
+
+void op_linear_residual_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dres,
+                                 Tensor dout, Tensor in, Tensor w)
+{
+    op_linear_backward(ctx, din, dw, db, dout, in, w);
+    op_accumulate(ctx, dres, dout);
 }
 
 /* ---- layernorm --------------------------------------------------------------- */
@@ -193,14 +305,31 @@ void op_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int he
     CALL(attention_forward, ctx, out, probs, qkv, heads);
 }
 
-void op_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
-                           Tensor probs, int heads)
+static void check_attention_backward(const char *op, Tensor dqkv, Tensor dprobs, Tensor dout,
+                                     Tensor qkv, Tensor probs, int heads)
 {
-    const char *op = "attention_backward";
     if (!tensor_present(probs)) FATAL("%s: needs the probs saved by the forward pass", op);
     check_attention(op, dout, probs, qkv, heads);
     same_shape(op, dprobs, probs);
     same_shape_opt(op, dqkv, qkv);
+}
+
+void op_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
+                           Tensor probs, int heads)
+{
+    check_attention_backward("attention_backward", dqkv, dprobs, dout, qkv, probs, heads);
+    CALL(attention_backward, ctx, dqkv, dprobs, dout, qkv, probs, heads);
+}
+
+void op_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
+                               Tensor probs, int heads)
+{
+    check_attention_backward("attention_backward_set", dqkv, dprobs, dout, qkv, probs, heads);
+    if (ctx->ops->attention_backward_set) {
+        ctx->ops->attention_backward_set(ctx, dqkv, dprobs, dout, qkv, probs, heads);
+        return;
+    }
+    ctx_zero(ctx, dqkv);  /* the fallback: zeroed, then accumulated into */
     CALL(attention_backward, ctx, dqkv, dprobs, dout, qkv, probs, heads);
 }
 
@@ -348,6 +477,31 @@ void op_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dout,
     same_shape_opt("conv2d_backward", dw, w);
     if (tensor_present(db)) need(tensor_numel(db) == w.shape[0], "conv2d_backward", "db size != Co", db, w);
     CALL(conv2d_backward, ctx, din, dw, db, dout, in, w, p);
+}
+
+void op_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b, Conv2dParams p)
+{
+    const char *op = "conv2d_relu_forward";
+    check_conv(op, out, in, w, p);
+    if (tensor_present(b)) need(tensor_numel(b) == w.shape[0], op, "bias size != Co", b, w);
+    if (ctx->ops->conv2d_relu_forward) {
+        ctx->ops->conv2d_relu_forward(ctx, out, in, w, b, p);
+        return;
+    }
+    op_conv2d_forward(ctx, out, in, w, b, p);
+    op_relu_forward(ctx, out, out);
+}
+
+void op_conv2d_relu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre, Tensor dout,
+                             Tensor in, Tensor w, Tensor out, Conv2dParams p)
+{
+    const char *op = "conv2d_relu_backward";
+    check_conv(op, dout, in, w, p);
+    same_shape(op, out, dout);
+    same_shape(op, dpre, dout);
+    ctx_zero(ctx, dpre);
+    op_relu_backward(ctx, dpre, dout, out);  /* out > 0 exactly where the ReLU's input was */
+    op_conv2d_backward(ctx, din, dw, db, dpre, in, w, p);
 }
 
 /* ---- patches -------------------------------------------------------------------- */

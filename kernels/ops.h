@@ -14,7 +14,10 @@
  *   - A backward op ACCUMULATES (+=) into every gradient it is given, so
  *     residual branches and skip connections add up naturally. Callers zero
  *     gradient buffers once per step. Any gradient may be tensor_none() when
- *     it is not needed (e.g. the input gradient of the first layer).
+ *     it is not needed (e.g. the input gradient of the first layer). The
+ *     few ops with a `_set` form write their input gradient (=) instead,
+ *     for a scratch gradient that would otherwise be zeroed right before:
+ *     the same numbers without the pass over memory.
  *   - Rows are independent everywhere (no op mixes two images), so a batch
  *     may shrink between ops (early exit drops rows).
  *   - Shapes are checked in kernels/ops.c once for both backends; a mismatch
@@ -29,6 +32,16 @@ typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
 
 typedef struct OpTable OpTable;
 
+/* The arithmetic of a context's matrix products.
+ *   fp32  the CPU reference (the default): fp32 operands and accumulation
+ *   bf16  the CPU's linear layers (forward and backward) round their GEMM
+ *         operands to bf16 (round to nearest even, as the CUDA backend's
+ *         __float2bfloat16_rn) and accumulate in fp32 (oneDNN's matmul);
+ *         everything else stays fp32: activations, attention, norms,
+ *         weights and their updates. Needs AVX512-BF16 or AMX.
+ *         The CUDA backend is bf16 always (bf16 activations).            */
+typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } Precision;
+
 typedef struct Ctx {
     Backend backend;
     const OpTable *ops;
@@ -37,6 +50,7 @@ typedef struct Ctx {
     int threads;          /* CPU threads (OpenMP and OpenBLAS) */
     void *scratch;        /* backend memory that an op may use in a call */
     size_t scratch_bytes;
+    Precision precision;  /* CPU: fp32 (ctx_init_cpu) or bf16 (ctx_set_precision); CUDA: bf16 */
 } Ctx;
 
 /* ---- contexts and memory ------------------------------------------------ */
@@ -46,6 +60,13 @@ void ctx_init_cpu(Ctx *ctx, int threads);
 /* a CUDA context on device `device`; returns -1 (err_msg set) when no CUDA
    build or no usable GPU */
 int ctx_init_cuda(Ctx *ctx, int device);
+/* sets the context's precision; -1 (err_msg set, one line) when this
+   backend or CPU cannot: bf16 on a CPU without AVX512-BF16 or AMX, fp32 on
+   CUDA                                                                     */
+int ctx_set_precision(Ctx *ctx, Precision p);
+/* "fp32" or "bf16"; and back (-1 for any other name)                      */
+const char *precision_name(Precision p);
+int precision_from_name(const char *name, Precision *out);
 void ctx_destroy(Ctx *ctx);
 int ctx_cuda_available(void);
 
@@ -68,6 +89,31 @@ void *ctx_scratch(Ctx *ctx, size_t bytes);
 void op_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b);
 void op_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                         Tensor dout, Tensor in, Tensor w);
+/* the same, with din = dout @ w written, not accumulated (dw, db still +=) */
+void op_linear_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                            Tensor dout, Tensor in, Tensor w);
+
+/* ---- fused linear layers (a transformer block's MLP and residuals) --------
+ * linear_gelu:     pre[M,N] = in[M,K] @ w[N,K]^T + b[N],  out = gelu(pre)
+ *                  pre may be tensor_none() (inference: out only).
+ * backward:        dpre = dout * gelu'(pre), written into dpre[M,N] (scratch
+ *                  owned by the caller), then op_linear_backward on dpre;
+ *                  the _set form writes din as op_linear_backward_set does.
+ * linear_residual: out[M,N] = in @ w^T + b + res[M,N]; out must not be res.
+ *                  Its backward: op_linear_backward and op_accumulate(dres,
+ *                  dout), see op_linear_residual_backward.
+ * Each equals the unfused ops up to fp32 rounding, with fewer passes over
+ * memory (kernels/cpu/linear_fused.c).                                       */
+void op_linear_gelu_forward(Ctx *ctx, Tensor out, Tensor pre, Tensor in, Tensor w,
+                            Tensor b);
+void op_linear_gelu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                             Tensor dout, Tensor in, Tensor w, Tensor pre);
+void op_linear_gelu_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                                 Tensor dout, Tensor in, Tensor w, Tensor pre);
+void op_linear_residual_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                                Tensor res);
+void op_linear_residual_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dres,
+                                 Tensor dout, Tensor in, Tensor w);
 
 /* ---- LayerNorm over the last dimension ----------------------------------
  * out[M,C] = (in - mean) * rstd * w[C] + b[C]; mean[M], rstd[M] (F32) are
@@ -86,9 +132,11 @@ void op_layernorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
  * may be tensor_none() in inference.                                       */
 void op_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv,
                           int heads);
-/* dprobs[B,H,T,T] is scratch owned by the caller                          */
+/* dprobs[B,H,T,T] is scratch owned by the caller; _set writes dqkv        */
 void op_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
                            Tensor qkv, Tensor probs, int heads);
+void op_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
+                               Tensor qkv, Tensor probs, int heads);
 
 /* ---- elementwise ---------------------------------------------------------
  * GELU is the exact form x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).          */
@@ -132,6 +180,16 @@ void op_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
                        Conv2dParams p);
 void op_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                         Tensor dout, Tensor in, Tensor w, Conv2dParams p);
+/* out = relu(conv(in, w) + b): the FID Inception's BasicConv2d with its
+ * BatchNorm folded in. On the CPU one oneDNN primitive (channels-last
+ * inside, kernels/cpu/conv2d_relu.c); it equals op_conv2d_forward then
+ * op_relu_forward up to fp32 rounding (and a NaN stays NaN). The backward
+ * writes dpre = dout where out > 0, else 0, into dpre [B,Co,Ho,Wo]
+ * (scratch owned by the caller), then runs op_conv2d_backward on it.     */
+void op_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                            Conv2dParams p);
+void op_conv2d_relu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                             Tensor dout, Tensor in, Tensor w, Tensor out, Conv2dParams p);
 
 /* ---- patches ---------------------------------------------------------------
  * An image [B,C,H,W] cut into N = (H/p)(W/p) patches, row-major over the

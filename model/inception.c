@@ -87,11 +87,9 @@ static int out_size(int n, int k, int s, int p) { return (n + 2 * p - k) / s + 1
 /* conv + folded BN + ReLU of x into dst (C = cout, spatially matching) */
 static void basic_conv_run(Walk *w, const InceptionConv *c, Act x, Act dst)
 {
-    Tensor out = act_tensor(w, dst);
-    op_conv2d_forward(w->ctx, out, act_tensor(w, x),
-                      tensor4(c->w, DT_F32, c->cout, c->cin, c->kh, c->kw),
-                      tensor1(c->b, DT_F32, c->cout), c->p);
-    op_relu_forward(w->ctx, out, out);
+    op_conv2d_relu_forward(w->ctx, act_tensor(w, dst), act_tensor(w, x),
+                           tensor4(c->w, DT_F32, c->cout, c->cin, c->kh, c->kw),
+                           tensor1(c->b, DT_F32, c->cout), c->p);
 }
 
 /* a BasicConv2d whose output is a new stack activation */

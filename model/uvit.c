@@ -23,7 +23,7 @@ typedef struct {
     void *cat;                /* [B,T,2D] out blocks: [x, skip] */
     void *ln1, *qkv, *att;    /* [B,T,D], [B,T,3A], [B,T,A] */
     void *res1, *ln2;         /* [B,T,D] x + attn, its LayerNorm */
-    void *fc1, *gelu;         /* [B,T,Hm] before and after GELU */
+    void *fc1, *gelu;         /* [B,T,Hm] before (training only) and after GELU */
     float *mean1, *rstd1, *mean2, *rstd2;  /* [B*T] */
     float *probs;             /* [B,H,T,T] training only */
 } BlockActs;
@@ -140,7 +140,7 @@ static void layout(UViTActs *a, const UViTConfig *c, char *base)
         b->att = ACT(B * T * A);
         b->res1 = carve(&cv, BTD);
         b->ln2 = carve(&cv, BTD);
-        b->fc1 = ACT(B * T * Hm);
+        b->fc1 = a->training ? ACT(B * T * Hm) : NULL;  /* the GELU's input, for its backward */
         b->gelu = ACT(B * T * Hm);
         b->mean1 = F32(B * T);
         b->rstd1 = F32(B * T);
@@ -318,7 +318,7 @@ void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int i)
     }
     Tensor ln1 = v3(a, b->ln1, T, D), qkv = v3(a, b->qkv, T, 3 * A), att = v3(a, b->att, T, A);
     Tensor res1 = v3(a, b->res1, T, D), ln2 = v3(a, b->ln2, T, D);
-    Tensor fc1 = v3(a, b->fc1, T, Hm), gelu = v3(a, b->gelu, T, Hm);
+    Tensor fc1 = b->fc1 ? v3(a, b->fc1, T, Hm) : tensor_none(), gelu = v3(a, b->gelu, T, Hm);
     Tensor out = v3(a, a->hidden[i], T, D);
     Tensor probs = b->probs ? tensor4(b->probs, DT_F32, a->B, w->heads, T, T) : tensor_none();
 
@@ -327,15 +327,12 @@ void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int i)
                          w->norm1_w, w->norm1_b, 1e-5f);
     op_linear_forward(ctx, qkv, ln1, w->qkv_w, w->qkv_b);
     op_attention_forward(ctx, att, probs, qkv, w->heads);
-    op_linear_forward(ctx, res1, att, w->proj_w, w->proj_b);
-    op_add_forward(ctx, res1, res1, in);
+    op_linear_residual_forward(ctx, res1, att, w->proj_w, w->proj_b, in);
     /* x = x + fc2(gelu(fc1(norm2(x)))) */
     op_layernorm_forward(ctx, ln2, stats(a, b->mean2, T), stats(a, b->rstd2, T), res1,
                          w->norm2_w, w->norm2_b, 1e-5f);
-    op_linear_forward(ctx, fc1, ln2, w->fc1_w, w->fc1_b);
-    op_gelu_forward(ctx, gelu, fc1);
-    op_linear_forward(ctx, out, gelu, w->fc2_w, w->fc2_b);
-    op_add_forward(ctx, out, out, res1);
+    op_linear_gelu_forward(ctx, gelu, fc1, ln2, w->fc1_w, w->fc1_b);
+    op_linear_residual_forward(ctx, out, gelu, w->fc2_w, w->fc2_b, res1);
 }
 
 void uvit_decode(Ctx *ctx, const UViT *m, UViTActs *a, Tensor out)
@@ -386,7 +383,6 @@ static void block_backward(Ctx *ctx, UViT *m, UViTActs *a, int i)
     /* where dL/d(block input) goes: straight to the previous hidden state,
        or through skip_linear for out blocks */
     Tensor din = v3(a, src >= 0 ? a->d_skip : (i == 0 ? a->dh0 : a->dh[i - 1]), T, D);
-    if (src >= 0) ctx_zero(ctx, din);
     Tensor dout = v3(a, a->dh[i], T, D);
     Tensor ln1 = v3(a, b->ln1, T, D), qkv = v3(a, b->qkv, T, 3 * A), att = v3(a, b->att, T, A);
     Tensor res1 = v3(a, b->res1, T, D), ln2 = v3(a, b->ln2, T, D);
@@ -397,31 +393,27 @@ static void block_backward(Ctx *ctx, UViT *m, UViTActs *a, int i)
     Tensor probs = tensor4(b->probs, DT_F32, a->B, w->heads, T, T);
     Tensor d_probs = tensor4(a->d_probs, DT_F32, a->B, w->heads, T, T);
 
-    /* MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1)))) */
-    ctx_zero(ctx, d_gelu);
-    op_linear_backward(ctx, d_gelu, g->fc2_w, g->fc2_b, dout, gelu, w->fc2_w);
-    ctx_zero(ctx, d_fc1);
-    op_gelu_backward(ctx, d_fc1, d_gelu, fc1);
-    ctx_zero(ctx, d_ln);
-    op_linear_backward(ctx, d_ln, g->fc1_w, g->fc1_b, d_fc1, ln2, w->fc1_w);
+    /* MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1)))); the scratch
+       gradients are written (_set), not zeroed and accumulated into */
+    op_linear_backward_set(ctx, d_gelu, g->fc2_w, g->fc2_b, dout, gelu, w->fc2_w);
+    op_linear_gelu_backward_set(ctx, d_ln, g->fc1_w, g->fc1_b, d_fc1, d_gelu, ln2, w->fc1_w, fc1);
+    /* the residual: d_res1 = dout, plus what flows back through ln2 */
     ctx_copy(ctx, d_res1.data, dout.data, tensor_bytes(dout));
     op_layernorm_backward(ctx, d_res1, g->norm2_w, g->norm2_b, d_ln, res1, w->norm2_w,
                           stats(a, b->mean2, T), stats(a, b->rstd2, T));
-    /* attention branch: res1 = in + proj(attn(ln1(in))) */
-    op_accumulate(ctx, din, d_res1);
-    ctx_zero(ctx, d_att);
-    op_linear_backward(ctx, d_att, g->proj_w, g->proj_b, d_res1, att, w->proj_w);
-    ctx_zero(ctx, d_qkv);
-    op_attention_backward(ctx, d_qkv, d_probs, d_att, qkv, probs, w->heads);
-    ctx_zero(ctx, d_ln);
-    op_linear_backward(ctx, d_ln, g->qkv_w, g->qkv_b, d_qkv, ln1, w->qkv_w);
+    /* attention branch: res1 = in + proj(attn(ln1(in))); an out block's din
+       (d_skip) starts here, the others add to what later blocks left */
+    if (src >= 0) ctx_copy(ctx, din.data, d_res1.data, tensor_bytes(d_res1));
+    else op_accumulate(ctx, din, d_res1);
+    op_linear_backward_set(ctx, d_att, g->proj_w, g->proj_b, d_res1, att, w->proj_w);
+    op_attention_backward_set(ctx, d_qkv, d_probs, d_att, qkv, probs, w->heads);
+    op_linear_backward_set(ctx, d_ln, g->qkv_w, g->qkv_b, d_qkv, ln1, w->qkv_w);
     op_layernorm_backward(ctx, din, g->norm1_w, g->norm1_b, d_ln, in, w->norm1_w,
                           stats(a, b->mean1, T), stats(a, b->rstd1, T));
     if (src >= 0) {
         /* in = skip_linear(cat[prev, skip]) */
         Tensor d_cat = v3(a, a->d_cat, T, 2 * D);
-        ctx_zero(ctx, d_cat);
-        op_linear_backward(ctx, d_cat, g->skip_w, g->skip_b, din, v3(a, b->cat, T, 2 * D), w->skip_w);
+        op_linear_backward_set(ctx, d_cat, g->skip_w, g->skip_b, din, v3(a, b->cat, T, 2 * D), w->skip_w);
         op_concat_backward(ctx, v3(a, a->dh[i - 1], T, D), v3(a, a->dh[src], T, D), d_cat);
     }
 }
@@ -442,8 +434,7 @@ static void decode_backward(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout)
     }
     ctx_zero(ctx, d_dec);
     op_unpatchify_backward(ctx, d_dec, dimg, c->patch_size, PATCH_HWC);
-    ctx_zero(ctx, d_lnf);
-    op_linear_backward(ctx, d_lnf, g->dec_w, g->dec_b, d_dec, v3(a, a->lnf, N, D), w->dec_w);
+    op_linear_backward_set(ctx, d_lnf, g->dec_w, g->dec_b, d_dec, v3(a, a->lnf, N, D), w->dec_w);
     ctx_zero(ctx, d_hs);
     op_layernorm_backward(ctx, d_hs, g->norm_w, g->norm_b, d_lnf, v3(a, a->hslice, N, D), w->norm_w,
                           stats(a, a->meanf, N), stats(a, a->rstdf, N));
@@ -471,8 +462,7 @@ static void embed_backward(Ctx *ctx, UViT *m, UViTActs *a)
         ctx_zero(ctx, d_tt);
         op_token_place_backward(ctx, d_tt, dh0, uvit_time_token(c));
         d_tt = v2(a, a->d_time_tok, D);
-        ctx_zero(ctx, d_te1s);
-        op_linear_backward(ctx, d_te1s, g->time2_w, g->time2_b, d_tt, v2(a, a->te1s, 4 * D), w->time2_w);
+        op_linear_backward_set(ctx, d_te1s, g->time2_w, g->time2_b, d_tt, v2(a, a->te1s, 4 * D), w->time2_w);
         ctx_zero(ctx, d_te1);
         op_silu_backward(ctx, d_te1, d_te1s, v2(a, a->te1, 4 * D));
         op_linear_backward(ctx, tensor_none(), g->time0_w, g->time0_b, d_te1, v2(a, a->temb, D),

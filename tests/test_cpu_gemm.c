@@ -7,7 +7,8 @@
  *     naive double-precision product on odd shapes: every transpose pair,
  *     M, N or K of 1, 65 tokens (U-ViT's 64 patches + 1), row strides wider
  *     than the matrix, alpha and beta, beta = 0 over NaN, K = 0;
- *   - the OpenBLAS core-type rule on a table of CPU flag sets;
+ *   - the OpenBLAS core-type rule, and the library auto picks, on tables of
+ *     CPU flag sets;
  *   - provenance lines, the environment bookkeeping, the DEEDIFF_GEMM
  *     refusal, and the CLI showing the settings.
  */
@@ -206,6 +207,35 @@ Test(cpu_startup, coretype_decision_table)
         if (!rows[i].want) cr_assert_null(got, "row %zu: %s -> %s, want none", i, rows[i].detected, got);
         else cr_assert(got && !strcmp(got, rows[i].want), "row %zu: %s -> %s, want %s", i,
                        rows[i].detected, got ? got : "none", rows[i].want);
+    }
+}
+
+/* the whole fallback decision for a table of machines: OpenBLAS's best core
+   for the flags, whether the core it runs is below that, and the library
+   auto then picks */
+Test(cpu_startup, gemm_library_for_flag_sets)
+{
+    static const struct {
+        const char *flags, *running;   /* the CPU's flags; the core OpenBLAS runs */
+        GemmLibrary want;
+    } rows[] = {
+        {EMERALD, "SkylakeX", GEMM_OPENBLAS},  /* detected, or forced by the re-exec */
+        {EMERALD, "Prescott", GEMM_ONEDNN},    /* a failed re-exec: generic kernels */
+        {ZEN5, "SkylakeX", GEMM_OPENBLAS},
+        {ZEN5, "Haswell", GEMM_ONEDNN},        /* this project's machines pin Haswell */
+        {ZEN3, "Haswell", GEMM_OPENBLAS},      /* Haswell is Zen 3's best */
+        {ZEN3, "Zen", GEMM_OPENBLAS},
+        {ZEN3, "Prescott", GEMM_ONEDNN},
+        {IVY, "Sandybridge", GEMM_OPENBLAS},
+        {NEHALEM, "Nehalem", GEMM_ONEDNN},     /* no AVX: no best core known */
+        {KNL, "Haswell", GEMM_OPENBLAS},       /* AVX-512 without BW/DQ/VL: Haswell is the best */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *best = openblas_coretype_for_flags(rows[i].flags);
+        int below = openblas_coretype_upgrade(rows[i].running, rows[i].flags) != NULL;
+        GemmLibrary got = cpu_gemm_auto(below, best);
+        cr_expect_eq(got, rows[i].want, "row %zu: running %s, best %s -> %s", i, rows[i].running,
+                     best ? best : "none", cpu_gemm_library_name(got));
     }
 }
 

@@ -262,6 +262,10 @@ Test(ops_core, attention)
     attention_case(2, 7, 12, 3, 1000);
     attention_case(1, 5, 8, 1, 1000);   /* fewer (b, h) pairs than threads */
     attention_case(3, 33, 40, 5, 30);
+    /* U-ViT's head widths */
+    attention_case(2, 50, 64, 2, 30);   /* the small config: T 50, hd 32 */
+    attention_case(1, 19, 64, 1, 30);   /* hd 64, T far from a multiple of 32 */
+    attention_case(2, 65, 128, 4, 20);  /* 65 tokens */
 }
 
 /* ---- activations ---------------------------------------------------------------- */

@@ -154,6 +154,48 @@ Test(ops_vision, max_pool2d_ties_go_to_the_first_maximum)
     ctx_destroy(&ctx);
 }
 
+/* the forwards' vector rows give the floats of the one-cell definition
+   evaluated in float, in its order (window rows, then columns; the first
+   maximum kept, a NaN winning), bit for bit: for every case above, with a
+   NaN planted in the max pool's input */
+static float pool_cell_f32(const PoolRun *r, int pl, int oh, int ow)
+{
+    const Pool2dParams *p = &r->p;
+    float best = -INFINITY, sum = 0.0f;
+    int first = 1, inside = 0, counted = 0;
+    for (int ki = 0; ki < p->kernel_h; ki++)
+        for (int kj = 0; kj < p->kernel_w; kj++) {
+            int ih = oh * p->stride_h - p->pad_h + ki, iw = ow * p->stride_w - p->pad_w + kj;
+            if (ih < r->H + p->pad_h && iw < r->W + p->pad_w) counted++;
+            if (ih < 0 || ih >= r->H || iw < 0 || iw >= r->W) continue;
+            float v = r->in[((int64_t)pl * r->H + ih) * r->W + iw];
+            if (first || v > best || isnan(v)) best = isnan(best) ? best : v;
+            first = 0, sum += v, inside++;
+        }
+    return r->is_max ? best : sum / (float)(p->count_include_pad ? counted : inside);
+}
+
+Test(ops_vision, pool_forwards_are_the_cell_definition_bit_for_bit)
+{
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 2);
+    for (int is_max = 0; is_max < 2; is_max++)
+        for (int k = 0; k < N_POOL_CASES; k++) {
+            PoolRun r = pool_setup(&ctx, k, is_max);
+            if (is_max) r.in[r.W + 1] = NAN;
+            pool_forward(&r);
+            for (int pl = 0; pl < r.B * r.C; pl++)
+                for (int oh = 0; oh < r.Ho; oh++)
+                    for (int ow = 0; ow < r.Wo; ow++) {
+                        float got = r.out[((int64_t)pl * r.Ho + oh) * r.Wo + ow], want = pool_cell_f32(&r, pl, oh, ow);
+                        cr_assert(got == want || (isnan(got) && isnan(want)), "%s case %d (%d,%d,%d): %.9g, want %.9g",
+                                  is_max ? "max" : "avg", k, pl, oh, ow, got, want);
+                    }
+            free(r.in), free(r.out), free(r.rg);
+        }
+    ctx_destroy(&ctx);
+}
+
 /* ---- global average pool -------------------------------------------------------- */
 
 typedef struct {

@@ -48,8 +48,8 @@ void bench_peer_env(int fair);
 
 /* the benchmark sections of `deediff bench` beyond U-ViT, each printing
    its ratio to a reference measured in the same run; -1 + err_msg() */
-int bench_inception(FILE *out);  /* FID Inception images/s vs PyTorch */
-int bench_autoencoder(FILE *out);  /* KL autoencoder encode/decode images/s vs PyTorch */
+int bench_inception(FILE *out, int rounds);  /* FID Inception images/s vs PyTorch, best of rounds */
+int bench_autoencoder(FILE *out);            /* KL autoencoder encode/decode images/s vs PyTorch */
 int bench_frechet(FILE *out);    /* Frechet distance at 2048-d vs a general sqrtm */
 struct Ctx;
 int bench_early_exit(FILE *out, struct Ctx *ctx);  /* wall-clock vs layer saving of early exit */

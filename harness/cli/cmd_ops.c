@@ -18,13 +18,21 @@ typedef struct {
     int fwd, bwd;          /* entries filled */
 } BackendCount;
 
-/* what a backend has for one op: "yes", "no", or the op's missing backward */
+/* what a backend has for one op: "yes", "NO", or "(ops.c)" for an optional
+   fused form the backend leaves to kernels/ops.c's composition */
 static const char *mark(const OpTable *t, const OpEntry *e, int *count)
 {
     if (!t) return "-";
     int filled = op_entry_filled(t, e);
-    *count += filled;
-    return filled ? "yes" : "NO";
+    *count += filled || e->optional;
+    return filled ? "yes" : e->optional ? "(ops.c)" : "NO";
+}
+
+/* does name end with suffix? */
+static int ends_with(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n >= k && strcmp(name + n - k, suffix) == 0;
 }
 
 /* does kernels/ops.h declare op_<base>_backward? */
@@ -51,10 +59,11 @@ int cmd_ops(int argc, char **argv)
     printf("%-28s %-5s %-10s %-5s %s\n", "", "fwd", "bwd", "fwd", "bwd");
     for (const OpEntry *e = op_entries; e->name; e++) {
         size_t len = strlen(e->name);
-        const char *suffix = len > 9 ? e->name + len - 9 : "";
-        if (strcmp(suffix, "_backward") == 0) continue; /* listed with its forward */
+        /* a backward is listed with its forward; the overwriting form
+           (_backward_set) is a variant of that backward, not an op */
+        if (ends_with(e->name, "_backward") || ends_with(e->name, "_backward_set")) continue;
         char base[OPS_NAME_MAX], bwd_name[OPS_NAME_MAX + 16];
-        int is_forward = len > 8 && strcmp(e->name + len - 8, "_forward") == 0;
+        int is_forward = ends_with(e->name, "_forward");
         snprintf(base, sizeof base, "%.*s", (int)(is_forward ? len - 8 : len), e->name);
         snprintf(bwd_name, sizeof bwd_name, "%s_backward", base);
         const OpEntry *b = is_forward ? op_entry_find(bwd_name) : NULL;
@@ -68,7 +77,7 @@ int cmd_ops(int argc, char **argv)
         printf("%-28s %-5s %-10s %-5s %s\n", base, cell[0][0], cell[0][1], cell[1][0], cell[1][1]);
     }
     printf("\n(none): an update or a sampler step, no backward; (ops.c): kernels/ops.c builds the "
-           "backward from other ops\n");
+           "op (a fused form) or its backward from other ops\n");
     for (int k = 0; k < 2; k++) {
         if (be[k].table)
             printf("%-5s %d of %d forward, %d of %d backward\n", names[k], be[k].fwd, ops, be[k].bwd,

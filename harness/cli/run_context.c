@@ -12,7 +12,7 @@ void openblas_set_num_threads(int n);
 
 RunOptions run_options_default(void)
 {
-    RunOptions ro = {"auto", NULL};
+    RunOptions ro = {"auto", NULL, NULL};
     return ro;
 }
 
@@ -32,7 +32,7 @@ int run_options_cpu_only(RunOptions *ro, const char *why)
 
 const char *run_context_precision(const RunContext *rc)
 {
-    return rc->ctx.act_dtype == DT_BF16 ? "bf16" : "fp32";
+    return precision_name(rc->ctx.precision);
 }
 
 int run_context_open(RunContext *rc, RunOptions *ro)
@@ -41,14 +41,20 @@ int run_context_open(RunContext *rc, RunOptions *ro)
     long threads = 0;
     if (ro->threads && cli_int("--threads", ro->threads, 1, 1024, &threads)) return -1;
     rc->threads = (int)threads;
+    Precision p = PRECISION_FP32;
+    if (ro->precision && precision_from_name(ro->precision, &p))
+        return err_set("--precision: '%s' is not fp32 or bf16", ro->precision);
     set_cpu_threads(rc->threads);
     if (!strcmp(ro->backend, "auto")) ro->backend = ctx_cuda_available() ? "cuda" : "cpu";
-    if (!strcmp(ro->backend, "cpu")) {
-        ctx_init_cpu(&rc->ctx, rc->threads);
-        return 0;
+    if (!strcmp(ro->backend, "cpu")) ctx_init_cpu(&rc->ctx, rc->threads);
+    else if (!strcmp(ro->backend, "cuda")) {
+        if (ctx_init_cuda(&rc->ctx, 0)) return -1;
+    } else return err_set("--backend: '%s' is not auto, cpu or cuda", ro->backend);
+    if (ro->precision && ctx_set_precision(&rc->ctx, p)) {
+        run_context_close(rc);
+        return -1;
     }
-    if (!strcmp(ro->backend, "cuda")) return ctx_init_cuda(&rc->ctx, 0);
-    return err_set("--backend: '%s' is not auto, cpu or cuda", ro->backend);
+    return 0;
 }
 
 void run_context_close(RunContext *rc) { ctx_destroy(&rc->ctx); }

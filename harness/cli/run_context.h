@@ -1,6 +1,6 @@
 /*
  * run_context.h: the options every compute command shares (--backend,
- * --threads) and the op context they open.
+ * --threads, --precision) and the op context they open.
  *
  * --backend auto (the default) is cuda when this deediff was built with
  * CUDA and a GPU is usable (ctx_cuda_available()), else cpu; so a CPU-only
@@ -16,6 +16,7 @@
 typedef struct {
     const char *backend;   /* "auto" (default), "cpu" or "cuda"; "cpu" or "cuda" once opened */
     const char *threads;   /* CPU threads; default: all cores */
+    const char *precision; /* "fp32" or "bf16"; default: the backend's (CPU fp32, CUDA bf16) */
 } RunOptions;
 
 typedef struct {
@@ -29,18 +30,22 @@ RunOptions run_options_default(void);
 #define RUN_OPTIONS(ro)                                                              \
     {"--backend", "auto|cpu|cuda", "where the network runs (default auto: cuda when a GPU is usable, else cpu)", \
      &(ro).backend, NULL, 0},                                                        \
-    {"--threads", "N", "CPU threads (default: all cores)", &(ro).threads, NULL, 0}
+    {"--threads", "N", "CPU threads (default: all cores)", &(ro).threads, NULL, 0},  \
+    {"--precision", "fp32|bf16", "the network's GEMMs: fp32 (default on CPU), or bf16 operands with fp32 " \
+     "sums (CPUs with AVX512-BF16 or AMX; CUDA is bf16)", &(ro).precision, NULL, 0}
 
 /* opens the context and sets ro->backend to the backend chosen ("cpu" or
-   "cuda"); -1 + err_msg() on a bad option, or --backend cuda and no GPU */
+   "cuda"); -1 + err_msg() on a bad option, --backend cuda and no GPU, or
+   a precision this machine cannot compute (one line naming the flag) */
 int run_context_open(RunContext *rc, RunOptions *ro);
 
 /* for commands that run on the CPU only: "auto" becomes "cpu"; "cuda" is
    bad input (-1 + err_msg() saying `why`) */
 int run_options_cpu_only(RunOptions *ro, const char *why);
 
-/* what the context computes in, for run records: "fp32", or "bf16" (BF16
-   activations with F32 accumulation and F32 weights, the CUDA backend) */
+/* what the context computes in, for run records: "fp32", or "bf16" (bf16
+   GEMM operands with fp32 sums on the CPU; bf16 activations, fp32
+   accumulation and fp32 weights on CUDA) */
 const char *run_context_precision(const RunContext *rc);
 void run_context_close(RunContext *rc);
 

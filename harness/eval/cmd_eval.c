@@ -171,7 +171,8 @@ typedef struct {
     const FeatureNet *fn;
     const char *ref;
     const EvalReference *er;
-    const char *backend, *precision;
+    const char *backend;
+    const char *precision;      /* the sampled network's GEMMs (the features are fp32 always) */
     const UViTConfig *cfg;
     const Guidance *guidance;
     const EvalDecoder *dec;   /* NULL: the samples are images */
@@ -432,6 +433,10 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     Protocol p = {.model = a->model, .method = "none", .sc = &sc, .batch = (int)batch, .n = n, .fn = &fn,
                   .ref = a->ref, .er = &er, .backend = ro->backend, .precision = run_context_precision(run),
                   .threads = run->threads, .guidance = &g};
+    /* the FD feature network is the metric's reference: fp32 whatever the
+       sampled network's precision (restored around the sampling below) */
+    Precision sampling_precision = ctx->precision;
+    if (ctx->backend == BACKEND_CPU) ctx->precision = PRECISION_FP32;
     char dataset[64];
     UViT m;
     Method *me = NULL;
@@ -497,7 +502,9 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
     if (rc == 0) {
         size_t numel = (size_t)n * c->in_chans * c->img_size * c->img_size;
         imgs = xmalloc(sizeof(float) * numel);
+        ctx->precision = sampling_precision;
         rc = draw_samples(ctx, &m, me, p.threshold, &sc, &g, n, (int)batch, imgs, &seconds, &account);
+        if (ctx->backend == BACKEND_CPU) ctx->precision = PRECISION_FP32;
         if (rc == 0 && p.dec) {   // latents [n, in_chans, img_size, img_size] -> images [n, img_c, img_side, img_side]
             float *decoded = xmalloc(sizeof(float) * (size_t)n * img_c * img_side * img_side);
             decode_seconds = eval_decoder_run(ctx, &dec, imgs, n, (int)batch, decoded);
@@ -552,8 +559,8 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         exit_histogram_print(stdout, &account, c->num_blocks);
         printf("  features sha256 %.16s (dim %d), reference statistics %s sha256 %.16s%s\n", fn.sha256, fn.dim,
                er.path, er.sha256, er.computed ? " (computed now and cached)" : er.cached ? " (cached)" : "");
-        printf("  time: %.1f s sampling wall clock on %s, %d threads, fp32; rank %d/%d vs %d/%d, residual %.1e%s\n",
-               seconds, ro->backend, run->threads, fr.rank1, fn.dim, fr.rank2, fn.dim, fr.residual,
+        printf("  time: %.1f s sampling wall clock on %s, %d threads, %s; rank %d/%d vs %d/%d, residual %.1e%s\n",
+               seconds, ro->backend, run->threads, p.precision, fr.rank1, fn.dim, fr.rank2, fn.dim, fr.residual,
                fr.offset_applied ? ", 1e-6 offset applied (singular covariance)" : "");
         if (p.dec)
             printf("  decoded by %s sha256 %.16s (scale factor %g) into %dx%dx%d images: %.4g s/image apart from "

@@ -1,8 +1,8 @@
 /*
- * activations.c: GELU (exact erf form) and SiLU, forward and backward.
+ * activations.c: GELU (exact erf form), SiLU and sigmoid, forward and backward.
  *
- *   gelu(x)  = x Phi(x),          Phi(x) = (1 + erf(x / sqrt 2)) / 2
- *   gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+ *   gelu(x)  = x Phi(x), its derivative in cpu_gelu.h (shared with the
+ *              fused linear + GELU of linear_gelu.c)
  *   silu(x)  = x s(x),            s(x) = 1 / (1 + exp(-x))
  *   silu'(x) = s(x) (1 + x (1 - s(x)))
  *   s'(x)    = s(x) (1 - s(x))
@@ -12,32 +12,17 @@
  * Backward passes accumulate into din. `omp simd` tells gcc that out may be
  * in itself (in place) but never a shifted view of it, so no scalar fallback.
  */
-#include "cpu_math.h"
+#include "cpu_gelu.h"
 #include "cpu_ops.h"
 #include "cpu_parallel.h"
 
-#define SQRT1_2 0.70710678118654752f
-#define LN_SQRT_2PI 0.91893853320467274f
-
-static inline float normal_cdf(float x) { return 0.5f + 0.5f * cpu_erff(x * SQRT1_2); }
 static inline float sigmoid(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
 
-static void gelu_span(float *y, const float *x, int64_t n)
-{
-    #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * normal_cdf(x[i]);
-}
+static void gelu_span(float *y, const float *x, int64_t n) { cpu_gelu_span(y, x, n); }
 
 static void gelu_backward_span(float *dx, const float *dy, const float *x, int64_t n)
 {
-    #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        /* phi(v) = exp(-v^2/2 - ln sqrt(2 pi)): the constant inside the exp
-           keeps the result a normal float (a denormal would be slow) */
-        float pdf = cpu_expf(fmaf(-0.5f * v, v, -LN_SQRT_2PI));
-        dx[i] += dy[i] * (normal_cdf(v) + v * pdf);
-    }
+    cpu_gelu_grad_span(dx, dy, x, n, 0);
 }
 
 static void silu_span(float *y, const float *x, int64_t n)

@@ -12,7 +12,9 @@
  *
  * Backward for one (b, h), with dO the head's block of dout:
  *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(P * dP)),
- *   dQ += dS K * hd^-0.5,  dK += dS^T Q * hd^-0.5.
+ *   dQ += dS K * hd^-0.5,  dK += dS^T Q * hd^-0.5
+ * (op_attention_backward_set: = instead of +=, beta 0: the pairs' blocks
+ * cover dqkv, so a scratch dqkv needs no zeroing first).
  */
 #include <math.h>
 
@@ -82,16 +84,17 @@ void cpu_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int h
 }
 
 /* dprobs is the caller's scratch: thread t uses its block t as the dP of the
-   (b, h) pair at hand, so the T x T working set stays in cache */
-void cpu_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
-                            Tensor probs, int heads)
+   (b, h) pair at hand, so the T x T working set stays in cache; set: dqkv
+   is written, not accumulated */
+static void attention_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dprobs, Tensor dout,
+                               Tensor qkv, Tensor probs, int heads)
 {
     // dout is (B,T,A), qkv and dqkv are (B,T,3A), probs and dprobs are (B,H,T,T)
     if (!tensor_present(dqkv)) return;
     int64_t B = dout.shape[0], T = dout.shape[1], A = dout.shape[2], H = heads, hd = A / H;
     int64_t ld = 3 * A, TT = T * T;
     if (B == 0 || T == 0) return;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = 1.0f / sqrtf((float)hd), beta = set ? 0.0f : 1.0f;
     int nt = pair_threads(ctx, B * H);
     const float *x = tensor_f32(qkv), *g = tensor_f32(dout), *P = tensor_f32(probs);
     float *dx = tensor_f32(dqkv), *dP = tensor_f32(dprobs);
@@ -104,12 +107,24 @@ void cpu_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, T
         const float *go = g + b * T * A + h * hd;  // dO is (T,hd), row stride A
         float *ds = dP + omp_get_thread_num() * TT;
         // dv (T,hd) += p^T (T,T) @ dO (T,hd)
-        cpu_sgemm(GEMM_T, GEMM_N, T, hd, T, 1.0f, p, T, go, A, 1.0f, dv, ld);
+        cpu_sgemm(GEMM_T, GEMM_N, T, hd, T, 1.0f, p, T, go, A, beta, dv, ld);
         // ds (T,T) = dO (T,hd) @ v^T (hd,T), then the softmax backward
         cpu_sgemm(GEMM_N, GEMM_T, T, T, hd, 1.0f, go, A, v, ld, 0.0f, ds, T);
         for (int64_t i = 0; i < T; i++) softmax_row_backward(ds + i * T, p + i * T, T);
         // dq (T,hd) += ds (T,T) @ k (T,hd) * scale;  dk += ds^T @ q * scale
-        cpu_sgemm(GEMM_N, GEMM_N, T, hd, T, scale, ds, T, k, ld, 1.0f, dq, ld);
-        cpu_sgemm(GEMM_T, GEMM_N, T, hd, T, scale, ds, T, q, ld, 1.0f, dk, ld);
+        cpu_sgemm(GEMM_N, GEMM_N, T, hd, T, scale, ds, T, k, ld, beta, dq, ld);
+        cpu_sgemm(GEMM_T, GEMM_N, T, hd, T, scale, ds, T, q, ld, beta, dk, ld);
     }
+}
+
+void cpu_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
+                            Tensor probs, int heads)
+{
+    attention_backward(ctx, 0, dqkv, dprobs, dout, qkv, probs, heads);
+}
+
+void cpu_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
+                                Tensor probs, int heads)
+{
+    attention_backward(ctx, 1, dqkv, dprobs, dout, qkv, probs, heads);
 }

@@ -132,3 +132,13 @@ void cpu_sgemm(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, floa
 {
     cpu_sgemm_with(cpu_gemm_library(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+
+void cpu_gemm(const Ctx *ctx, GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+              float *C, int64_t ldc)
+{
+    if (ctx->precision == PRECISION_BF16)
+        cpu_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        cpu_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

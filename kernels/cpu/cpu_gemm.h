@@ -38,6 +38,8 @@
 
 #include <stdint.h>
 
+#include "../ops.h"
+
 typedef enum { GEMM_N = 0, GEMM_T = 1 } GemmTrans;
 typedef enum { GEMM_ONEDNN = 0, GEMM_OPENBLAS = 1 } GemmLibrary;
 
@@ -55,6 +57,27 @@ void cpu_sgemm(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, floa
 void cpu_sgemm_with(GemmLibrary lib, GemmTrans ta, GemmTrans tb, int64_t M, int64_t N,
                     int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* the same product with bf16 operands (kernels/cpu/cpu_gemm_bf16.c):
+   op(A) and op(B) rounded to bf16 (cpu_bf16.h), multiplied and summed in
+   fp32 by oneDNN's matmul primitive; C, alpha and beta stay fp32. Needs a
+   CPU with bf16 products (cpu_bf16_supported); call it outside OpenMP
+   parallel regions (the packed operands and the stream are per call).
+   Every element is within |alpha| (2^-7 + 2^-16 + (K+1) 2^-24) sum_k
+   |a_ik| |b_kj| (+ 2^-23 |beta c_ij|) of the exact product: bf16 keeps 8
+   significant bits, so an operand rounds by at most u = 2^-8 relative and
+   a product by 2u + u^2; fp32 accumulation adds at most 2^-24 per term
+   (tests/test_bf16.c checks it, and that C is exactly the fp32 sum of the
+   rounded operands' products). */
+void cpu_gemm_bf16(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                   int64_t ldc);
+
+/* the product at a context's precision: cpu_sgemm for fp32, cpu_gemm_bf16
+   for bf16 */
+void cpu_gemm(const Ctx *ctx, GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+              float *C, int64_t ldc);
 
 /* the library this process uses */
 GemmLibrary cpu_gemm_library(void);

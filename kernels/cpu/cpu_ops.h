@@ -14,6 +14,16 @@
 void cpu_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b);
 void cpu_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                          Tensor dout, Tensor in, Tensor w);
+void cpu_linear_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                             Tensor dout, Tensor in, Tensor w);
+/* linear_fused.c */
+void cpu_linear_gelu_forward(Ctx *ctx, Tensor out, Tensor pre, Tensor in, Tensor w, Tensor b);
+void cpu_linear_gelu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                              Tensor dout, Tensor in, Tensor w, Tensor pre);
+void cpu_linear_gelu_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor dpre,
+                                  Tensor dout, Tensor in, Tensor w, Tensor pre);
+void cpu_linear_residual_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                                 Tensor res);
 void cpu_layernorm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd,
                            Tensor in, Tensor w, Tensor b, float eps);
 void cpu_layernorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
@@ -23,6 +33,8 @@ void cpu_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv,
                            int heads);
 void cpu_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
                             Tensor qkv, Tensor probs, int heads);
+void cpu_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
+                                Tensor qkv, Tensor probs, int heads);
 void cpu_gelu_forward(Ctx *ctx, Tensor out, Tensor in);
 void cpu_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 void cpu_sigmoid_forward(Ctx *ctx, Tensor out, Tensor in);
@@ -43,6 +55,9 @@ void cpu_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
                         Conv2dParams p);
 void cpu_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                          Tensor dout, Tensor in, Tensor w, Conv2dParams p);
+/* conv2d_relu.c (oneDNN) */
+void cpu_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
+                             Conv2dParams p);
 void cpu_patchify_forward(Ctx *ctx, Tensor tokens, Tensor img, int p,
                           PatchLayout layout);
 void cpu_patchify_backward(Ctx *ctx, Tensor dimg, Tensor dtokens, int p,

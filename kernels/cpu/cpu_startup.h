@@ -64,8 +64,13 @@ void cpu_startup_restore_user_env(void);
    deediff forced it), the OpenMP wait policy and who chose it               */
 void cpu_describe(FILE *f);
 
-/* this CPU's "flags" line from /proc/cpuinfo ("" when unreadable);
-   static storage                                                           */
+/* this CPU's "flags" line from /proc/cpuinfo ("" when unreadable), or the
+   environment variable DEEDIFF_CPU_FLAGS when set (tests play another CPU
+   with it: every rule that reads the flags then sees theirs); static
+   storage, read once                                                       */
 const char *cpu_flags(void);
+
+/* 1 when the space-separated `flags` holds the word `flag` (NULL: 0); pure */
+int cpu_has_flag(const char *flags, const char *flag);
 
 #endif

@@ -5,7 +5,9 @@
 
 #include "../errors.h"
 #include "../op_table.h"
+#include "cpu_bf16.h"
 #include "cpu_ops.h"
+#include "cpu_startup.h"
 
 static void *cpu_alloc(Ctx *ctx, size_t n)
 {
@@ -24,6 +26,11 @@ static void cpu_copy(Ctx *ctx, void *dst, const void *src, size_t n)
 }
 static void cpu_zero(Ctx *ctx, void *p, size_t n) { (void)ctx; if (n) memset(p, 0, n); }
 static void cpu_sync(Ctx *ctx) { (void)ctx; }
+
+int cpu_precision_supported(Precision p)
+{
+    return p == PRECISION_FP32 || cpu_bf16_supported(cpu_flags());
+}
 static void cpu_destroy(Ctx *ctx) { (void)ctx; }
 
 const OpTable cpu_op_table = {
@@ -38,10 +45,16 @@ const OpTable cpu_op_table = {
     .destroy = cpu_destroy,
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
+    .linear_backward_set = cpu_linear_backward_set,
+    .linear_gelu_forward = cpu_linear_gelu_forward,
+    .linear_gelu_backward = cpu_linear_gelu_backward,
+    .linear_gelu_backward_set = cpu_linear_gelu_backward_set,
+    .linear_residual_forward = cpu_linear_residual_forward,
     .layernorm_forward = cpu_layernorm_forward,
     .layernorm_backward = cpu_layernorm_backward,
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
+    .attention_backward_set = cpu_attention_backward_set,
     .gelu_forward = cpu_gelu_forward,
     .gelu_backward = cpu_gelu_backward,
     .sigmoid_forward = cpu_sigmoid_forward,
@@ -60,6 +73,7 @@ const OpTable cpu_op_table = {
     .token_place_backward = cpu_token_place_backward,
     .conv2d_forward = cpu_conv2d_forward,
     .conv2d_backward = cpu_conv2d_backward,
+    .conv2d_relu_forward = cpu_conv2d_relu_forward,
     .patchify_forward = cpu_patchify_forward,
     .patchify_backward = cpu_patchify_backward,
     .unpatchify_forward = cpu_unpatchify_forward,

@@ -6,6 +6,9 @@
  *
  * Every plane (b, c) is independent, so loops run over the B*C planes in
  * parallel; a backward writes only into its own plane, so it needs no atomics.
+ * The forwards run each output row's whole windows as vector loops over the
+ * row (pool_row: the same order of operations per output as the one-cell
+ * functions, so the same floats), the clipped edges cell by cell.
  */
 #include <math.h>
 
@@ -104,19 +107,81 @@ static void avg_spread(float *dplane, const float *plane, const Pool2dParams *p,
 
 /* ---- the plane loops max and average pooling share ---------------------------- */
 
-static void pool2d_forward(Ctx *ctx, Tensor out, Tensor in, const Pool2dParams *p,
-                           window_value value)
+/* the output columns [*lo, *hi) whose window lies inside the row (no
+   clipping at either side) */
+static void full_columns(const Pool2dParams *p, int64_t W, int64_t Wo, int64_t *lo, int64_t *hi)
+{
+    int64_t s = p->stride_w, a = (p->pad_w + s - 1) / s;
+    int64_t b = W - p->kernel_w + p->pad_w >= 0 ? (W - p->kernel_w + p->pad_w) / s + 1 : 0;
+    *lo = a < Wo ? a : Wo;
+    *hi = b < *lo ? *lo : b > Wo ? Wo : b;
+}
+
+/* m with v folded in: the larger, a NaN winning and the first of equals
+   kept (max_value's rule, so the result is the same float) */
+static inline float max_fold(float m, float v) { return v > m || v != v ? v : m; }
+
+/* one output row oh of a plane: the columns with whole windows run as
+   vector loops over ow, each accumulating its window in max_value's or
+   avg_value's order (rows, then columns within a row), so every output is
+   the same float as theirs; the clipped edge columns call value(). acc
+   holds Wo floats. */
+static void pool_row(float *o, const float *plane, const Pool2dParams *p, int64_t H, int64_t W,
+                     int64_t Wo, int64_t oh, int64_t c0, int64_t c1, int is_max, window_value value,
+                     float *acc)
+{
+    int64_t h0, h1, w0, w1, s = p->stride_w, kw = p->kernel_w;
+    pool_window(p, H, W, oh, c0, &h0, &h1, &w0, &w1);
+    for (int64_t ow = 0; ow < c0; ow++) o[ow] = value(plane, p, H, W, oh, ow);
+    for (int64_t ow = c1; ow < Wo; ow++) o[ow] = value(plane, p, H, W, oh, ow);
+    if (c1 <= c0 || h1 <= h0) {
+        for (int64_t ow = c0; ow < c1; ow++) o[ow] = value(plane, p, H, W, oh, ow);
+        return;
+    }
+    const float *first = plane + h0 * W + c0 * s - p->pad_w;  /* each window's first cell */
+    #pragma omp simd
+    for (int64_t i = 0; i < c1 - c0; i++) acc[i] = is_max ? first[i * s] : 0.0f;
+    for (int64_t h = h0; h < h1; h++)
+        for (int64_t j = 0; j < kw; j++) {
+            if (is_max && h == h0 && j == 0) continue;
+            const float *x = plane + h * W + c0 * s - p->pad_w + j;
+            if (s == 1) {  /* Inception's branch pools: contiguous loads */
+                if (is_max) {
+                    #pragma omp simd
+                    for (int64_t i = 0; i < c1 - c0; i++) acc[i] = max_fold(acc[i], x[i]);
+                } else {
+                    #pragma omp simd
+                    for (int64_t i = 0; i < c1 - c0; i++) acc[i] += x[i];
+                }
+            } else if (is_max) {
+                #pragma omp simd
+                for (int64_t i = 0; i < c1 - c0; i++) acc[i] = max_fold(acc[i], x[i * s]);
+            } else {
+                #pragma omp simd
+                for (int64_t i = 0; i < c1 - c0; i++) acc[i] += x[i * s];
+            }
+        }
+    float div = is_max ? 1.0f : pool_divisor(p, H, W, oh, c0);  /* the same for whole windows */
+    for (int64_t i = 0; i < c1 - c0; i++) o[c0 + i] = is_max ? acc[i] : acc[i] / div;
+}
+
+static void pool2d_forward(Ctx *ctx, Tensor out, Tensor in, const Pool2dParams *p, int is_max)
 {
     int64_t P = in.shape[0] * in.shape[1], H = in.shape[2], W = in.shape[3];
-    int64_t Ho = out.shape[2], Wo = out.shape[3];
+    int64_t Ho = out.shape[2], Wo = out.shape[3], c0, c1;
     const float *x = tensor_f32(in);  // x is (P,H,W)
     float *y = tensor_f32(out);       // y is (P,Ho,Wo)
-    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (P * H * W > CPU_PARALLEL_MIN) schedule(static)
-    for (int64_t pl = 0; pl < P; pl++) {
-        const float *plane = x + pl * H * W;
-        float *o = y + pl * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; oh++)
-            for (int64_t ow = 0; ow < Wo; ow++) o[oh * Wo + ow] = value(plane, p, H, W, oh, ow);
+    full_columns(p, W, Wo, &c0, &c1);
+    window_value value = is_max ? max_value : avg_value;
+    int nt = P * H * W > CPU_PARALLEL_MIN ? cpu_threads(ctx) : 1;
+    float *accs = ctx_scratch(ctx, (size_t)(nt * cpu_pad16(Wo)) * sizeof(float));
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *acc = accs + omp_get_thread_num() * cpu_pad16(Wo);  // acc is (Wo)
+        #pragma omp for schedule(static)
+        for (int64_t pl = 0; pl < P; pl++)
+            for (int64_t oh = 0; oh < Ho; oh++)
+                pool_row(y + (pl * Ho + oh) * Wo, x + pl * H * W, p, H, W, Wo, oh, c0, c1, is_max, value, acc);
     }
 }
 
@@ -140,7 +205,7 @@ static void pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, const 
 
 void cpu_max_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
 {
-    pool2d_forward(ctx, out, in, &p, max_value);
+    pool2d_forward(ctx, out, in, &p, 1);
 }
 
 void cpu_max_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, Pool2dParams p)
@@ -150,7 +215,7 @@ void cpu_max_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in, Pool2
 
 void cpu_avg_pool2d_forward(Ctx *ctx, Tensor out, Tensor in, Pool2dParams p)
 {
-    pool2d_forward(ctx, out, in, &p, avg_value);
+    pool2d_forward(ctx, out, in, &p, 0);
 }
 
 void cpu_avg_pool2d_backward(Ctx *ctx, Tensor din, Tensor dout, Pool2dParams p)
