@@ -31,19 +31,8 @@ TestSuite(ops_core, .init = setup, .fini = teardown);
 
 static uint64_t next_seed = 1;
 
-static float *uniform(int64_t n, float lo, float hi)
-{
-    float *x = malloc((size_t)(n ? n : 1) * sizeof(float));
-    fill_uniform(x, n, lo, hi, next_seed++);
-    return x;
-}
-
-static float *filled(int64_t n, float v)
-{
-    float *x = malloc((size_t)(n ? n : 1) * sizeof(float));
-    for (int64_t i = 0; i < n; i++) x[i] = v;
-    return x;
-}
+static float *uniform(int64_t n, float lo, float hi) { return new_uniform(n, lo, hi, &next_seed); }
+static float *filled(int64_t n, float v) { return new_filled(n, v); }
 
 static double *dzeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(double)); }
 

@@ -1,6 +1,7 @@
 /*
  * gradcheck.c: finite differences and small numeric helpers for tests.
  */
+#include <stdlib.h>
 #include <math.h>
 
 #include "gradcheck.h"
@@ -49,6 +50,20 @@ void fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed)
     uint64_t s = seed;
     for (int64_t i = 0; i < n; i++)
         x[i] = lo + (hi - lo) * (float)((splitmix(&s) >> 40) * (1.0 / 16777216.0));
+}
+
+float *new_uniform(int64_t n, float lo, float hi, uint64_t *seed)
+{
+    float *x = malloc((size_t)(n ? n : 1) * sizeof(float));
+    fill_uniform(x, n, lo, hi, (*seed)++);
+    return x;
+}
+
+float *new_filled(int64_t n, float v)
+{
+    float *x = malloc((size_t)(n ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) x[i] = v;
+    return x;
 }
 
 double rel_l2(const float *a, const float *b, int64_t n)

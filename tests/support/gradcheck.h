@@ -34,6 +34,12 @@ double gradcheck_max_error(const GradCheck *g, float *x, int64_t n,
 /* fills x[n] with uniform values in [lo, hi) from a fixed seed */
 void fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 
+/* a new buffer of n floats (at least one): uniform in [lo, hi) from
+   *seed, which then advances (each call draws fresh values); or all v.
+   The caller frees it. */
+float *new_uniform(int64_t n, float lo, float hi, uint64_t *seed);
+float *new_filled(int64_t n, float v);
+
 /* relative L2 error ||a - b|| / max(||b||, 1e-30), in double */
 double rel_l2(const float *a, const float *b, int64_t n);
 
