@@ -37,6 +37,8 @@ static int device_count(cudaError_t *why)
 
 extern "C" int cuda_device_count(void) { return device_count(NULL); }
 
+extern "C" const char *cuda_device_name(const Ctx *ctx) { return ((const CudaState *)ctx->backend_state)->name; }
+
 /* ---- memory --------------------------------------------------------------- */
 
 static void *cuda_alloc(Ctx *ctx, size_t n)
@@ -119,6 +121,9 @@ extern "C" int cuda_ctx_init(Ctx *ctx, int device)
     cudaCheck(cudaSetDevice(device));
     CudaState *s = (CudaState *)xcalloc(1, sizeof *s);
     s->device = device;
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, device));
+    snprintf(s->name, sizeof s->name, "%s", prop.name);
     cudaCheck(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
     cublasCheck(cuda_blas.cublasCreate_v2(&s->cublas));
     cublasCheck(cuda_blas.cublasSetStream_v2(s->cublas, s->stream));
