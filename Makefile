@@ -391,8 +391,13 @@ bench: deps deps-pytorch $(BUILD)/deediff
 # One command for a GPU session, `make -j$(nproc) gpu-check` (a few minutes
 # on 16 cores): builds, prints `deediff ops` (which backend implements what),
 # runs every CUDA op against the CPU reference (tests/test_cuda_*.c, errors
-# logged), then the op benchmark: each op's time next to its floor on this
-# card (tests/cuda_bench/bench_cuda_ops.c, kernels/cuda/NOTES.md).
+# logged), then `deediff bench --backend cuda` (ours against PyTorch on the
+# same card: U-ViT-S/2 forward and training step, eager and torch.compile,
+# MFU over the card's BF16 GEMM rate, the Inception, early exit; the peer's
+# Python is $DEEDIFF_PYTHON or python3), then the op benchmark: each op's
+# time next to its floor on this card (tests/cuda_bench/bench_cuda_ops.c,
+# kernels/cuda/NOTES.md). A failed step does not stop the ones after it;
+# the target fails at the end, naming it.
 # CUDA_ARCH='-gencode arch=compute_90,code=sm_90' builds for Hopper only.
 ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
 ifneq ($(HAVE_CUDA),1)
@@ -405,10 +410,13 @@ $(BUILD)/bench_cuda_ops: $(BUILD)/obj/tests/cuda_bench/bench_cuda_ops.o $(BUILD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcublas
 
 gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
+	@rm -f $(BUILD)/gpu-check.failed
 	nvidia-smi -L || true
 	$(BUILD)/deediff ops
-	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose -j4
-	$(BUILD)/bench_cuda_ops
+	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose -j4 || echo "the CUDA tests" >> $(BUILD)/gpu-check.failed
+	$(BUILD)/deediff bench --backend cuda || echo "deediff bench --backend cuda" >> $(BUILD)/gpu-check.failed
+	$(BUILD)/bench_cuda_ops || echo "bench_cuda_ops" >> $(BUILD)/gpu-check.failed
+	@if [ -e $(BUILD)/gpu-check.failed ]; then echo "gpu-check failed:" $$(cat $(BUILD)/gpu-check.failed | paste -sd,); exit 1; fi
 
 clean:
 	rm -rf $(BUILD)

@@ -120,6 +120,8 @@ extern const OpTable cuda_op_table;
 /* fills ctx for device `device` (kernels/cuda/cuda_context.cu) */
 int cuda_ctx_init(Ctx *ctx, int device);
 int cuda_device_count(void);
+/* the GPU's name ("NVIDIA H200") of a CUDA context */
+const char *cuda_device_name(const Ctx *ctx);
 #endif
 
 #endif

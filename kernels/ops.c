@@ -82,6 +82,15 @@ int ctx_cuda_available(void)
 #endif
 }
 
+const char *ctx_device_name(const Ctx *ctx)
+{
+#ifdef DEEDIFF_CUDA
+    if (ctx->backend == BACKEND_CUDA) return cuda_device_name(ctx);
+#endif
+    (void)ctx;
+    return NULL;
+}
+
 int ctx_init_cuda(Ctx *ctx, int device)
 {
     memset(ctx, 0, sizeof *ctx);

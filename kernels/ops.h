@@ -69,6 +69,8 @@ const char *precision_name(Precision p);
 int precision_from_name(const char *name, Precision *out);
 void ctx_destroy(Ctx *ctx);
 int ctx_cuda_available(void);
+/* the GPU's name for a CUDA context ("NVIDIA H200"), NULL on the CPU       */
+const char *ctx_device_name(const Ctx *ctx);
 
 /* backend memory (host on CPU, device on CUDA); aborts when out of memory */
 void *ctx_alloc(Ctx *ctx, size_t bytes);

@@ -374,6 +374,13 @@ Test(cli, table_info_bench_bad_flags)
     expect_refused("bench --only nosuch", out, "--only", "early-exit");
 }
 
+/* bench --backend cuda without a GPU: one line naming the backend, exit 2 */
+Test(cli, bench_cuda_without_gpu_is_one_line)
+{
+    if (ctx_cuda_available()) cr_skip_test("this machine has a GPU");
+    expect_refused("bench --backend cuda", path_in("nothing"), "--backend cuda", NULL);
+}
+
 /* deediff methods: one line per method (name first) with its options under it */
 Test(cli, methods_lists_every_method_and_its_options)
 {

@@ -4,7 +4,7 @@
  *
  * For each committed early-exit model (DeeDiff, BERxiT, CALM, CALM's
  * meta-classifier, the static exit on DeeDiff's heads), the same 64 images
- * are sampled with DPM-Solver (50 evaluations) under several settings, each
+ * (512 on a GPU, where 64 would leave the card launch-bound) are sampled with DPM-Solver (50 evaluations) under several settings, each
  * timed `reps` times in turn (interleaved, so a slow minute of a shared
  * machine hits every setting alike) and summarised by its median:
  *   plain      method none: the file's backbone alone (the reference time)
@@ -14,7 +14,8 @@
  *   T = ...    thresholds that skip blocks
  * and prints, per setting, the layer saving, the wall-clock saving against
  * the plain backbone, and their ratio (1.0: time falls exactly as blocks do).
- * A model whose file is missing is skipped with a line saying so.
+ * A model whose file is missing is skipped with a line saying so. Any
+ * backend: on CUDA every setting's time ends with a device synchronize.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -25,7 +26,8 @@
 #include "../../model/method.h"
 #include "bench_util.h"
 
-#define EE_IMAGES 64
+#define EE_IMAGES_CPU 64
+#define EE_IMAGES_GPU 512
 #define EE_REPS 3
 #define EE_MAX_SETTINGS 8
 
@@ -51,18 +53,20 @@ typedef struct {
     double layers;
 } EeSetting;
 
+static int ee_images(const Ctx *ctx) { return ctx->backend == BACKEND_CUDA ? EE_IMAGES_GPU : EE_IMAGES_CPU; }
+
 /* one timed sampling run of the setting; its layers ratio */
 static int run_setting(Ctx *ctx, const UViT *m, Method *me, Method *none, const SamplerConfig *sc, EeSetting *s,
-                       int rep, float *imgs)
+                       int rep, float *imgs, const int64_t *ids)
 {
     const UViTConfig *c = &m->cfg;
     Method *use = s->plain ? none : me;
     SampleAccount acc = {0};
-    NoisePredictor *p = method_predictor(use, ctx, m, EE_IMAGES, sc->schedule, s->threshold, &acc);
-    int64_t ids[EE_IMAGES];
-    for (int i = 0; i < EE_IMAGES; i++) ids[i] = i;
+    int n = ee_images(ctx);
+    NoisePredictor *p = method_predictor(use, ctx, m, n, sc->schedule, s->threshold, &acc);
+    ctx_sync(ctx);
     double t0 = bench_now();
-    int rc = sample_run(ctx, p, sc, c->in_chans, c->img_size, c->img_size, EE_IMAGES, ids, NULL, imgs);
+    int rc = sample_run(ctx, p, sc, c->in_chans, c->img_size, c->img_size, n, ids, NULL, imgs);
     ctx_sync(ctx);
     s->seconds[rep] = bench_now() - t0;
     s->layers = (double)acc.blocks_run / ((double)acc.image_evals * c->num_blocks);
@@ -73,9 +77,12 @@ static int run_setting(Ctx *ctx, const UViT *m, Method *me, Method *none, const 
 static void print_settings(FILE *out, const EeModel *em, EeSetting *set, int ns, Ctx *ctx)
 {
     double ref = bench_median(set[0].seconds, EE_REPS);
-    fprintf(out, "\nearly exit: %s on %s, %d images, DPM-Solver 50 evaluations, %s, %d threads; median of %d "
-                 "interleaved runs\n", em->method, em->model, EE_IMAGES, bench_cpu_name(),
-            ctx->threads > 0 ? ctx->threads : omp_get_max_threads(), EE_REPS);
+    char threads[32] = "";
+    if (ctx->backend == BACKEND_CPU)
+        snprintf(threads, sizeof threads, ", %d threads", ctx->threads > 0 ? ctx->threads : omp_get_max_threads());
+    fprintf(out, "\nearly exit: %s on %s, %d images, DPM-Solver 50 evaluations, %s%s; median of %d "
+                 "interleaved runs\n", em->method, em->model, ee_images(ctx), bench_device_name(ctx), threads,
+            EE_REPS);
     fprintf(out, "  %-28s %8s %12s %14s %12s %8s\n", "setting", "layers", "layer saving", "time vs plain",
             "wall saving", "ratio");
     for (int i = 0; i < ns; i++) {
@@ -85,6 +92,7 @@ static void print_settings(FILE *out, const EeModel *em, EeSetting *set, int ns,
         if (saved > 0.005) fprintf(out, "%8.2f\n", wall / saved);
         else fprintf(out, "%8s\n", "-");
     }
+    fflush(out);
 }
 
 static int bench_model(FILE *out, Ctx *ctx, const EeModel *em)
@@ -108,12 +116,15 @@ static int bench_model(FILE *out, Ctx *ctx, const EeModel *em)
     SamplerConfig sc = sampler_config_default(SAMPLER_DPM, SCHEDULE_VPSDE);
     sc.seed = 0;
     const UViTConfig *c = &m.cfg;
-    float *imgs = xmalloc(sizeof(float) * EE_IMAGES * c->in_chans * c->img_size * c->img_size);
+    int n = ee_images(ctx);
+    float *imgs = xmalloc(sizeof(float) * n * c->in_chans * c->img_size * c->img_size);
+    int64_t *ids = xmalloc(sizeof(int64_t) * n);
+    for (int i = 0; i < n; i++) ids[i] = i;
     int rc = 0;
     for (int rep = 0; rc == 0 && rep < EE_REPS; rep++)
-        for (int i = 0; rc == 0 && i < ns; i++) rc = run_setting(ctx, &m, me, none, &sc, &set[i], rep, imgs);
+        for (int i = 0; rc == 0 && i < ns; i++) rc = run_setting(ctx, &m, me, none, &sc, &set[i], rep, imgs, ids);
     if (rc == 0) print_settings(out, em, set, ns, ctx);
-    free(imgs);
+    free(imgs), free(ids);
     method_free(none, ctx);
     method_free(me, ctx);
     uvit_destroy(&m, ctx);

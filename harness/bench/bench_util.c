@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../kernels/ops.h"
 #include "bench_util.h"
 
 double bench_now(void)
@@ -45,6 +46,19 @@ const char *bench_cpu_name(void)
         }
     fclose(f);
     return name;
+}
+
+const char *bench_device_name(const Ctx *ctx)
+{
+    const char *gpu = ctx_device_name(ctx);
+    return gpu ? gpu : bench_cpu_name();
+}
+
+const char *bench_python(const Ctx *ctx)
+{
+    const char *env = getenv("DEEDIFF_PYTHON");
+    if (ctx->backend != BACKEND_CUDA) return "/usr/bin/python3";
+    return env && env[0] ? env : "python3";
 }
 
 static double json_number(const cJSON *o, const char *key)

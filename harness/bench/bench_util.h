@@ -13,6 +13,13 @@ double bench_now(void);
 double bench_median(double *v, int n);
 /* "AMD EPYC ..." from /proc/cpuinfo, or "unknown CPU" */
 const char *bench_cpu_name(void);
+struct Ctx;
+/* where ctx computes: the GPU's name on CUDA, else the CPU's */
+const char *bench_device_name(const struct Ctx *ctx);
+/* the Python that runs the PyTorch peer: Debian's /usr/bin/python3 on the
+   CPU (python3-torch), on CUDA $DEEDIFF_PYTHON or else python3 from PATH
+   (a CUDA build of PyTorch is rarely Debian's)                             */
+const char *bench_python(const struct Ctx *ctx);
 
 typedef struct {
     double forward_ips, fwdbwd_ips, train_ips;
@@ -48,11 +55,16 @@ void bench_peer_env(int fair);
 
 /* the benchmark sections of `deediff bench` beyond U-ViT, each printing
    its ratio to a reference measured in the same run; -1 + err_msg() */
-int bench_inception(FILE *out, int rounds);  /* FID Inception images/s vs PyTorch, best of rounds */
+/* FID Inception images/s vs PyTorch, best of rounds: on the CPU (2 threads)
+   when gpu is NULL, else on that CUDA context against PyTorch on the card */
+int bench_inception(FILE *out, struct Ctx *gpu, int rounds);
 int bench_autoencoder(FILE *out);            /* KL autoencoder encode/decode images/s vs PyTorch */
 int bench_frechet(FILE *out);    /* Frechet distance at 2048-d vs a general sqrtm */
-struct Ctx;
 int bench_early_exit(FILE *out, struct Ctx *ctx);  /* wall-clock vs layer saving of early exit */
 int bench_busy(FILE *out, struct Ctx *ctx);        /* sampling with one core busy elsewhere */
+/* `deediff bench --backend cuda`: the card's BF16 GEMM ceiling, U-ViT-S/2
+   vs PyTorch (eager, torch.compile) with MFU, then the Inception and early
+   exit on the GPU, for the sections `only` lists (NULL: all) (bench_gpu.c) */
+int bench_gpu(FILE *out, struct Ctx *ctx, const char *only, int no_torch);
 
 #endif

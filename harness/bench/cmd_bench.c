@@ -11,7 +11,9 @@
  * without its reference. `--rounds R` repeats each model's measurements
  * (ours, torch, torch*, in turn) R times and keeps each side's best, so a
  * minute when another process held a core skews neither side; `--busy`
- * measures sharing instead (bench_busy.c).
+ * measures sharing instead (bench_busy.c). `--backend cuda` runs the GPU
+ * comparison instead (bench_gpu.c): our CUDA backend against PyTorch on the
+ * same card, every line a ratio measured in the same run.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,9 +24,8 @@
 
 #include "../../kernels/cpu/cpu_startup.h"
 #include "../../kernels/errors.h"
-#include "../../kernels/philox.h"
-#include "../../model/optim.h"
 #include "../../model/uvit.h"
+#include "bench_ours.h"
 #include "bench_util.h"
 #include "../cli/cli.h"
 #include "../cli/run_context.h"
@@ -44,55 +45,6 @@ static const BenchModel bench_models[] = {
      "{\"img_size\":28,\"patch_size\":4,\"in_chans\":1,\"embed_dim\":128,\"depth\":12,\"num_heads\":4}",
      32, 10},
 };
-
-typedef struct {
-    double fwd_ips, fwdbwd_ips, train_ips, gflop_fwd;
-} OurTimes;
-
-static void time_ours(Ctx *ctx, UViT *m, const BenchModel *bm, OurTimes *r)
-{
-    const UViTConfig *c = &m->cfg;
-    int B = bm->batch;
-    int64_t n = (int64_t)B * c->in_chans * c->img_size * c->img_size;
-    float *x = xmalloc(n * sizeof(float)), *out = xmalloc(n * sizeof(float));
-    float *dout = xmalloc(n * sizeof(float)), t[1024];
-    philox_fill_normal(x, n, 2, RNG_TEST, 0, 0);
-    philox_fill_normal(dout, n, 2, RNG_TEST, 1, 0);
-    for (int i = 0; i < B; i++) t[i] = 999.0f * (i + 0.5f) / B;
-    Tensor tx = tensor4(x, DT_F32, B, c->in_chans, c->img_size, c->img_size);
-    Tensor to = tensor4(out, DT_F32, B, c->in_chans, c->img_size, c->img_size);
-    Tensor td = tensor4(dout, DT_F32, B, c->in_chans, c->img_size, c->img_size);
-    UViTActs *acts = uvit_acts_create(ctx, m, B, 1);
-    uvit_enable_grads(m, ctx);
-    /* a training step's update: AdamW + EMA with U-ViT's settings; a tiny
-       learning rate keeps the weights (and so the timing) where they are */
-    OptimConfig oc = optim_config_uvit(1);
-    oc.lr = 1e-12;
-    oc.warmup_steps = 0;
-    Optimizer opt;
-    optim_create(&opt, ctx, &oc, m->weights, m->total);
-    double fwd[16], fb[16], train[16];
-    for (int it = 0; it <= bm->iters; it++) {  /* iteration 0 warms up */
-        double t0 = bench_now();
-        uvit_forward(ctx, m, acts, tx, tensor1(t, DT_F32, B), cond_none(), to);
-        double t1 = bench_now();
-        uvit_zero_grads(m, ctx);
-        uvit_backward(ctx, m, acts, td);
-        double t2 = bench_now();
-        CHECK(optim_step(ctx, &opt, m) == 0, "bench: %s", err_msg());
-        double t3 = bench_now();
-        if (it > 0) fwd[it - 1] = t1 - t0, fb[it - 1] = t2 - t0, train[it - 1] = t3 - t0;
-    }
-    optim_destroy(&opt, ctx);
-    UViTMacs macs;
-    uvit_macs(c, &macs);
-    r->fwd_ips = B / bench_median(fwd, bm->iters);
-    r->fwdbwd_ips = B / bench_median(fb, bm->iters);
-    r->train_ips = B / bench_median(train, bm->iters);
-    r->gflop_fwd = 2 * macs.total / 1e9;
-    uvit_acts_destroy(ctx, acts);
-    free(x), free(out), free(dout);
-}
 
 /* each rate of *best raised to the round's where the round's is higher */
 static void keep_best_ours(OurTimes *best, const OurTimes *r)
@@ -140,7 +92,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         memset(&fair[k], 0, sizeof fair[k]);
         for (int r = 0; r < rounds; r++) {
             OurTimes o;
-            time_ours(&run->ctx, &m, bm, &o);
+            bench_ours(&run->ctx, &m, bm->batch, 1, bm->iters, 1, &o);
             keep_best_ours(&ours[k], &o);
             for (int f = 0; f < 2 && !no_torch; f++) {
                 TorchTimes t;
@@ -209,8 +161,8 @@ int cmd_bench(int argc, char **argv)
          &busy, 0},
         {"--sgemm", "N", "instead: each library's sgemm GFLOP/s on N^3 (the ceiling's child process)", &sgemm,
          NULL, 0},
-        {"--backend", "cpu|cuda|auto", "where U-ViT runs (default cpu: the ratios are to this CPU's ceilings)",
-         &ro.backend, NULL, 0},
+        {"--backend", "cpu|cuda|auto", "where it runs (default cpu: the ratios are to this CPU's ceilings; cuda: "
+         "the GPU against PyTorch on the same card, its BF16 GEMM ceiling and MFU)", &ro.backend, NULL, 0},
         {"--threads", "N", "CPU threads (default: all cores)", &ro.threads, NULL, 0},
     };
     int rc = cli_parse("bench", "[options]",
@@ -241,10 +193,15 @@ int cmd_bench(int argc, char **argv)
         run_context_close(&run);
         return rc;
     }
+    if (run.ctx.backend == BACKEND_CUDA) { /* the GPU against PyTorch on the same card (bench_gpu.c) */
+        rc = bench_gpu(stdout, &run.ctx, only, no_torch);
+        run_context_close(&run);
+        return rc;
+    }
     if (rc == 0 && cli_listed(only, "uvit")) rc = bench_uvit(&run, ro.backend, quick, no_torch, (int)rounds);
     if (rc == 0 && cli_listed(only, "inception")) {
         printf("\n");
-        rc = bench_inception(stdout, (int)rounds);
+        rc = bench_inception(stdout, NULL, (int)rounds);
     }
     if (rc == 0 && cli_listed(only, "autoencoder")) {
         printf("\n");

@@ -11,21 +11,10 @@
  * F32 arithmetic on F32 or BF16 tensors; backward passes ACCUMULATE into din.
  */
 #include "cuda_elementwise.h"
+#include "cuda_gelu.h"
 #include "cuda_ops.h"
 
-#define INV_SQRT2 0.70710678118654752440f
-#define INV_SQRT_2PI 0.39894228040143267794f
-
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-struct Gelu {
-    __device__ float value(float x) const { return 0.5f * x * (1.0f + erff(x * INV_SQRT2)); }
-    __device__ float grad(float dy, float x) const
-    {
-        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
-        return dy * (cdf + x * INV_SQRT_2PI * expf(-0.5f * x * x));
-    }
-};
 
 struct Silu {
     __device__ float value(float x) const { return x * sigmoid_f32(x); }

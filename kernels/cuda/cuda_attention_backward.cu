@@ -6,7 +6,8 @@
  *   dq_i += hd^-0.5 sum_j dS_ij k_j
  *   dk_j += hd^-0.5 sum_i dS_ij q_i,  dv_j += sum_i P_ij dO_i
  * Two kernels, no atomics (every gradient row has one writer, so the bits do
- * not depend on scheduling):
+ * not depend on scheduling; the same single writer lets the _set form write
+ * dqkv instead of adding, with no zeroing pass):
  *   attention_dq_kernel   per 32 query rows: a first pass over the keys sums
  *                         D_i (into dprobs[b,h,0,i]), a second forms dS and
  *                         accumulates dq
@@ -18,9 +19,16 @@
 #include "cuda_attention.h"
 #include "cuda_ops.h"
 
+/* a gradient's one writer: written (set) or added */
+__device__ __forceinline__ void att_put(CudaOut a, int64_t i, float v, int set)
+{
+    if (set) store_f32(a, i, v);
+    else add_f32(a, i, v);
+}
+
 template <int HD>
 __global__ void __launch_bounds__(ATT_THREADS)
-attention_dq_kernel(CudaOut dqkv, float *dsum, CudaIn dout, CudaIn qkv, const float *lse, AttShape s)
+attention_dq_kernel(CudaOut dqkv, float *dsum, CudaIn dout, CudaIn qkv, const float *lse, AttShape s, int set)
 {
     constexpr int LD = HD + 1;
     extern __shared__ float smem[];
@@ -70,14 +78,15 @@ attention_dq_kernel(CudaOut dqkv, float *dsum, CudaIn dout, CudaIn qkv, const fl
 #pragma unroll
     for (int k = 0; k < HD / 4; k++) {
         int d = sub + 4 * k;
-        if (d < s.hd) add_f32(dqkv, (b * s.T + q) * ld + h * s.hd + d, dq[k] * s.scale);
+        if (d < s.hd) att_put(dqkv, (b * s.T + q) * ld + h * s.hd + d, dq[k] * s.scale, set);
     }
     if (sub == 0) dsum[att_stat_index(s, bh, q)] = D;
 }
 
 template <int HD>
 __global__ void __launch_bounds__(ATT_THREADS)
-attention_dkv_kernel(CudaOut dqkv, CudaIn dout, CudaIn qkv, const float *lse, const float *dsum, AttShape s)
+attention_dkv_kernel(CudaOut dqkv, CudaIn dout, CudaIn qkv, const float *lse, const float *dsum, AttShape s,
+                     int set)
 {
     constexpr int LD = HD + 1;
     extern __shared__ float smem[];
@@ -130,15 +139,15 @@ attention_dkv_kernel(CudaOut dqkv, CudaIn dout, CudaIn qkv, const float *lse, co
     for (int k = 0; k < HD / 4; k++) {
         int d = sub + 4 * k;
         if (d >= s.hd) continue;
-        add_f32(dqkv, (b * s.T + key) * ld + s.A + h * s.hd + d, dk[k] * s.scale);
-        add_f32(dqkv, (b * s.T + key) * ld + 2 * s.A + h * s.hd + d, dv[k]);
+        att_put(dqkv, (b * s.T + key) * ld + s.A + h * s.hd + d, dk[k] * s.scale, set);
+        att_put(dqkv, (b * s.T + key) * ld + 2 * s.A + h * s.hd + d, dv[k], set);
     }
 }
 
-void cuda_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
-                             Tensor probs, int heads)
+static void attention_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv,
+                               Tensor probs, int heads)
 {
-    const char *op = "attention_backward";
+    const char *op = set ? "attention_backward_set" : "attention_backward";
     if (!tensor_present(dqkv)) return;
     AttShape s = att_shape(op, qkv, dout, heads);
     cuda_same_dtype(op, dqkv, qkv);
@@ -153,12 +162,24 @@ void cuda_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, 
 #define LAUNCH(HD)                                                                                   \
     do {                                                                                             \
         size_t smem = att_smem_bytes((const void *)attention_dq_kernel<HD>, HD, 4, 1, 0);            \
-        attention_dq_kernel<HD><<<grid, ATT_THREADS, smem, cuda_stream(ctx)>>>(dx, dsum, g, x, lse, s); \
+        attention_dq_kernel<HD><<<grid, ATT_THREADS, smem, cuda_stream(ctx)>>>(dx, dsum, g, x, lse, s, set); \
         cudaCheck(cudaGetLastError());                                                               \
         smem = att_smem_bytes((const void *)attention_dkv_kernel<HD>, HD, 4, 2, 2 * ATT_ROWS);       \
-        attention_dkv_kernel<HD><<<grid, ATT_THREADS, smem, cuda_stream(ctx)>>>(dx, g, x, lse, dsum, s); \
+        attention_dkv_kernel<HD><<<grid, ATT_THREADS, smem, cuda_stream(ctx)>>>(dx, g, x, lse, dsum, s, set); \
     } while (0)
     ATT_DISPATCH_HD(s.hd, LAUNCH);
 #undef LAUNCH
     cudaCheck(cudaGetLastError());
+}
+
+void cuda_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv, Tensor probs,
+                             int heads)
+{
+    attention_backward(ctx, 0, dqkv, dprobs, dout, qkv, probs, heads);
+}
+
+void cuda_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout, Tensor qkv, Tensor probs,
+                                 int heads)
+{
+    attention_backward(ctx, 1, dqkv, dprobs, dout, qkv, probs, heads);
 }

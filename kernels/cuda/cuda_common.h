@@ -40,6 +40,7 @@ typedef struct {
 
 typedef struct {
     int device;
+    char name[256];                /* cudaDeviceProp.name: "NVIDIA H200", ... */
     cudaStream_t stream;           /* every kernel and copy of the ctx */
     cublasHandle_t cublas;         /* fallback GEMMs (cublasGemmEx) */
     cublasLtHandle_t lt;           /* GEMMs with a fused bias epilogue */

@@ -37,6 +37,8 @@ static int device_count(cudaError_t *why)
 
 extern "C" int cuda_device_count(void) { return device_count(NULL); }
 
+extern "C" const char *cuda_device_name(const Ctx *ctx) { return ((const CudaState *)ctx->backend_state)->name; }
+
 /* ---- memory --------------------------------------------------------------- */
 
 static void *cuda_alloc(Ctx *ctx, size_t n)
@@ -119,6 +121,9 @@ extern "C" int cuda_ctx_init(Ctx *ctx, int device)
     cudaCheck(cudaSetDevice(device));
     CudaState *s = (CudaState *)xcalloc(1, sizeof *s);
     s->device = device;
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, device));
+    snprintf(s->name, sizeof s->name, "%s", prop.name);
     cudaCheck(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
     cublasCheck(cuda_blas.cublasCreate_v2(&s->cublas));
     cublasCheck(cuda_blas.cublasSetStream_v2(s->cublas, s->stream));
@@ -149,10 +154,17 @@ extern "C" const OpTable cuda_op_table = {
     .destroy = cuda_destroy,
     .linear_forward = cuda_linear_forward,
     .linear_backward = cuda_linear_backward,
+    .linear_backward_set = cuda_linear_backward_set,
+    /* linear_gelu_forward: NULL, ops.c's composition is the best form here
+       (erf GELU, no cuBLASLt epilogue: cuda_linear_gelu.cu) */
+    .linear_gelu_backward = cuda_linear_gelu_backward,
+    .linear_gelu_backward_set = cuda_linear_gelu_backward_set,
+    .linear_residual_forward = cuda_linear_residual_forward,
     .layernorm_forward = cuda_layernorm_forward,
     .layernorm_backward = cuda_layernorm_backward,
     .attention_forward = cuda_attention_forward,
     .attention_backward = cuda_attention_backward,
+    .attention_backward_set = cuda_attention_backward_set,
     .gelu_forward = cuda_gelu_forward,
     .gelu_backward = cuda_gelu_backward,
     .silu_forward = cuda_silu_forward,

@@ -110,18 +110,21 @@ static const CudaGemmAlgo *lt_algo(CudaState *s, const CudaGemm *g, const LtProb
     uint32_t al_a = alignment(g->A, (uint64_t)g->lda * ab);
     uint32_t al_b = alignment(g->B, (uint64_t)g->ldb * ab);
     uint32_t al_c = alignment(g->C, (uint64_t)g->ldc * cd);
+    uint32_t al_cin = g->C_in ? alignment(g->C_in, (uint64_t)g->ldc * cd) : al_c;
     uint32_t al_bias = g->bias ? alignment(g->bias, 0) : 0;
     if (g->batch > 1) { /* every batch entry's start must share the alignment */
         al_a = al_a < alignment(NULL, (uint64_t)g->stride_a * ab) ? al_a : alignment(NULL, (uint64_t)g->stride_a * ab);
         al_b = al_b < alignment(NULL, (uint64_t)g->stride_b * ab) ? al_b : alignment(NULL, (uint64_t)g->stride_b * ab);
         al_c = al_c < alignment(NULL, (uint64_t)g->stride_c * cd) ? al_c : alignment(NULL, (uint64_t)g->stride_c * cd);
+        al_cin = al_cin < al_c ? al_cin : al_c;
     }
     uint64_t key[8] = {
         (uint64_t)g->m << 32 | (uint32_t)g->n,
         (uint64_t)g->k << 32 | (uint64_t)g->ta << 8 | (uint64_t)g->tb,
         (uint64_t)g->lda << 32 | (uint32_t)g->ldb,
         (uint64_t)g->ldc << 32 | (uint64_t)g->ab << 16 | (uint64_t)g->c_dt,
-        (uint64_t)(g->bias != NULL) << 32 | al_bias | (uint64_t)(g->beta != 0.0f) << 40,
+        (uint64_t)(g->bias != NULL) << 32 | al_bias | (uint64_t)(g->beta != 0.0f) << 40 |
+            (uint64_t)(g->C_in != NULL) << 41 | (uint64_t)al_cin << 44,
         (uint64_t)al_a << 40 | (uint64_t)al_b << 20 | al_c,
         (uint64_t)g->batch,
         (uint64_t)g->stride_a ^ (uint64_t)g->stride_b << 21 ^ (uint64_t)g->stride_c << 42,
@@ -140,7 +143,7 @@ static const CudaGemmAlgo *lt_algo(CudaState *s, const CudaGemm *g, const LtProb
     cublasCheck(cuda_blas.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
     cublasCheck(cuda_blas.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
     cublasCheck(cuda_blas.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
-    cublasCheck(cuda_blas.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
+    cublasCheck(cuda_blas.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_cin, sizeof al_cin));
     cublasCheck(cuda_blas.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
     cublasLtMatmulHeuristicResult_t result;
     int count = 0;
@@ -159,7 +162,7 @@ static int gemm_lt(CudaState *s, const CudaGemm *g)
     const CudaGemmAlgo *c = lt_algo(s, g, &p);
     if (c->found)
         cublasCheck(cuda_blas.cublasLtMatmul(s->lt, p.desc, &g->alpha, g->A, p.la, g->B, p.lb,
-                                             &g->beta, g->C, p.lc, g->C, p.lc, &c->algo,
+                                             &g->beta, g->C_in ? g->C_in : g->C, p.lc, g->C, p.lc, &c->algo,
                                              s->lt_workspace, CUDA_LT_WORKSPACE_BYTES, s->stream));
     lt_problem_destroy(&p);
     return c->found;
@@ -174,23 +177,49 @@ __global__ void fill_columns_kernel(T *C, const T *bias, int64_t m, int64_t n, i
     CUDA_GRID_STRIDE(i, m * n) C[(i / m) * ldc + i % m] = bias[i % m];
 }
 
-/* runs g with cublasGemmEx, one call per batch entry: any shape and alignment */
+/* every column j of C (m x n, ld ldc) += bias[m] (after a GEMM with beta != 0) */
+template <typename T>
+__global__ void add_columns_kernel(T *C, const T *bias, int64_t m, int64_t n, int64_t ldc)
+{
+    CUDA_GRID_STRIDE(i, m * n)
+    {
+        int64_t at = (i / m) * ldc + i % m;
+        store_f32(C, at, load_f32(C, at) + load_f32(bias, i % m));
+    }
+}
+
+/* C (m x n, ld ldc) filled with (add 0) or increased by (add 1) the bias */
+static void bias_columns(Ctx *ctx, const CudaGemm *g, char *C, int add)
+{
+    int64_t mn = (int64_t)g->m * g->n, m = g->m, n = g->n, ldc = g->ldc;
+    if (g->c_dt == DT_BF16) {
+        const __nv_bfloat16 *b = (const __nv_bfloat16 *)g->bias;
+        if (add) CUDA_LAUNCH(ctx, mn, add_columns_kernel, (__nv_bfloat16 *)C, b, m, n, ldc);
+        else CUDA_LAUNCH(ctx, mn, fill_columns_kernel, (__nv_bfloat16 *)C, b, m, n, ldc);
+    } else {
+        const float *b = (const float *)g->bias;
+        if (add) CUDA_LAUNCH(ctx, mn, add_columns_kernel, (float *)C, b, m, n, ldc);
+        else CUDA_LAUNCH(ctx, mn, fill_columns_kernel, (float *)C, b, m, n, ldc);
+    }
+}
+
+/* runs g with cublasGemmEx, one call per batch entry: any shape and alignment.
+   C_in is copied into C first; a bias is filled in before a beta-0 GEMM
+   (one rounding) and added after any other (a second rounding). */
 static void gemm_ex(Ctx *ctx, const CudaGemm *g)
 {
     CudaState *s = cuda_state(ctx);
-    float beta = g->beta;
     size_t ab = dtype_bytes(g->ab), cd = dtype_bytes(g->c_dt);
     for (int b = 0; b < g->batch; b++) {
-        char *C = (char *)g->C + (size_t)(b * g->stride_c) * cd;
-        if (g->bias) {
-            if (g->beta != 0.0f) FATAL("cuda_gemm: a bias with beta != 0 has no cublasGemmEx form");
-            int64_t mn = (int64_t)g->m * g->n;
-            if (g->c_dt == DT_BF16)
-                CUDA_LAUNCH(ctx, mn, fill_columns_kernel, (__nv_bfloat16 *)C,
-                            (const __nv_bfloat16 *)g->bias, (int64_t)g->m, (int64_t)g->n, (int64_t)g->ldc);
-            else
-                CUDA_LAUNCH(ctx, mn, fill_columns_kernel, (float *)C, (const float *)g->bias,
-                            (int64_t)g->m, (int64_t)g->n, (int64_t)g->ldc);
+        size_t c_off = (size_t)(b * g->stride_c) * cd;
+        char *C = (char *)g->C + c_off;
+        float beta = g->beta;
+        if (g->C_in && beta != 0.0f)
+            cudaCheck(cudaMemcpy2DAsync(C, (size_t)g->ldc * cd, (const char *)g->C_in + c_off,
+                                        (size_t)g->ldc * cd, (size_t)g->m * cd, (size_t)g->n,
+                                        cudaMemcpyDeviceToDevice, s->stream));
+        if (g->bias && beta == 0.0f) {
+            bias_columns(ctx, g, C, 0);
             beta = 1.0f;
         }
         const char *A = (const char *)g->A + (size_t)(b * g->stride_a) * ab;
@@ -199,6 +228,7 @@ static void gemm_ex(Ctx *ctx, const CudaGemm *g)
                                            cuda_type(g->ab), g->lda, B, cuda_type(g->ab), g->ldb,
                                            &beta, C, cuda_type(g->c_dt), g->ldc, CUBLAS_COMPUTE_32F,
                                            CUBLAS_GEMM_DEFAULT));
+        if (g->bias && g->beta != 0.0f) bias_columns(ctx, g, C, 1);
     }
 }
 
@@ -209,7 +239,7 @@ void cuda_gemm(Ctx *ctx, const CudaGemm *g)
     CudaState *s = cuda_state(ctx);
     if (g->m == 0 || g->n == 0 || g->batch == 0) return;
     if (g->k == 0) { /* no products: C = beta C, which callers only ask with beta 0 or 1 */
-        if (g->bias || (g->beta != 0.0f && g->beta != 1.0f))
+        if (g->bias || g->C_in || (g->beta != 0.0f && g->beta != 1.0f))
             FATAL("cuda_gemm: k = 0 with a bias or beta %g: the caller fills C itself", g->beta);
         if (g->beta == 1.0f) return;
         size_t es = dtype_bytes(g->c_dt);

@@ -4,6 +4,10 @@
  *
  *   C (m x n) = alpha op(A) op(B) + beta C  [+ bias[m] added to every column]
  *
+ * or, with C_in set, out of place: C = alpha op(A) op(B) + beta C_in [+ bias]
+ * (C_in has C's dtype and layout and is only read: a residual added in the
+ * GEMM's epilogue, one rounding, no pass over memory of its own).
+ *
  * for `batch` problems at element strides stride_a/b/c (a stride of 0 reuses
  * one matrix, e.g. a conv's weight for every image). A row-major [R, C]
  * tensor is the column-major C x R matrix with leading dimension C; each
@@ -17,7 +21,8 @@
  * heuristic picks is cached per problem (ops, shape, leading dimensions,
  * dtypes, epilogue, pointer alignments, batch). When the heuristic offers
  * nothing, or DEEDIFF_CUDA_GEMM=cublas, cublasGemmEx runs each batch entry
- * instead, after C is filled with the bias (then beta must be 0).
+ * instead: C_in copied into C first, the bias filled in before the GEMM
+ * (beta 0) or added after it (beta != 0).
  */
 #ifndef DEEDIFF_CUDA_GEMM_H
 #define DEEDIFF_CUDA_GEMM_H
@@ -36,6 +41,7 @@ typedef struct {
     int ldb;
     void *C;
     int ldc;
+    const void *C_in;            /* NULL: C is read (beta != 0) and written in place */
     float alpha, beta;
     const void *bias;            /* [m] of C's dtype, or NULL */
     int batch;                   /* >= 1 */

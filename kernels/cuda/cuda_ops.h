@@ -6,7 +6,7 @@
  * cuda_op_table (cuda_context.cu). Dtypes: activations F32 or BF16 (the
  * file of each op says which of its tensors may mix), parameters and their
  * gradients F32, statistics F32, ids I64; optimizer and sampler tensors F32.
- * Files: cuda_linear.cu, cuda_layernorm.cu, cuda_attention_*.cu,
+ * Files: cuda_linear.cu, cuda_linear_gelu.cu, cuda_layernorm.cu, cuda_attention_*.cu,
  * cuda_activations.cu, cuda_add.cu, cuda_tokens.cu, cuda_conv2d.cu,
  * cuda_patch.cu, cuda_timestep.cu, cuda_embedding.cu, cuda_loss.cu,
  * cuda_optim.cu, cuda_sampler.cu, cuda_pool.cu, cuda_resize.cu,
@@ -21,6 +21,16 @@
 void cuda_linear_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b);
 void cuda_linear_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
                           Tensor dout, Tensor in, Tensor w);
+void cuda_linear_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                              Tensor dout, Tensor in, Tensor w);
+void cuda_linear_residual_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w,
+                                  Tensor b, Tensor res);
+void cuda_linear_gelu_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                               Tensor dpre, Tensor dout, Tensor in, Tensor w,
+                               Tensor pre);
+void cuda_linear_gelu_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
+                                   Tensor dpre, Tensor dout, Tensor in,
+                                   Tensor w, Tensor pre);
 void cuda_layernorm_forward(Ctx *ctx, Tensor out, Tensor mean, Tensor rstd,
                             Tensor in, Tensor w, Tensor b, float eps);
 void cuda_layernorm_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,
@@ -30,6 +40,9 @@ void cuda_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv,
                             int heads);
 void cuda_attention_backward(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout,
                              Tensor qkv, Tensor probs, int heads);
+void cuda_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs,
+                                 Tensor dout, Tensor qkv, Tensor probs,
+                                 int heads);
 void cuda_gelu_forward(Ctx *ctx, Tensor out, Tensor in);
 void cuda_gelu_backward(Ctx *ctx, Tensor din, Tensor dout, Tensor in);
 void cuda_sigmoid_forward(Ctx *ctx, Tensor out, Tensor in);

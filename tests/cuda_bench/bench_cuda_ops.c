@@ -16,7 +16,8 @@
  *
  * Timing: a warm-up call, then the number of calls that fills about 20 ms,
  * five times, with a device synchronize around each; the median is reported.
- * Shapes: U-ViT-S/2 at batch 32 (T = 257 tokens, D = 512, 8 heads of 64),
+ * Shapes: U-ViT-S/2 at batch 32 (T = 257 tokens, D = 512, 8 heads of 64;
+ * its fused fc2 + residual and fc1 GELU backward too),
  * U-ViT-H/2 at 512x512 (T = 1026, 16 heads of 72), the FID Inception's, a
  * sampler step of 64 CIFAR-10 images, and the Stable Diffusion KL
  * autoencoder's at 256x256, batch 8.
@@ -182,7 +183,7 @@ static double copy_ceiling(void)
 /* ---- the ops ------------------------------------------------------------------------------ */
 
 typedef enum {
-    LINEAR_FWD, LINEAR_BWD, LAYERNORM_FWD, LAYERNORM_BWD, ATTENTION_FWD, ATTENTION_BWD, GELU_FWD,
+    LINEAR_FWD, LINEAR_BWD, LINEAR_RES_FWD, LINEAR_GELU_BWD_SET, LAYERNORM_FWD, LAYERNORM_BWD, ATTENTION_FWD, ATTENTION_BWD, GELU_FWD,
     GELU_BWD, ADD, ADAMW, RANDN, AXPBY, CONV_FWD, CONV_BWD, MAX_POOL, RESIZE, SUM_SQUARES,
     GROUP_NORM_FWD, GROUP_NORM_BWD, UPSAMPLE_FWD, UPSAMPLE_BWD, PAD_FWD, PAD_BWD, GAUSSIAN_FWD,
     GAUSSIAN_BWD
@@ -209,6 +210,10 @@ static void run_case(void *arg)
     switch (c->kind) {
     case LINEAR_FWD: op_linear_forward(&ctx, t[0], t[1], t[2], t[3]); break;
     case LINEAR_BWD: op_linear_backward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5]); break;
+    case LINEAR_RES_FWD: op_linear_residual_forward(&ctx, t[0], t[1], t[2], t[3], t[4]); break;
+    case LINEAR_GELU_BWD_SET:
+        op_linear_gelu_backward_set(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+        break;
     case LAYERNORM_FWD: op_layernorm_forward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], 1e-5f); break;
     case LAYERNORM_BWD: op_layernorm_backward(&ctx, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]); break;
     case ATTENTION_FWD: op_attention_forward(&ctx, t[0], t[1], t[2], c->heads); break;
@@ -273,6 +278,29 @@ static void bench_linear(int64_t M, int64_t K, int64_t N, DType act)
     c.t[3] = dev2(M, N, act, 8), c.t[4] = dev2(M, K, act, 9), c.t[5] = dev2(N, K, DT_F32, 10);
     report("linear_backward (din dw db)", shape, &c, 4.0 * M * N * K, act,
            (2.0 * M * K + 2.0 * M * N) * (double)es + 8.0 * N * K + wbytes);
+    free_buffers();
+}
+
+/* U-ViT's fused MLP and residual ops on [M, D] tokens (BF16, F32 weights):
+   fc2 + residual, and fc1's GELU backward (_set, as the model calls it) */
+static void bench_fused(int64_t M, int64_t D)
+{
+    char shape[64];
+    int64_t H = 4 * D;
+    snprintf(shape, sizeof shape, "%lldx%lld -> %lld + res bf16", (long long)M, (long long)H, (long long)D);
+    Case c = {.kind = LINEAR_RES_FWD};
+    c.t[0] = dev2(M, D, DT_BF16, 1), c.t[1] = dev2(M, H, DT_BF16, 2), c.t[2] = dev2(D, H, DT_F32, 3);
+    c.t[3] = tensor1(device_random(D, DT_F32, 4), DT_F32, D), c.t[4] = dev2(M, D, DT_BF16, 5);
+    report("linear_residual_forward", shape, &c, 2.0 * M * D * H, DT_BF16, (M * H + 2.0 * M * D) * 2 + 8.0 * D * H);
+    free_buffers();
+    snprintf(shape, sizeof shape, "%lldx%lld -> %lld gelu bf16", (long long)M, (long long)D, (long long)H);
+    c.kind = LINEAR_GELU_BWD_SET;
+    c.t[0] = dev2(M, D, DT_BF16, 6), c.t[1] = dev2(H, D, DT_F32, 7), c.t[2] = tensor1(device_random(H, DT_F32, 8), DT_F32, H);
+    c.t[3] = dev2(M, H, DT_BF16, 9), c.t[4] = dev2(M, H, DT_BF16, 10), c.t[5] = dev2(M, D, DT_BF16, 11);
+    c.t[6] = dev2(H, D, DT_F32, 12), c.t[7] = dev2(M, H, DT_BF16, 13);
+    /* dout, pre read, dpre written and read twice, in twice, din written; dw, db F32 read + written */
+    report("linear_gelu_backward_set", shape, &c, 4.0 * M * D * H, DT_BF16,
+           (5.0 * M * H + 3.0 * M * D) * 2 + 8.0 * H * D + 8.0 * D * H);
     free_buffers();
 }
 
@@ -492,6 +520,7 @@ int main(void)
     bench_linear(M, 4 * D, D, DT_BF16);
     bench_linear(M, D, 3 * D, DT_F32);
     bench_linear(8192, 8192, 8192, DT_BF16);
+    bench_fused(M, D);
     bench_layernorm(M, D);
     bench_attention(32, 257, 8, 64);
     bench_attention(4, 1026, 16, 72);

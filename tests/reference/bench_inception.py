@@ -6,7 +6,12 @@ to 299x299, and prints one JSON line:
   {"images_per_s": ..., "seconds_per_batch": ..., "batch": ..., "threads": ..., "torch": "..."}
 
 Usage: /usr/bin/python3 tests/reference/bench_inception.py --weights W.safetensors
-           [--batch 32] [--threads 2] [--iters 3]
+           [--batch 32] [--threads 2] [--iters 3] [--device cuda --tf32 0|1]
+
+On --device cuda (the peer of `deediff bench --backend cuda`) the network and the
+images live on the GPU and each batch ends with a synchronize; --tf32 sets
+torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 (1: cuDNN's
+default for convolutions, as pytorch-fid runs; 0: exact F32 products).
 """
 import argparse
 import json
@@ -28,24 +33,43 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--tf32", type=int, choices=(0, 1), default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    cuda = a.device == "cuda"
+    if cuda:
+        if not torch.cuda.is_available():
+            print("deediff: --device cuda: this PyTorch sees no CUDA device", file=sys.stderr)
+            return 2
+        torch.backends.cudnn.allow_tf32 = bool(a.tf32)
+        torch.backends.cuda.matmul.allow_tf32 = bool(a.tf32)
+        torch.backends.cudnn.benchmark = True
     net = fid_inception()
     sd, _ = load_file(a.weights)
     load_weights(net, {k: v for k, v in sd.items()
                        if not k.startswith("fc.") and not k.endswith("num_batches_tracked")})
     x = torch.rand(a.batch, 3, a.size, a.size, generator=torch.Generator().manual_seed(0))
+    net, x = net.to(a.device), x.to(a.device)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
     times = []
     with torch.no_grad():
-        pool3(net, x)  # warm-up
+        pool3(net, x)  # warm-up (cuDNN's algorithm search on the GPU)
         for _ in range(a.iters):
+            sync()
             t0 = time.perf_counter()
             pool3(net, x)
+            sync()
             times.append(time.perf_counter() - t0)
     t = sorted(times)[len(times) // 2]
     print(json.dumps({"images_per_s": a.batch / t, "seconds_per_batch": t, "batch": a.batch,
-                      "threads": a.threads, "torch": torch.__version__}))
+                      "threads": a.threads, "torch": torch.__version__, "device": a.device}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

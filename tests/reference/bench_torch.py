@@ -12,6 +12,19 @@ inputs (x, fractional t in [0, 999), labels when conditional), then times
 Each is warmed up, then the median over --iters timed iterations gives images
 per second. Prints one JSON line:
   {"forward_ips":..., "fwdbwd_ips":..., "train_ips":..., "torch":"1.13.0", "threads":N, ...}
+
+With --device cuda (the peer of `deediff bench --backend cuda`, harness/bench/bench_gpu.c)
+the module runs on the GPU as U-ViT trains and samples there: F.scaled_dot_product_attention
+(the official code's "flash" mode), bf16 autocast over F32 weights, eager and then
+torch.compile(dynamic=False), timing
+  forward   batch --batch under torch.inference_mode()
+  train     batch --train-batch: zero_grad, forward, MSE loss, backward, fused AdamW,
+            the EMA of the weights (torch._foreach_lerp_, U-ViT's ema_update)
+(median over --iters / --train-iters after --warmup calls; the first compiled call's time is
+reported as compile_s), and prints one JSON line as each is measured (flushed):
+  {"torch": "2.11.0", "device": "NVIDIA H200"}
+  {"pass": "forward", "mode": "eager", "batch": 256, "ips": ...}
+  {"pass": "train", "mode": "compile", "batch": 128, "ips": ..., "compile_s": ...}
 """
 import argparse
 import json
@@ -21,6 +34,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
@@ -38,6 +52,88 @@ def median_seconds(fn, warmup, iters):
     return statistics.median(times)
 
 
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def cuda_seconds(fn, warmup, iters):
+    """(median seconds of iters calls after warmup calls, seconds of the first call)"""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    first = time.perf_counter() - start
+    for _ in range(max(warmup - 1, 0)):
+        fn()
+    times = []
+    for _ in range(iters):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), first
+
+
+def run_cuda(model, args):
+    """the GPU peer: forward and training step, eager then compiled"""
+    dev = torch.device("cuda")
+    uvit_ref.Attention.fused = hasattr(F, "scaled_dot_product_attention")
+    model = model.to(dev)
+    emit({"torch": torch.__version__, "device": torch.cuda.get_device_name(dev)})
+    c = model.cfg
+
+    def inputs(b):
+        x = torch.randn(b, c["in_chans"], c["img_size"], c["img_size"], device=dev)
+        t = torch.rand(b, device=dev) * 999
+        y = torch.randint(0, c["num_classes"], (b,), device=dev) if c["num_classes"] > 0 else None
+        return x, t, y
+
+    fx, ft, fy = inputs(args.batch)
+    tx, tt, ty = inputs(args.train_batch)
+    target = torch.randn_like(tx)
+    params = list(model.parameters())
+    ema = [p.detach().clone() for p in params]
+    try:
+        opt = torch.optim.AdamW(params, lr=2e-4, weight_decay=0.03, betas=(0.99, 0.999), fused=True)
+    except (TypeError, RuntimeError):
+        opt = torch.optim.AdamW(params, lr=2e-4, weight_decay=0.03, betas=(0.99, 0.999))
+
+    for mode in ("eager", "compile"):
+        if mode == "compile":
+            try:
+                import torch._dynamo  # noqa: F401
+                net_fwd = torch.compile(model, dynamic=False)
+                net_train = torch.compile(model, dynamic=False)
+            except Exception as e:  # noqa: BLE001: report and stop, the eager lines stand
+                print("bench_torch: torch.compile unavailable: %s" % e, file=sys.stderr)
+                return 0
+        else:
+            net_fwd = net_train = model
+
+        def forward():
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                net_fwd(fx, ft, fy)
+
+        def train():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = (net_train(tx, tt, ty).float() - target).pow(2).mean()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, params, 1 - 0.9999)
+
+        for name, fn, b, iters in (("forward", forward, args.batch, args.iters),
+                                   ("train", train, args.train_batch, args.train_iters)):
+            sec, first = cuda_seconds(fn, args.warmup, iters)
+            line = {"pass": name, "mode": mode, "batch": b, "ips": round(b / sec, 2)}
+            if mode == "compile":
+                line["compile_s"] = round(first, 1)
+            emit(line)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", help="U-ViT config JSON")
@@ -47,9 +143,16 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--train-batch", type=int, default=128, help="cuda: the training step's batch")
+    ap.add_argument("--train-iters", type=int, default=10, help="cuda: timed training steps")
     args = ap.parse_args()
-    if args.batch < 1 or args.threads < 1 or args.iters < 1 or args.warmup < 0:
-        ap.error("--batch, --threads, --iters must be positive")
+    if args.batch < 1 or args.threads < 1 or args.iters < 1 or args.warmup < 0 or args.train_batch < 1 \
+            or args.train_iters < 1:
+        ap.error("--batch, --threads, --iters, --train-batch, --train-iters must be positive")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("deediff: --device cuda: this PyTorch (%s) sees no CUDA device" % torch.__version__, file=sys.stderr)
+        return 2
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -77,6 +180,9 @@ def main():
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     else:
         uvit_ref.randomize_(model, torch.Generator().manual_seed(args.seed))
+
+    if args.device == "cuda":
+        return run_cuda(model, args)
 
     c, b = model.cfg, args.batch
     x = torch.randn(b, c["in_chans"], c["img_size"], c["img_size"])

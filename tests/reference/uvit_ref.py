@@ -118,7 +118,12 @@ def unpatchify(tokens, channels, patch):
 
 
 class Attention(nn.Module):
-    """multi-head self-attention; qkv columns are laid out (K=3, H, hd)"""
+    """multi-head self-attention; qkv columns are laid out (K=3, H, hd).
+    With Attention.fused set (the GPU peer of deediff bench, torch >= 2), the
+    core is F.scaled_dot_product_attention, as the official code's "flash"
+    mode; otherwise the explicit softmax (fixtures: float64, any torch)."""
+
+    fused = False
 
     def __init__(self, dim, heads, head_dim, qkv_bias):
         super().__init__()
@@ -130,8 +135,11 @@ class Attention(nn.Module):
         b, n, _ = x.shape                                             # x is (B, T, D)
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)                          # each (B, H, T, hd)
-        scores = (q @ k.transpose(-1, -2)) * self.head_dim ** -0.5    # (B, H, T, T)
-        mixed = scores.softmax(dim=-1) @ v                            # (B, H, T, hd)
+        if Attention.fused:
+            mixed = F.scaled_dot_product_attention(q, k, v)           # (B, H, T, hd)
+        else:
+            scores = (q @ k.transpose(-1, -2)) * self.head_dim ** -0.5    # (B, H, T, T)
+            mixed = scores.softmax(dim=-1) @ v                            # (B, H, T, hd)
         return self.proj(mixed.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
 
 
