@@ -120,6 +120,7 @@ extern const OpTable cuda_op_table;
 /* fills ctx for device `device` (kernels/cuda/cuda_context.cu) */
 int cuda_ctx_init(Ctx *ctx, int device);
 int cuda_device_count(void);
+void *cuda_ctx_stream(Ctx *ctx);
 #endif
 
 #endif

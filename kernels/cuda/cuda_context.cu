@@ -37,6 +37,8 @@ static int device_count(cudaError_t *why)
 
 extern "C" int cuda_device_count(void) { return device_count(NULL); }
 
+extern "C" void *cuda_ctx_stream(Ctx *ctx) { return (void *)cuda_stream(ctx); }
+
 /* ---- memory --------------------------------------------------------------- */
 
 static void *cuda_alloc(Ctx *ctx, size_t n)
