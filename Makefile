@@ -56,6 +56,12 @@ CUDA_OBJ = $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl -lstdc++
 endif
 
+# the profiler includes CUPTI's and the runtime's headers; libcupti itself is
+# dlopen()ed, so a CUDA build runs where it is missing (harness/profile/profile.h)
+ifeq ($(HAVE_CUDA),1)
+$(BUILD)/obj/harness/profile/%.o: EXTRA_CFLAGS += -I$(CUDA_HOME)/include -DDEEDIFF_CUDA_HOME='"$(CUDA_HOME)"'
+endif
+
 # ---- sources ----------------------------------------------------------------
 LIB_SRC = $(wildcard kernels/*.c kernels/cpu/*.c model/*.c baselines/*.c) \
           $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))

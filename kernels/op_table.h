@@ -122,6 +122,8 @@ int cuda_ctx_init(Ctx *ctx, int device);
 int cuda_device_count(void);
 /* the GPU's name ("NVIDIA H200") of a CUDA context */
 const char *cuda_device_name(const Ctx *ctx);
+/* the one stream every op of a CUDA context is queued on (a cudaStream_t) */
+void *cuda_ctx_stream(Ctx *ctx);
 #endif
 
 #endif

@@ -140,6 +140,15 @@ void ctx_copy(Ctx *ctx, void *dst, const void *src, size_t n) { ctx->ops->copy(c
 void ctx_zero(Ctx *ctx, Tensor t) { if (tensor_present(t)) ctx->ops->zero(ctx, t.data, tensor_bytes(t)); }
 void ctx_sync(Ctx *ctx) { ctx->ops->sync(ctx); }
 
+void *ctx_stream(Ctx *ctx)
+{
+#ifdef DEEDIFF_CUDA
+    if (ctx->backend == BACKEND_CUDA) return cuda_ctx_stream(ctx);
+#endif
+    (void)ctx;
+    return NULL;
+}
+
 void *ctx_scratch(Ctx *ctx, size_t bytes)
 {
     if (bytes > ctx->scratch_bytes) {

@@ -31,6 +31,7 @@
 typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
 
 typedef struct OpTable OpTable;
+struct PhaseHooks;   /* kernels/phase.h */
 
 /* The arithmetic of a context's matrix products.
  *   fp32  the CPU reference (the default): fp32 operands and accumulation
@@ -51,6 +52,7 @@ typedef struct Ctx {
     void *scratch;        /* backend memory that an op may use in a call */
     size_t scratch_bytes;
     Precision precision;  /* CPU: fp32 (ctx_init_cpu) or bf16 (ctx_set_precision); CUDA: bf16 */
+    const struct PhaseHooks *phases;  /* NULL unless a profiler listens (kernels/phase.h) */
 } Ctx;
 
 /* ---- contexts and memory ------------------------------------------------ */
@@ -82,6 +84,9 @@ void ctx_copy(Ctx *ctx, void *dst, const void *src, size_t bytes);
 void ctx_zero(Ctx *ctx, Tensor t);
 /* waits for all queued work (no-op on CPU) */
 void ctx_sync(Ctx *ctx);
+/* the cudaStream_t every op of a CUDA context is queued on (for the
+   harness's profiler: harness/profile/); NULL on the CPU backend */
+void *ctx_stream(Ctx *ctx);
 /* scratch of at least `bytes`, valid until the next call; grows only */
 void *ctx_scratch(Ctx *ctx, size_t bytes);
 

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "../kernels/phase.h"
 #include "../kernels/philox.h"
 #include "early_exit.h"
 #include "exit_heads.h"
@@ -230,9 +231,12 @@ static int deediff_train_step(Method *me, Ctx *ctx, MethodStep *s)
     for (int i = 0; i < d->exits; i++) {
         ExitHead hw = head_view(me, me->weights, i), hg = head_view(me, me->grads, i);
         Uem qw = uem_view(me, me->weights, i), qg = uem_view(me, me->grads, i);
+        phase_begin(ctx, PHASE_HEAD, i);   /* the head's and the UEM's forward, losses and backward */
         exit_head_norm(ctx, c, &hw, &h->e, uvit_hidden(s->acts, i));
         exit_head_decode(ctx, c, &hw, &h->e, h->e.ln, B, g);
+        phase_begin(ctx, PHASE_EXIT_RULE, i);
         uem_forward(ctx, c, &qw, &h->e, B, temb, t->bucket, u);
+        phase_end(ctx, PHASE_EXIT_RULE);
         UncertaintyLoss ul = op_uncertainty_loss_forward(ctx, g, eps, u);
         ctx_zero(ctx, dg);
         ctx_zero(ctx, du);
@@ -247,9 +251,12 @@ static int deediff_train_step(Method *me, Ctx *ctx, MethodStep *s)
         lu += ul.lu;
         ctx_zero(ctx, d_ln);
         exit_head_decode_backward(ctx, c, &hw, &hg, &h->e, B, dg, d_ln, h->d_img, h->d_dec);
+        phase_begin(ctx, PHASE_EXIT_RULE, i);
         uem_backward(ctx, c, &qw, &qg, &h->e, B, temb, t->bucket, du, d_ln, t->d_utok, t->d_z, t->d_tbias);
+        phase_end(ctx, PHASE_EXIT_RULE);
         exit_head_norm_backward(ctx, c, &hw, &hg, &h->e, B, d_ln,
                                 s->train_backbone ? uvit_hidden_grad(s->acts, i) : tensor_none(), h->d_hs);
+        phase_end(ctx, PHASE_HEAD);
     }
     if (s->train_backbone) uvit_backward_from(ctx, s->backbone, s->acts, train_noise_dpred(tn));
     s->loss_u = lu;

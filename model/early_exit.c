@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "../kernels/phase.h"
 #include "denoiser.h"
 #include "early_exit.h"
 
@@ -75,7 +76,9 @@ static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const do
     for (int blk = 0; blk < L; blk++) {
         uvit_block(ctx, p->m, p->acts, blk);
         if (blk == L - 1 || !scoring) continue;
+        phase_begin(ctx, PHASE_EXIT_RULE, blk);
         p->rule->score(p->rule, ctx, p->acts, blk, n, p->score);
+        phase_end(ctx, PHASE_EXIT_RULE);
         /* a row's decision is its first score below the threshold; it leaves
            then, or under paired exits once its partner has decided too */
         for (int r = 0; r < n; r++)
@@ -87,7 +90,9 @@ static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const do
             else p->keep[nk++] = r;
         }
         if (!nl) continue;
+        phase_begin(ctx, PHASE_HEAD, blk);
         p->rule->head(p->rule, ctx, p->acts, blk, p->leave, nl, tensor4(p->out_rows, DT_F32, nl, C, H, H));
+        phase_end(ctx, PHASE_HEAD);
         scatter(ctx, p, eps_out, p->leave, nl);
         for (int k = 0; k < nl; k++)
             account(p, ids, eval, t, p->pos[p->leave[k]], blk, p->macs_exit[blk], p->score[p->leave[k]]);

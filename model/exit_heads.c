@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "../kernels/errors.h"
+#include "../kernels/phase.h"
 #include "exit_heads.h"
 
 void exit_heads_build(ExitHeadSet *s, Method *me, const UViTConfig *c, int shared)
@@ -106,11 +107,19 @@ void exit_heads_layer_step(const ExitHeadSet *hs, Method *me, Ctx *ctx, ExitTrai
     double layers = 0;
     for (int i = 0; i < hs->exits; i++) {
         ExitHead hw = exit_heads_view(hs, me, me->weights, i), hg = exit_heads_view(hs, me, me->grads, i);
+        phase_begin(ctx, PHASE_HEAD, i);   /* the head's forward, loss and backward; the estimator's too */
         exit_head_norm(ctx, c, &hw, &tb->e, uvit_hidden(s->acts, i));
         exit_head_decode(ctx, c, &hw, &tb->e, tb->e.ln, B, g);     // g_i [B,C,H,W]
-        if (lw->on_exit) lw->on_exit(lw->user, ctx, i, g, uvit_hidden(s->acts, i));
+        if (lw->on_exit) {
+            phase_begin(ctx, PHASE_EXIT_RULE, i);
+            lw->on_exit(lw->user, ctx, i, g, uvit_hidden(s->acts, i));
+            phase_end(ctx, PHASE_EXIT_RULE);
+        }
         float w = lw->w_exit[i];
-        if (w == 0) continue;
+        if (w == 0) {
+            phase_end(ctx, PHASE_HEAD);
+            continue;
+        }
         layers += w * op_mse_forward(ctx, g, eps);
         ctx_zero(ctx, dg);
         op_mse_backward(ctx, dg, g, eps, w);
@@ -118,6 +127,7 @@ void exit_heads_layer_step(const ExitHeadSet *hs, Method *me, Ctx *ctx, ExitTrai
         exit_head_decode_backward(ctx, c, &hw, &hg, &tb->e, B, dg, d_ln, tb->d_img, tb->d_dec);
         exit_head_norm_backward(ctx, c, &hw, &hg, &tb->e, B, d_ln,
                                 s->train_backbone ? uvit_hidden_grad(s->acts, i) : tensor_none(), tb->d_hs);
+        phase_end(ctx, PHASE_HEAD);
     }
     if (s->train_backbone) {
         Tensor dpred = train_noise_dpred(tn);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "../kernels/phase.h"
 #include "../kernels/philox.h"
 #include "sampler_internal.h"
 
@@ -58,7 +59,11 @@ void sampler_run_end(SamplerRun *r)
 int sampler_predict(SamplerRun *r, Tensor x, double t, Tensor eps)
 {
     for (int i = 0; i < r->B; i++) r->t[i] = t;
-    return r->pred->predict(r->pred, r->ctx, x, r->t, r->cond, r->ids, r->eval++, eps);
+    phase_begin(r->ctx, PHASE_SAMPLE_STEP, r->eval);
+    int rc = r->pred->predict(r->pred, r->ctx, x, r->t, r->cond, r->ids, r->eval, eps);
+    phase_end(r->ctx, PHASE_SAMPLE_STEP);
+    r->eval++;
+    return rc;
 }
 
 static void fill(float *dst, int n, double v)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../kernels/errors.h"
+#include "../kernels/phase.h"
 #include "uvit.h"
 
 typedef struct {
@@ -301,7 +302,7 @@ void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Condit
     op_add_bcast_forward(ctx, v3(a, a->h0, T, D), seq, tensor2(w->pos_embed.data, DT_F32, T, D));
 }
 
-void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int i)
+static void block_forward(Ctx *ctx, const UViT *m, UViTActs *a, int i)
 {
     const UViTConfig *c = &m->cfg;
     const UViTBlockParams *w = &m->w.blocks[i];
@@ -333,6 +334,13 @@ void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int i)
                          w->norm2_w, w->norm2_b, 1e-5f);
     op_linear_gelu_forward(ctx, gelu, fc1, ln2, w->fc1_w, w->fc1_b);
     op_linear_residual_forward(ctx, out, gelu, w->fc2_w, w->fc2_b, res1);
+}
+
+void uvit_block(Ctx *ctx, const UViT *m, UViTActs *a, int i)
+{
+    phase_begin(ctx, PHASE_BLOCK, i);
+    block_forward(ctx, m, a, i);
+    phase_end(ctx, PHASE_BLOCK);
 }
 
 void uvit_decode(Ctx *ctx, const UViT *m, UViTActs *a, Tensor out)
@@ -502,7 +510,11 @@ void uvit_backward_from(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout)
     CHECK(a->training, "uvit_backward: the activations were created for inference");
     CHECK(m->grads, "uvit_backward: call uvit_enable_grads first");
     if (tensor_present(dout)) decode_backward(ctx, m, a, dout);
-    for (int i = m->cfg.num_blocks - 1; i >= 0; i--) block_backward(ctx, m, a, i);
+    for (int i = m->cfg.num_blocks - 1; i >= 0; i--) {
+        phase_begin(ctx, PHASE_BLOCK_BACKWARD, i);
+        block_backward(ctx, m, a, i);
+        phase_end(ctx, PHASE_BLOCK_BACKWARD);
+    }
     embed_backward(ctx, m, a);
 }
 

@@ -82,7 +82,7 @@ Test(store, fresh_database_has_the_schema)
 {
     Store s;
     cr_assert_eq(store_open(&s, dbpath), 0, "%s", err_msg());
-    cr_expect_eq(store_schema_version(), 3);
+    cr_expect_eq(store_schema_version(), 4);
     cr_expect_eq(query_int(&s, "PRAGMA user_version"), store_schema_version());
     cr_expect_str_eq(query_text(&s, "PRAGMA journal_mode"), "wal");
     cr_expect_eq(query_int(&s, "PRAGMA foreign_keys"), 1);
@@ -417,7 +417,7 @@ Test(store, migration_from_version_2_keeps_runs)
     setenv(STORE_ENV_RUN_KEY, "k1", 1);
     setenv(STORE_ENV_EXPERIMENT, "table1/smoke", 1);
     cr_assert_eq(store_open(&s, dbpath), 0, "%s", err_msg());
-    cr_expect_eq(query_int(&s, "PRAGMA user_version"), 3);
+    cr_expect_eq(query_int(&s, "PRAGMA user_version"), store_schema_version());
     cr_expect_eq(query_int(&s, "SELECT count(*) FROM runs WHERE name = 'old' AND run_key IS NULL AND gemm IS NULL"), 1);
     RunInfo ri = {.kind = "eval", .name = "new", .backend = "cpu"};
     int64_t id;

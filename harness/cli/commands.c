@@ -28,6 +28,7 @@ int cmd_regress(int argc, char **argv);
 int cmd_claims(int argc, char **argv);
 int cmd_train_autoencoder(int argc, char **argv);
 int cmd_ops(int argc, char **argv);
+int cmd_kernels(int argc, char **argv);
 
 const CliCommand cli_commands[] = {
     {"forward", "run the U-ViT network on inputs from a safetensors file", cmd_forward},
@@ -37,6 +38,7 @@ const CliCommand cli_commands[] = {
      cmd_train_autoencoder},
     {"prune", "S-Pruning (Diff-Pruning): prune a U-ViT's heads and MLP units to a compute ratio", cmd_prune},
     {"log", "a training run's loss curve from the results database, as a table", cmd_log},
+    {"kernels", "a profiled run's kernel timings by phase (--profile on train, sample, eval)", cmd_kernels},
     {"sample", "draw images from a U-ViT checkpoint (PNG, grid, manifest)", cmd_sample},
     {"bench", "performance as ratios to OpenBLAS sgemm and to PyTorch, one run", cmd_bench},
     {"fid", "Frechet distance (FID) between statistics (.npz) or features, with its N", cmd_fid},

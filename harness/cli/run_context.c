@@ -2,6 +2,7 @@
  * run_context.c: opening the op context from command-line options.
  */
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../../kernels/errors.h"
@@ -12,7 +13,7 @@ void openblas_set_num_threads(int n);
 
 RunOptions run_options_default(void)
 {
-    RunOptions ro = {"auto", NULL, NULL};
+    RunOptions ro = {"auto", NULL, NULL, 0};
     return ro;
 }
 
@@ -50,11 +51,31 @@ int run_context_open(RunContext *rc, RunOptions *ro)
     else if (!strcmp(ro->backend, "cuda")) {
         if (ctx_init_cuda(&rc->ctx, 0)) return -1;
     } else return err_set("--backend: '%s' is not auto, cpu or cuda", ro->backend);
-    if (ro->precision && ctx_set_precision(&rc->ctx, p)) {
+    if ((ro->precision && ctx_set_precision(&rc->ctx, p)) || (ro->profile && profile_start(&rc->profiler, &rc->ctx))) {
         run_context_close(rc);
         return -1;
     }
     return 0;
 }
 
-void run_context_close(RunContext *rc) { ctx_destroy(&rc->ctx); }
+int run_context_profile_store(RunContext *rc, Store *s, int64_t run_id)
+{
+    if (!rc->profiler) return 0;
+    Profiler *p = rc->profiler;
+    rc->profiler = NULL;
+    char source[32], note[512];
+    snprintf(source, sizeof source, "%s", profile_source(p));
+    snprintf(note, sizeof note, "%s", profile_note(p) ? profile_note(p) : "");
+    int64_t rows = 0;
+    if (profile_finish(p, s, run_id, &rows)) return -1;
+    fprintf(stderr, "profile: %lld kernel timing rows (%s%s%s) in run %lld of %s; deediff kernels %lld prints them\n",
+            (long long)rows, source, note[0] ? ": " : "", note, (long long)run_id, s->path, (long long)run_id);
+    return 0;
+}
+
+void run_context_close(RunContext *rc)
+{
+    profile_free(rc->profiler);
+    rc->profiler = NULL;
+    ctx_destroy(&rc->ctx);
+}

@@ -12,16 +12,20 @@
 #define DEEDIFF_RUN_CONTEXT_H
 
 #include "../../kernels/ops.h"
+#include "../profile/profile.h"
+#include "../store/store.h"
 
 typedef struct {
     const char *backend;   /* "auto" (default), "cpu" or "cuda"; "cpu" or "cuda" once opened */
     const char *threads;   /* CPU threads; default: all cores */
     const char *precision; /* "fp32" or "bf16"; default: the backend's (CPU fp32, CUDA bf16) */
+    int profile;           /* --profile (train, sample, eval): kernel timings, harness/profile/profile.h */
 } RunOptions;
 
 typedef struct {
     Ctx ctx;
     int threads;
+    Profiler *profiler;    /* NULL unless --profile */
 } RunContext;
 
 RunOptions run_options_default(void);
@@ -34,10 +38,20 @@ RunOptions run_options_default(void);
     {"--precision", "fp32|bf16", "the network's GEMMs: fp32 (default on CPU), or bf16 operands with fp32 " \
      "sums (CPUs with AVX512-BF16 or AMX; CUDA is bf16)", &(ro).precision, NULL, 0}
 
+/* --profile, for the commands whose runs record kernel timings */
+#define PROFILE_OPTION(ro)                                                           \
+    {"--profile", NULL, "time every GPU kernel by phase (CUPTI, else CUDA events) into the results "   \
+     "database, table kernel_timings; CUDA backend only", NULL, &(ro).profile, 0}
+
 /* opens the context and sets ro->backend to the backend chosen ("cpu" or
    "cuda"); -1 + err_msg() on a bad option, --backend cuda and no GPU, or
-   a precision this machine cannot compute (one line naming the flag) */
+   a precision this machine cannot compute (one line naming the flag); with
+   ro->profile, starts the profiler (-1 on the CPU backend: profile.h) */
 int run_context_open(RunContext *rc, RunOptions *ro);
+
+/* --profile: the kernel timings into run_id's rows (profile_finish) and a
+   line on stderr; 0 without --profile */
+int run_context_profile_store(RunContext *rc, Store *s, int64_t run_id);
 
 /* for commands that run on the CPU only: "auto" becomes "cpu"; "cuda" is
    bad input (-1 + err_msg() saying `why`) */

@@ -252,8 +252,9 @@ typedef struct {
     double base_gmacs;      /* the unpruned full network's, per evaluation */
 } EvalResult;
 
-static int store_result(const EvalArgs *a, const Protocol *p, const char *config, const EvalResult *r,
-                        const char *run_name, const FrechetResult *fr, const ExitLog *exits, int64_t *run_id)
+static int store_result(RunContext *run, const EvalArgs *a, const Protocol *p, const char *config,
+                        const EvalResult *r, const char *run_name, const FrechetResult *fr, const ExitLog *exits,
+                        int64_t *run_id)
 {
     Store st;
     if (store_open(&st, a->db)) return -1;
@@ -305,6 +306,7 @@ static int store_result(const EvalArgs *a, const Protocol *p, const char *config
     if (rc == 0) rc = store_run_begin(&st, &ri, run_id);
     if (rc == 0) rc = store_metrics(&st, *run_id, m, nm);
     if (rc == 0) rc = store_exits(&st, *run_id, exits->rows, exits->n);
+    if (rc == 0) rc = run_context_profile_store(run, &st, *run_id);
     if (rc == 0) rc = store_run_done(&st, *run_id);
     if (rc == 0) rc = store_commit(&st);
     else store_rollback(&st);
@@ -538,7 +540,7 @@ static int run_eval(RunContext *run, const EvalArgs *a, const RunOptions *ro)
         r.decode_seconds = decode_seconds / n;
         if (a->name) snprintf(run_name, sizeof run_name, "%s", a->name);
         else default_name(&p, run_name, sizeof run_name);
-        rc = store_result(a, &p, config, &r, run_name, &fr, &exits, &run_id);
+        rc = store_result(run, a, &p, config, &r, run_name, &fr, &exits, &run_id);
     }
     if (rc == 0) {
         char refn[32];
@@ -611,6 +613,7 @@ int cmd_eval(int argc, char **argv)
         {"--skip-done", NULL, "do nothing when a finished run with exactly this protocol is in the database",
          NULL, &a.skip_done, 0},
         RUN_OPTIONS(ro),
+        PROFILE_OPTION(ro),
     };
     int rc = cli_parse("eval", "--model M --n N --ref REF [options]",
                        "Samples N images, computes their Frechet distance to the reference (FD-FMNIST-<N> with "

@@ -35,6 +35,7 @@
 
 typedef struct {
     const char *model, *out, *n, *first_id, *ids, *label, *batch, *weights;
+    const char *db;        /* --profile: where its run is recorded */
     SamplerOptions so;
     MethodOptions mo;
     GuidanceOptions go;
@@ -156,6 +157,23 @@ static int write_outputs(const SampleArgs *a, const SamplerConfig *sc, const cha
     return rc;
 }
 
+/* --profile: a run of kind sample in --db, to hold the kernel timings; its
+   config is samples.json's protocol */
+static int record_begin(const SampleArgs *a, const SamplerConfig *sc, const char *prefix, const Guidance *g,
+                        int64_t n, Store *st, int64_t *run_id)
+{
+    if (store_open(st, a->db)) return -1;
+    char *config = run_protocol(a, sc, prefix, g, n);
+    RunInfo ri = {.kind = "sample", .name = a->out, .config_json = config, .backend = "cuda"};
+    int rc = store_run_begin(st, &ri, run_id);
+    free(config);
+    if (rc) {
+        *run_id = 0;
+        store_close(st);
+    }
+    return rc;
+}
+
 static int run_sampling(RunContext *run, SampleArgs *a)
 {
     Ctx *ctx = &run->ctx;
@@ -217,6 +235,9 @@ static int run_sampling(RunContext *run, SampleArgs *a)
         rc = guidance_wrap(&g, ctx, c, inner, &cfg, &pred);
     }
     if (rc == 0) rc = make_dirs(a->out);
+    Store st;
+    int64_t run_id = 0;
+    if (rc == 0 && run->profiler) rc = record_begin(a, &sc, prefix, &g, n, &st, &run_id);
     if (rc == 0) {
         int C = c->in_chans, H = c->img_size;
         imgs = xmalloc((size_t)n * C * H * H * sizeof(float));
@@ -237,6 +258,11 @@ static int run_sampling(RunContext *run, SampleArgs *a)
     if (pred && pred != inner) cfg_predictor_destroy(&cfg, ctx);
     if (inner) method_predictor_free(me, ctx, inner);
     if (rc == 0) rc = write_outputs(a, &sc, prefix, &g, c, imgs, ids, labels, n);
+    if (run_id) {
+        if (rc == 0) rc = run_context_profile_store(run, &st, run_id);
+        rc = store_run_end(&st, run_id, rc);
+        store_close(&st);
+    }
     if (rc == 0) printf("sample: %lld images in %s (grid.png, samples.json)\n", (long long)n, a->out);
     free(imgs);
     free(ids);
@@ -264,6 +290,9 @@ int cmd_sample(int argc, char **argv)
         {"--weights", "ema|model|plain", "which weights of a checkpoint (default ema)", &a.weights, NULL, 0},
         {"--batch", "B", "images per network call (default 64)", &a.batch, NULL, 0},
         RUN_OPTIONS(ro),
+        PROFILE_OPTION(ro),
+        {"--db", "PATH", "with --profile: the results database its run goes to (default " STORE_DEFAULT_PATH ")",
+         &a.db, NULL, 0},
     };
     int rc = cli_parse("sample", "--model M --out DIR [options]",
                        "Draws images from a U-ViT checkpoint with a diffusion sampler and writes "

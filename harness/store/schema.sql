@@ -179,3 +179,36 @@ CREATE TABLE regress_checks (
     run_key      TEXT
 );
 CREATE INDEX regress_by_cell ON regress_checks (cell, checked_at);
+
+-- version 4
+
+-- Kernel timings (`--profile` on train, sample and eval; harness/profile/).
+-- runs.kernel_timing names how a run's GPU time was measured: 'none' (not
+-- profiled: every run before version 4 and every run without --profile),
+-- 'cupti' (CUPTI's activity records, one per kernel) or 'cuda-events' (CUPTI
+-- could not start: CUDA events at the phase boundaries, so a phase's time
+-- but no kernel's); kernel_timing_note says why CUPTI could not start.
+ALTER TABLE runs ADD COLUMN kernel_timing TEXT NOT NULL DEFAULT 'none'
+    CHECK (kernel_timing IN ('none', 'cupti', 'cuda-events'));
+ALTER TABLE runs ADD COLUMN kernel_timing_note TEXT;
+
+-- One row per (run, phase, phase index, kernel): how often the kernel ran
+-- inside that phase and for how long (GPU time, ns). phase is one of
+-- kernels/phase.h's kinds: 'run' (the whole run, phase_index -1),
+-- 'train_step' (every step, -1), 'sample_step' (a sampler's network
+-- evaluation by its number), 'block', 'block_backward', 'head', 'exit_rule'
+-- (by block or exit number). A kernel counts in every phase open when it
+-- was launched, so a sample_step's rows include its blocks'. Under
+-- 'cuda-events' kernel is '(phase)': the phase's span on the stream, one
+-- count per instance, in its innermost phase only.
+CREATE TABLE kernel_timings (
+    run_id      INTEGER NOT NULL REFERENCES runs (id),
+    phase       TEXT NOT NULL,
+    phase_index INTEGER NOT NULL,
+    kernel      TEXT NOT NULL,
+    count       INTEGER NOT NULL CHECK (count > 0),
+    total_ns    INTEGER NOT NULL CHECK (total_ns >= 0),
+    min_ns      INTEGER NOT NULL,
+    max_ns      INTEGER NOT NULL,
+    PRIMARY KEY (run_id, phase, phase_index, kernel)
+) WITHOUT ROWID;

@@ -55,6 +55,7 @@ int cmd_train(int argc, char **argv)
         {"--resume", "CKPT|auto", "continue a run from its checkpoint, bit for bit (auto: from output.dir's, when it holds this configuration)",
          &resume, NULL, 0},
         RUN_OPTIONS(ro),
+        PROFILE_OPTION(ro),
     };
     const char *overrides[MAX_OVERRIDES + 2];
     int n = 0;

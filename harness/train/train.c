@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "../../kernels/errors.h"
+#include "../../kernels/phase.h"
 #include "../../model/denoiser.h"
 #include "../../model/method.h"
 #include "../bench/bench_util.h"
@@ -227,6 +228,8 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
     int64_t loss_n = 0, log_from = t->pos.step;
     int rc = 0;
     for (int64_t k = t->pos.step + 1; rc == 0 && k <= tc->steps; k++) {
+        /* a failed step leaves its phase open: the profiler closes it at the end */
+        phase_begin(ctx, PHASE_TRAIN_STEP, (int)(k < INT_MAX ? k : INT_MAX));
         rc = dataset_next_batch(t->ds, &t->pos.cursor, tc->seed, B, tc->flip, x_host, y_host, prompts);
         if (rc) break;
         ctx_upload(ctx, x_dev, x_host, (size_t)B * per * sizeof(float));
@@ -257,6 +260,7 @@ static int loop(Trainer *t, Store *store, int64_t run_id, const char *command, d
                          checkpoint_note(t, note, sizeof note));
             break;
         }
+        phase_end(ctx, PHASE_TRAIN_STEP);
         t->pos.step = k;
         t->pos.loss = loss;
         loss_sum += loss, loss_n++;
@@ -312,6 +316,7 @@ int train_run(RunContext *run, const TrainConfig *tc, const char *resume, const 
             printf("train: %lld steps, final loss %.5f, %.0f s; checkpoint %s%s%s\n",
                    (long long)t.pos.step, t.pos.loss, wall, t.ckpt_path,
                    tc->export_path[0] ? ", model " : "", tc->export_path);
+        if (rc == 0) rc = run_context_profile_store(run, &store, run_id);
         rc = store_run_end(&store, run_id, rc);
         store_close(&store);
     }

@@ -38,6 +38,7 @@ static int device_count(cudaError_t *why)
 extern "C" int cuda_device_count(void) { return device_count(NULL); }
 
 extern "C" const char *cuda_device_name(const Ctx *ctx) { return ((const CudaState *)ctx->backend_state)->name; }
+extern "C" void *cuda_ctx_stream(Ctx *ctx) { return (void *)cuda_stream(ctx); }
 
 /* ---- memory --------------------------------------------------------------- */
 
