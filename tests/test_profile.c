@@ -208,21 +208,6 @@ Test(profile, store_round_trip)
     store_close(&s);
 }
 
-/* the embedded schema up to (not including) its "-- version N" step */
-static char *schema_before(int version)
-{
-    extern const char store_schema_sql[];
-    char mark[32];
-    snprintf(mark, sizeof mark, "\n-- version %d\n", version);
-    const char *end = strstr(store_schema_sql, mark);
-    cr_assert(end != NULL);
-    size_t n = (size_t)(end - store_schema_sql) + 1;
-    char *s = malloc(n + 1);
-    memcpy(s, store_schema_sql, n);
-    s[n] = 0;
-    return s;
-}
-
 /* a results.db of version 3 opens, its runs read 'none', and takes timings */
 Test(profile, old_database_upgrades)
 {

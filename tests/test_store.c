@@ -15,6 +15,7 @@
 
 #include "harness/store/store.h"
 #include "kernels/errors.h"
+#include "support/db_query.h"
 #include "support/store_writers.h"
 
 static char tmpdir[64];
@@ -382,21 +383,6 @@ Test(store, migrations_one_transaction_per_step)
     /* and the older program now refuses the file */
     cr_expect_eq(store_open_schema(&s, dbpath, SCHEMA_V1), -1);
     expect_one_line_naming_db();
-}
-
-/* the embedded schema up to (not including) its "-- version N" step */
-static char *schema_before(int version)
-{
-    extern const char store_schema_sql[];
-    char mark[32];
-    snprintf(mark, sizeof mark, "\n-- version %d\n", version);
-    const char *end = strstr(store_schema_sql, mark);
-    cr_assert(end != NULL);
-    size_t n = (size_t)(end - store_schema_sql) + 1;
-    char *s = malloc(n + 1);
-    memcpy(s, store_schema_sql, n);
-    s[n] = 0;
-    return s;
 }
 
 /* a results.db of the previous version (2) keeps its runs, which read NULL

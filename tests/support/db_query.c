@@ -3,6 +3,9 @@
  */
 #include <criterion/criterion.h>
 #include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "db_query.h"
 
@@ -17,4 +20,18 @@ double db_number(const char *db, const char *sql)
     sqlite3_finalize(q);
     sqlite3_close(h);
     return v;
+}
+
+char *schema_before(int version)
+{
+    extern const char store_schema_sql[];
+    char mark[32];
+    snprintf(mark, sizeof mark, "\n-- version %d\n", version);
+    const char *end = strstr(store_schema_sql, mark);
+    cr_assert(end != NULL, "the schema has no '-- version %d' step", version);
+    size_t n = (size_t)(end - store_schema_sql) + 1;
+    char *s = malloc(n + 1);
+    memcpy(s, store_schema_sql, n);
+    s[n] = 0;
+    return s;
 }
