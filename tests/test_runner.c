@@ -448,6 +448,19 @@ Test(runner, errors_name_the_file_and_the_field)
         "  \"columns\": [{\"name\": \"F\", \"setup\": \"f\"}],"
         "  \"setups\": {\"f\": {\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"}}}}}}}");
     expect_plan_error(no_seeds, "tiny", NULL, "scales.tiny.seeds: expected a list of sampling seeds", NULL);
+    // seeds no long holds, or not whole (make fuzz found 7.8e82 converted to a long)
+    const char *huge_seed = write_experiment(
+        "hugeseed.json",
+        "{\"experiment\": \"t\", \"rows\": [\"U-ViT\"], \"scales\": {\"tiny\": {\"seeds\": [7.8e82],"
+        "  \"columns\": [{\"name\": \"F\", \"setup\": \"f\"}],"
+        "  \"setups\": {\"f\": {\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"}}}}}}}");
+    expect_plan_error(huge_seed, "tiny", NULL, "scales.tiny.seeds: expected a list of sampling seeds", NULL);
+    const char *half_seed = write_experiment(
+        "halfseed.json",
+        "{\"experiment\": \"t\", \"rows\": [\"U-ViT\"], \"scales\": {\"tiny\": {\"seeds\": [1.5],"
+        "  \"columns\": [{\"name\": \"F\", \"setup\": \"f\"}],"
+        "  \"setups\": {\"f\": {\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"}}}}}}}");
+    expect_plan_error(half_seed, "tiny", NULL, "scales.tiny.seeds: expected a list of sampling seeds", NULL);
     // a row the experiment does not list
     const char *stray = write_experiment(
         "stray.json",

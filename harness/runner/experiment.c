@@ -369,11 +369,13 @@ static int expand_row(Builder *b, int column, const char *setup_name, const cJSO
     const cJSON *th = cJSON_GetObjectItem(row, "threshold");
     int n_th = cJSON_IsArray(th) ? cJSON_GetArraySize(th) : 1;
     int seeds_ok = cJSON_IsArray(seeds) && cJSON_GetArraySize(seeds) >= 1;
-    cJSON_ArrayForEach(s, seeds) seeds_ok &= cJSON_IsNumber(s) && s->valuedouble >= 0;
+    /* whole numbers a long holds exactly (the eval's --seed) */
+    cJSON_ArrayForEach(s, seeds) seeds_ok &= cJSON_IsNumber(s) && s->valuedouble >= 0 &&
+                                             s->valuedouble <= 0x1p53 && s->valuedouble == floor(s->valuedouble);
     if (!seeds_ok) {
         if (row_seeds) field(b, "scales.%s.setups.%s.rows.%s.seeds", p->scale, setup_name, row_name);
         else field(b, "scales.%s.seeds", p->scale);
-        return bad(b, "expected a list of sampling seeds (numbers >= 0)");
+        return bad(b, "expected a list of sampling seeds (whole numbers from 0 to 2^53)");
     }
     for (int t = 0; t < n_th; t++) {
         const cJSON *thr = cJSON_IsArray(th) ? cJSON_GetArrayItem(th, t) : th;
