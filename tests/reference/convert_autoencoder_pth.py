@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import autoencoder_ref  # noqa: E402
 import safetensors_io  # noqa: E402
-from convert_uvit_pth import BadInput, check_state, load_pth  # noqa: E402
+from convert_uvit_pth import BadInput, check_state, load_pth, safetensors_to_pth_of  # noqa: E402
 
 
 def parse_config(text, source):
@@ -63,22 +63,7 @@ def pth_to_safetensors(src, dst, cfg):
 
 
 def safetensors_to_pth(src, dst, cfg=None):
-    try:
-        tensors, meta = safetensors_io.load_file(src)
-    except safetensors_io.SafetensorsError as e:
-        raise BadInput(str(e))
-    if cfg is None:
-        if "config" not in meta:
-            raise BadInput("%s: __metadata__: no 'config' (pass --config)" % src)
-        cfg = parse_config(meta["config"], src + ": __metadata__")
-    order = check_state(tensors, expected_shapes(cfg), src)
-    for name in order:
-        if not tensors[name].is_floating_point():
-            raise BadInput("%s: tensor '%s': not a floating-point tensor" % (src, name))
-    state = collections.OrderedDict((n, tensors[n].to(torch.float32)) for n in order)
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    safetensors_io.write_atomic(dst, buf.getvalue())
+    return safetensors_to_pth_of(src, dst, cfg, parse_config, expected_shapes)
 
 
 def write_random(dst, cfg, seed, io_path):

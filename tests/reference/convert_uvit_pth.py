@@ -53,8 +53,7 @@ def parse_config(text, source):
 
 def check_against_config(state, cfg, path):
     """every tensor the config needs is there with the right shape, and no other"""
-    expected = {n: tuple(p.shape) for n, p in uvit_ref.UViT(**cfg).state_dict().items()}
-    return check_state(state, expected, path)
+    return check_state(state, expected_shapes(cfg), path)
 
 
 def check_state(state, expected, path):
@@ -101,6 +100,19 @@ def pth_to_safetensors(src, dst, cfg):
 
 
 def safetensors_to_pth(src, dst, cfg=None):
+    return safetensors_to_pth_of(src, dst, cfg, parse_config, expected_shapes)
+
+
+def expected_shapes(cfg):
+    """every tensor of this config's U-ViT and its shape"""
+    return {n: tuple(p.shape) for n, p in uvit_ref.UViT(**cfg).state_dict().items()}
+
+
+def safetensors_to_pth_of(src, dst, cfg, parse, expected):
+    """a safetensors file of any converted network back to a .pth state dict
+    (F32, in the expected order): parse(text, source) reads a config from
+    the file's metadata when cfg is None, expected(cfg) gives its tensors'
+    shapes; returns the config"""
     try:
         tensors, meta = safetensors_io.load_file(src)
     except safetensors_io.SafetensorsError as e:
@@ -108,8 +120,8 @@ def safetensors_to_pth(src, dst, cfg=None):
     if cfg is None:
         if "config" not in meta:
             raise BadInput("%s: __metadata__: no 'config' (pass --config)" % src)
-        cfg = parse_config(meta["config"], src + ": __metadata__ config")
-    order = check_against_config(tensors, cfg, src)
+        cfg = parse(meta["config"], src + ": __metadata__ config")
+    order = check_state(tensors, expected(cfg), src)
     for name in order:
         if not tensors[name].is_floating_point():
             raise BadInput("%s: tensor '%s': not a floating-point tensor" % (src, name))
