@@ -449,18 +449,16 @@ Test(runner, errors_name_the_file_and_the_field)
         "  \"setups\": {\"f\": {\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"}}}}}}}");
     expect_plan_error(no_seeds, "tiny", NULL, "scales.tiny.seeds: expected a list of sampling seeds", NULL);
     // seeds no long holds, or not whole (make fuzz found 7.8e82 converted to a long)
-    const char *huge_seed = write_experiment(
-        "hugeseed.json",
-        "{\"experiment\": \"t\", \"rows\": [\"U-ViT\"], \"scales\": {\"tiny\": {\"seeds\": [7.8e82],"
-        "  \"columns\": [{\"name\": \"F\", \"setup\": \"f\"}],"
-        "  \"setups\": {\"f\": {\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"}}}}}}}");
-    expect_plan_error(huge_seed, "tiny", NULL, "scales.tiny.seeds: expected a list of sampling seeds", NULL);
-    const char *half_seed = write_experiment(
-        "halfseed.json",
-        "{\"experiment\": \"t\", \"rows\": [\"U-ViT\"], \"scales\": {\"tiny\": {\"seeds\": [1.5],"
-        "  \"columns\": [{\"name\": \"F\", \"setup\": \"f\"}],"
-        "  \"setups\": {\"f\": {\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"}}}}}}}");
-    expect_plan_error(half_seed, "tiny", NULL, "scales.tiny.seeds: expected a list of sampling seeds", NULL);
+    static const char *const bad_seeds[] = {"7.8e82", "1.5"};
+    for (int k = 0; k < 2; k++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{\"experiment\": \"t\", \"rows\": [\"U-ViT\"], \"scales\": {\"tiny\": {\"seeds\": [%s],"
+                 "  \"columns\": [{\"name\": \"F\", \"setup\": \"f\"}],"
+                 "  \"setups\": {\"f\": {\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"}}}}}}}", bad_seeds[k]);
+        expect_plan_error(write_experiment("badseed.json", doc), "tiny", NULL,
+                          "scales.tiny.seeds: expected a list of sampling seeds", NULL);
+    }
     // a row the experiment does not list
     const char *stray = write_experiment(
         "stray.json",
