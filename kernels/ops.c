@@ -56,6 +56,16 @@ static void same_numel3(const char *op, Tensor din, Tensor dout, Tensor in)
             FATAL("op " #fn " is not implemented on backend %s", ctx->ops->name); \
     } while (0)
 
+/* an optional entry (op_table.h): runs it and returns from the op when the
+   backend fills it; else the op goes on to compose it from the plain ops */
+#define CALL_OPTIONAL(fn, ...)                                                 \
+    do {                                                                       \
+        if (ctx->ops->fn) {                                                    \
+            ctx->ops->fn(__VA_ARGS__);                                         \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
 #define CALL(fn, ...)                                                          \
     do {                                                                       \
         NEED_OP(fn);                                                           \
@@ -198,10 +208,7 @@ void op_linear_backward_set(Ctx *ctx, Tensor din, Tensor dw, Tensor db, Tensor d
                             Tensor in, Tensor w)
 {
     check_linear_backward("linear_backward_set", din, dw, db, dout, in, w);
-    if (ctx->ops->linear_backward_set) {
-        ctx->ops->linear_backward_set(ctx, din, dw, db, dout, in, w);
-        return;
-    }
+    CALL_OPTIONAL(linear_backward_set, ctx, din, dw, db, dout, in, w);
     ctx_zero(ctx, din);  /* the fallback: zeroed, then accumulated into */
     op_linear_backward(ctx, din, dw, db, dout, in, w);
 }
@@ -213,10 +220,7 @@ void op_linear_gelu_forward(Ctx *ctx, Tensor out, Tensor pre, Tensor in, Tensor 
     const char *op = "linear_gelu_forward";
     check_linear(op, out, in, w, b);
     same_shape_opt(op, pre, out);
-    if (ctx->ops->linear_gelu_forward) {
-        ctx->ops->linear_gelu_forward(ctx, out, pre, in, w, b);
-        return;
-    }
+    CALL_OPTIONAL(linear_gelu_forward, ctx, out, pre, in, w, b);
     Tensor p = tensor_present(pre) ? pre : out;
     op_linear_forward(ctx, p, in, w, b);
     op_gelu_forward(ctx, out, p);
@@ -258,10 +262,7 @@ void op_linear_residual_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tenso
     check_linear(op, out, in, w, b);
     same_shape(op, res, out);
     need(res.data != out.data, op, "out must not be res", out, res);
-    if (ctx->ops->linear_residual_forward) {
-        ctx->ops->linear_residual_forward(ctx, out, in, w, b, res);
-        return;
-    }
+    CALL_OPTIONAL(linear_residual_forward, ctx, out, in, w, b, res);
     op_linear_forward(ctx, out, in, w, b);
     op_add_forward(ctx, out, out, res);
 }
@@ -343,10 +344,7 @@ void op_attention_backward_set(Ctx *ctx, Tensor dqkv, Tensor dprobs, Tensor dout
                                Tensor probs, int heads)
 {
     check_attention_backward("attention_backward_set", dqkv, dprobs, dout, qkv, probs, heads);
-    if (ctx->ops->attention_backward_set) {
-        ctx->ops->attention_backward_set(ctx, dqkv, dprobs, dout, qkv, probs, heads);
-        return;
-    }
+    CALL_OPTIONAL(attention_backward_set, ctx, dqkv, dprobs, dout, qkv, probs, heads);
     ctx_zero(ctx, dqkv);  /* the fallback: zeroed, then accumulated into */
     CALL(attention_backward, ctx, dqkv, dprobs, dout, qkv, probs, heads);
 }
@@ -502,10 +500,7 @@ void op_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
     const char *op = "conv2d_relu_forward";
     check_conv(op, out, in, w, p);
     if (tensor_present(b)) need(tensor_numel(b) == w.shape[0], op, "bias size != Co", b, w);
-    if (ctx->ops->conv2d_relu_forward) {
-        ctx->ops->conv2d_relu_forward(ctx, out, in, w, b, p);
-        return;
-    }
+    CALL_OPTIONAL(conv2d_relu_forward, ctx, out, in, w, b, p);
     op_conv2d_forward(ctx, out, in, w, b, p);
     op_relu_forward(ctx, out, out);
 }
