@@ -459,6 +459,24 @@ Test(runner, errors_name_the_file_and_the_field)
         expect_plan_error(write_experiment("badseed.json", doc), "tiny", NULL,
                           "scales.tiny.seeds: expected a list of sampling seeds", NULL);
     }
+    // "eval" options that are not an object, at each of their three places
+    // (make fuzz found a scale's "eval": [0, 1, 2] leaking its copies)
+    static const char *const evals[][3] = {
+        {"\"eval\": [0, 1, 2], ", "", "scales.tiny.eval"},
+        {"", "\"eval\": 3, ", "scales.tiny.setups.f.eval"},
+        {"", "", "scales.tiny.setups.f.rows.U-ViT.eval"},
+    };
+    for (int k = 0; k < 3; k++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{\"experiment\": \"t\", \"rows\": [\"U-ViT\"], \"scales\": {\"tiny\": {%s\"seeds\": [0],"
+                 "  \"columns\": [{\"name\": \"F\", \"setup\": \"f\"}],"
+                 "  \"setups\": {\"f\": {%s\"rows\": {\"U-ViT\": {\"model\": \"u.safetensors\"%s}}}}}}}",
+                 evals[k][0], evals[k][1], k == 2 ? ", \"eval\": \"n=10\"" : "");
+        char want[128];
+        snprintf(want, sizeof want, "%s: expected an object of eval options", evals[k][2]);
+        expect_plan_error(write_experiment("badeval.json", doc), "tiny", NULL, want, NULL);
+    }
     // a row the experiment does not list
     const char *stray = write_experiment(
         "stray.json",

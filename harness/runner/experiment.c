@@ -220,14 +220,12 @@ static void append_flag(char **argv, int *argc, const char *flag, const cJSON *v
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* eval options: the scale's "eval", the setup's, the row's, in that order of
-   precedence (later wins); flags in name order, so a file's key order does
-   not change a run's key */
-static cJSON *merged_eval(const cJSON *scale, const cJSON *setup, const cJSON *row)
+/* eval options: layers[3] are the scale's "eval", the setup's, the row's
+   (objects or NULL), in that order of precedence (later wins); flags in name
+   order, so a file's key order does not change a run's key */
+static cJSON *merged_eval(const cJSON *const layers[3])
 {
     cJSON *m = cJSON_CreateObject();
-    const cJSON *layers[] = {cJSON_GetObjectItem(scale, "eval"), cJSON_GetObjectItem(setup, "eval"),
-                             cJSON_GetObjectItem(row, "eval")};
     for (int l = 0; l < 3; l++) {
         const cJSON *it;
         cJSON_ArrayForEach(it, layers[l]) {
@@ -381,7 +379,16 @@ static int expand_row(Builder *b, int column, const char *setup_name, const cJSO
         const cJSON *thr = cJSON_IsArray(th) ? cJSON_GetArrayItem(th, t) : th;
         if (thr && !cJSON_IsNumber(thr)) return bad(b, "threshold: expected a number or a list of numbers");
     }
-    cJSON *opts = merged_eval(b->p->scale_doc, setup, row);
+    const cJSON *evals[] = {cJSON_GetObjectItem(p->scale_doc, "eval"), cJSON_GetObjectItem(setup, "eval"),
+                            cJSON_GetObjectItem(row, "eval")};
+    for (int l = 0; l < 3; l++)
+        if (evals[l] && !cJSON_IsObject(evals[l])) {
+            if (l == 0) field(b, "scales.%s.eval", p->scale);
+            else if (l == 1) field(b, "scales.%s.setups.%s.eval", p->scale, setup_name);
+            else field(b, "scales.%s.setups.%s.rows.%s.eval", p->scale, setup_name, row_name);
+            return bad(b, "expected an object of eval options");
+        }
+    cJSON *opts = merged_eval(evals);
     for (int t = 0; t < n_th && !rc; t++) {
         const cJSON *thr = cJSON_IsArray(th) ? cJSON_GetArrayItem(th, t) : th;
         cJSON_ArrayForEach(s, seeds) {
