@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/cpu_gelu.h"
 #include "kernels/cpu/cpu_math.h"
 #include "kernels/ops.h"
 #include "tests/support/gradcheck.h"
@@ -69,20 +70,28 @@ typedef struct { Tensor out, a, b, c, d, e; int arg; float eps; } Call;
 
 /* ---- vector math ---------------------------------------------------------------- */
 
-Test(ops_core, erf_and_exp_accuracy)
+Test(ops_core, normal_cdf_and_exp_accuracy)
 {
-    double erf_worst = 0, exp_worst = 0;
+    double cdf_worst = 0, pdf_worst = 0, exp_worst = 0;
     for (int i = -2000000; i <= 2000000; i++) {
         float x = (float)(i * 5e-6);  /* [-10, 10] */
-        erf_worst = fmax(erf_worst, fabs(cpu_erff(x) - erf((double)x)));
-        double e = exp((double)x);
-        exp_worst = fmax(exp_worst, fabs(cpu_expf(x) - e) / e);
+        float e, cdf = cpu_normal_cdf_e(x, &e);
+        cdf_worst = fmax(cdf_worst, fabs(cdf - 0.5 * erfc(-(double)x / sqrt(2.0))));
+        pdf_worst = fmax(pdf_worst, fabs(e - exp(-0.5 * (double)x * x)));
+        double ex = exp((double)x);
+        exp_worst = fmax(exp_worst, fabs(cpu_expf(x) - ex) / ex);
     }
-    cr_expect(erf_worst <= 2e-7, "erf max abs error %g", erf_worst);
+    cr_expect(cdf_worst <= 1.5e-7, "normal CDF max abs error %g", cdf_worst);
+    cr_expect(pdf_worst <= 2e-7, "exp(-x^2/2) max abs error %g", pdf_worst);
     cr_expect(exp_worst <= 2.4e-7, "exp max rel error %g", exp_worst);
-    cr_expect(isnan(cpu_erff(NAN)) && isnan(cpu_expf(NAN)), "NaN must propagate");
+    /* far tails: a normal float (no denormal), of the right size */
+    float e;
+    float lo = cpu_normal_cdf_e(-30.0f, &e);
+    cr_expect(lo > 0.0f && lo < 1e-30f && isnormal(lo) && isnormal(e), "Phi(-30) = %g", lo);
+    cr_expect(cpu_normal_cdf(30.0f) == 1.0f);
+    cr_expect(isnan(cpu_normal_cdf(NAN)) && isnan(cpu_expf(NAN)), "NaN must propagate");
     cr_expect(cpu_expf(-1000.0f) < 1e-37f && cpu_expf(-1000.0f) >= 0.0f);
-    cr_expect(cpu_erff(INFINITY) == 1.0f && cpu_erff(-INFINITY) == -1.0f);
+    cr_expect(cpu_normal_cdf(INFINITY) == 1.0f && cpu_normal_cdf(-INFINITY) < 1e-30f);
 }
 
 /* ---- linear --------------------------------------------------------------------- */

@@ -1,14 +1,15 @@
 /*
- * activations.c: GELU (exact erf form), SiLU and sigmoid, forward and backward.
+ * activations.c: GELU (the exact normal-CDF form), SiLU and sigmoid, forward and backward.
  *
  *   gelu(x)  = x Phi(x), its derivative in cpu_gelu.h (shared with the
- *              fused linear + GELU of linear_gelu.c)
+ *              fused linear + GELU of linear_fused.c)
  *   silu(x)  = x s(x),            s(x) = 1 / (1 + exp(-x))
  *   silu'(x) = s(x) (1 + x (1 - s(x)))
  *   s'(x)    = s(x) (1 - s(x))
  *
- * erf and exp come from cpu_math.h, so each chunk loop vectorises (glibc's
- * scalar erff would make GELU cost as much as the GEMMs around it).
+ * The normal CDF and exp come from cpu_gelu.h and cpu_math.h, so each chunk
+ * loop vectorises (glibc's scalar erff would make GELU cost as much as the
+ * GEMMs around it).
  * Backward passes accumulate into din. `omp simd` tells gcc that out may be
  * in itself (in place) but never a shifted view of it, so no scalar fallback.
  */

@@ -1,16 +1,14 @@
 /*
- * cpu_math.h: exp and erf for float, written to vectorise (internal).
+ * cpu_math.h: exp for float, written to vectorise (internal).
  *
- * glibc's scalar expf/erff stop gcc from vectorising a loop, and the vector
+ * glibc's scalar expf stops gcc from vectorising a loop, and the vector
  * versions need -ffast-math (which may delete NaN checks). These are plain C
  * with no branches: gcc -O3 -march=native turns a loop calling them into
  * AVX2 code. Clamps are written as `x < lo ? lo : x` so a NaN input passes
  * through unchanged (a NaN compares false) and NaN propagates to the output.
  *
  *   cpu_expf: Cephes' range reduction and polynomial, within 2 ulp.
- *   cpu_erff: |x| < 0.921875: x P(x^2); else 1 - exp(-Q(|x|)); both are
- *             least-squares (Lawson) fits made for this file; max absolute
- *             error about 1e-7 over all floats (see tests/test_ops_core.c).
+ * (The GELU's normal CDF builds on it: cpu_gelu.h.)
  */
 #ifndef DEEDIFF_CPU_MATH_H
 #define DEEDIFF_CPU_MATH_H
@@ -42,32 +40,6 @@ static inline float cpu_expf(float x)
     uint32_t k = cpu_f32_bits(t) - cpu_f32_bits(magic); /* n as an integer */
     float scale = cpu_bits_f32((k + 127u) << 23); /* 2^n */
     return p * scale;
-}
-
-static inline float cpu_erff(float x)
-{
-    float a = fabsf(x);
-    a = a > 4.0f ? 4.0f : a;                      /* erf(4) rounds to 1 */
-    /* near zero: erf(a) = a P(a^2), relative error 2e-8 */
-    float t = a * a;
-    float p = -5.990849952554611e-4f;
-    p = fmaf(p, t, 4.993179535653147e-3f);
-    p = fmaf(p, t, -2.676661578897585e-2f);
-    p = fmaf(p, t, 1.128181615692572e-1f);
-    p = fmaf(p, t, -3.7612493686456944e-1f);
-    p = fmaf(p, t, 1.128379149556931f);
-    float small = a * p;
-    /* away from zero: erfc(a) = exp(-Q(a)), absolute error 2e-9 */
-    float q = -1.9473536885405984e-4f;
-    q = fmaf(q, a, 3.031608814117015e-3f);
-    q = fmaf(q, a, -2.218142919084931e-2f);
-    q = fmaf(q, a, 1.0383896700202538e-1f);
-    q = fmaf(q, a, 6.372856922076133e-1f);
-    q = fmaf(q, a, 1.1276154955799025f);
-    q = fmaf(q, a, 2.0990531487626585e-4f);
-    float large = 1.0f - cpu_expf(-q);
-    float r = a < 0.921875f ? small : large;
-    return copysignf(r, x);
 }
 
 #endif
