@@ -61,7 +61,7 @@ int bench_inception(FILE *out, struct Ctx *gpu, int rounds);
 int bench_autoencoder(FILE *out);            /* KL autoencoder encode/decode images/s vs PyTorch */
 int bench_frechet(FILE *out);    /* Frechet distance at 2048-d vs a general sqrtm */
 int bench_early_exit(FILE *out, struct Ctx *ctx);  /* wall-clock vs layer saving of early exit */
-int bench_busy(FILE *out, struct Ctx *ctx);        /* sampling with one core busy elsewhere */
+int bench_busy(FILE *out, struct Ctx *ctx, int quick);  /* sampling with one core busy elsewhere */
 /* `deediff bench --backend cuda`: the card's BF16 GEMM ceiling, U-ViT-S/2
    vs PyTorch (eager, torch.compile) with MFU, then the Inception and early
    exit on the GPU, for the sections `only` lists (NULL: all) (bench_gpu.c) */

@@ -27,7 +27,8 @@ double gradcheck_loss(const GradCheck *g);
 
 /* perturbs up to max_probes evenly spread elements of x[n] by +-eps and
    returns the largest |numeric - analytic| / max(1, |numeric|, |analytic|)
-   (an absolute error for small gradients, relative for large ones) */
+   (an absolute error for small gradients, relative for large ones); in the
+   sanitizer build at most 2 probes (gradcheck.c says why) */
 double gradcheck_max_error(const GradCheck *g, float *x, int64_t n,
                            const float *analytic, float eps, int max_probes);
 
