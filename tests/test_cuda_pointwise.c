@@ -140,6 +140,36 @@ static void token_case(DType dt)
 Test(cuda, token_slice_place_f32) { token_case(DT_F32); }
 Test(cuda, token_slice_place_bf16) { token_case(DT_BF16); }
 
+/* an exit head slices F32 rows out of the backbone's BF16 activations: the
+   copies convert when the two sides' dtypes differ (BF16 values, so exact) */
+Test(cuda, token_slice_place_concat_mixed_dtypes)
+{
+    cc_start();
+    int64_t B = 3, T = 11, n = 4, D = 10;
+    int at = 5;
+    float *seq = cc_values(B * T * D, -1, 1, 24, DT_BF16), *slice = cc_values(B * n * D, 0, 0, 0, DT_F32);
+    Tensor hseq = tensor3(seq, DT_F32, B, T, D), hslice = tensor3(slice, DT_F32, B, n, D);
+    Tensor dseq = cc_upload(hseq, DT_BF16), dslice = cc_zeros(hslice, DT_F32);
+    op_token_slice_forward(&cc_cpu, hslice, hseq, at);
+    op_token_slice_forward(&cc_gpu, dslice, dseq, at);  /* BF16 -> F32 */
+    cc_expect_close("token_slice_forward bf16 -> f32", dslice, slice, 1e-30);
+    float *part = cc_values(B * n * D, -1, 1, 25, DT_BF16);
+    Tensor hpart = tensor3(part, DT_F32, B, n, D), dpart = cc_upload(hpart, DT_F32);
+    op_token_place_forward(&cc_cpu, hseq, hpart, at);
+    op_token_place_forward(&cc_gpu, dseq, dpart, at);  /* F32 -> BF16 */
+    cc_expect_close("token_place_forward f32 -> bf16", dseq, seq, 1e-30);
+
+    int64_t M = 37, Ca = 24, Cb = 40;
+    float *a = cc_values(M * Ca, -1, 1, 26, DT_BF16), *b = cc_values(M * Cb, -1, 1, 27, DT_BF16);
+    float *y = cc_values(M * (Ca + Cb), 0, 0, 0, DT_F32);
+    Tensor ha = tensor2(a, DT_F32, M, Ca), hb = tensor2(b, DT_F32, M, Cb), hy = tensor2(y, DT_F32, M, Ca + Cb);
+    op_concat_forward(&cc_cpu, hy, ha, hb);
+    Tensor da = cc_upload(ha, DT_BF16), db = cc_upload(hb, DT_F32), dy = cc_zeros(hy, DT_F32);
+    op_concat_forward(&cc_gpu, dy, da, db);
+    cc_expect_close("concat_forward bf16, f32 -> f32", dy, y, 1e-30);
+    cc_finish();
+}
+
 static void concat_case(DType dt)
 {
     cc_start();

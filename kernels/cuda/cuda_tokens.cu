@@ -5,22 +5,41 @@
  *   concat:       out[M, Ca+Cb] = [a[M,Ca], b[M,Cb]]
  *
  * Every forward is R rows of `width` contiguous elements copied between two
- * row pitches, so one cudaMemcpy2DAsync each (any dtype, the two sides must
- * share it). Every backward is the same row walk adding instead of copying:
- * rows_accumulate_kernel, F32 arithmetic on F32 or BF16 (any mix).
+ * row pitches: one cudaMemcpy2DAsync when both sides have one dtype, else
+ * rows_convert_kernel (an exit head slices F32 rows out of the backbone's
+ * BF16 activations). Every backward is the same row walk adding instead of
+ * copying: rows_accumulate_kernel, F32 arithmetic on F32 or BF16 (any mix).
  */
 #include "cuda_common.h"
 #include "cuda_ops.h"
 
-/* copies R rows of `width` elements of es bytes between row pitches (in
-   elements) dpitch and spitch */
-static void copy_rows(Ctx *ctx, void *dst, int64_t dpitch, const void *src, int64_t spitch,
-                      int64_t width, int64_t R, size_t es)
+// dst[r * dpitch + doff + j] = src[r * spitch + soff + j] for r < R, j < width, through F32
+__global__ void rows_convert_kernel(CudaOut dst, int64_t dpitch, int64_t doff, CudaIn src,
+                                    int64_t spitch, int64_t soff, int64_t width, int64_t R)
+{
+    CUDA_GRID_STRIDE(i, R * width) {
+        int64_t r = i / width, j = i % width;
+        store_f32(dst, r * dpitch + doff + j, load_f32(src, r * spitch + soff + j));
+    }
+}
+
+/* dst[r * dpitch + doff + j] = src[r * spitch + soff + j] for r < R and
+   j < width (pitches and offsets in elements of each side's dtype): a 2-D
+   memcpy when the dtypes match, a converting kernel when not */
+static void copy_rows(Ctx *ctx, const char *op, Tensor dst, int64_t dpitch, int64_t doff, Tensor src,
+                      int64_t spitch, int64_t soff, int64_t width, int64_t R)
 {
     if (width == 0 || R == 0) return;
-    cudaCheck(cudaMemcpy2DAsync(dst, (size_t)dpitch * es, src, (size_t)spitch * es,
-                                (size_t)width * es, (size_t)R, cudaMemcpyDeviceToDevice,
-                                cuda_stream(ctx)));
+    if (dst.dtype != src.dtype) {
+        CudaOut d = cuda_out(op, dst);
+        CudaIn s = cuda_in(op, src);
+        CUDA_LAUNCH(ctx, R * width, rows_convert_kernel, d, dpitch, doff, s, spitch, soff, width, R);
+        return;
+    }
+    size_t es = dtype_size(dst.dtype);
+    cudaCheck(cudaMemcpy2DAsync((char *)dst.data + (size_t)doff * es, (size_t)dpitch * es,
+                                (const char *)src.data + (size_t)soff * es, (size_t)spitch * es,
+                                (size_t)width * es, (size_t)R, cudaMemcpyDeviceToDevice, cuda_stream(ctx)));
 }
 
 // dst[r * dpitch + doff + j] += src[r * spitch + soff + j] for r < R, j < width
@@ -44,11 +63,9 @@ static void accumulate_rows(Ctx *ctx, const char *op, Tensor dst, int64_t dpitch
 
 void cuda_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at)
 {
-    cuda_same_dtype("token_slice_forward", out, in);
     int64_t B = in.shape[0], T = in.shape[1], n = out.shape[1], D = in.shape[2];
     // in is (B, T, D), out is (B, n, D)
-    copy_rows(ctx, out.data, n * D, (const char *)in.data + (size_t)at * D * dtype_size(in.dtype),
-              T * D, n * D, B, dtype_size(in.dtype));
+    copy_rows(ctx, "token_slice_forward", out, n * D, 0, in, T * D, (int64_t)at * D, n * D, B);
 }
 
 void cuda_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at)
@@ -60,11 +77,9 @@ void cuda_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at)
 
 void cuda_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at)
 {
-    cuda_same_dtype("token_place_forward", seq, src);
     int64_t B = seq.shape[0], T = seq.shape[1], n = src.shape[1], D = seq.shape[2];
     // seq is (B, T, D), src is (B, n, D)
-    copy_rows(ctx, (char *)seq.data + (size_t)at * D * dtype_size(seq.dtype), T * D, src.data,
-              n * D, n * D, B, dtype_size(seq.dtype));
+    copy_rows(ctx, "token_place_forward", seq, T * D, (int64_t)at * D, src, n * D, 0, n * D, B);
 }
 
 void cuda_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at)
@@ -76,13 +91,10 @@ void cuda_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at)
 
 void cuda_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
 {
-    cuda_same_dtype("concat_forward", a, out);
-    cuda_same_dtype("concat_forward", b, out);
     int64_t M = tensor_rows(out), Ca = tensor_cols(a), Cb = tensor_cols(b), C = Ca + Cb;
-    size_t es = dtype_size(out.dtype);
     // a is (M, Ca), b is (M, Cb), out is (M, C)
-    copy_rows(ctx, out.data, C, a.data, Ca, Ca, M, es);
-    copy_rows(ctx, (char *)out.data + (size_t)Ca * es, C, b.data, Cb, Cb, M, es);
+    copy_rows(ctx, "concat_forward", out, C, 0, a, Ca, 0, Ca, M);
+    copy_rows(ctx, "concat_forward", out, C, Ca, b, Cb, 0, Cb, M);
 }
 
 void cuda_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout)
