@@ -78,7 +78,7 @@ typedef struct {
     const Method *me;
     const UViT *m;
     ExitActs e;
-    float *rows;               /* [B,T,D] gathered hidden rows */
+    void *rows;                /* [B,T,D] gathered hidden rows, in the activation dtype */
 } ExitHeadRows;
 
 void exit_head_rows_alloc(ExitHeadRows *r, Ctx *ctx, const ExitHeadSet *heads, const Method *me, const UViT *m,
