@@ -187,6 +187,7 @@ typedef struct {
     /* (the arena's hidden state before the block is the one to compare:
        compaction moves the rows of the block that just ran, so the state
        the next block reads is already in the rows' new order) */
+    float *widened;                  /* backend [B, T*D] F32 when activations are not (CUDA's BF16) */
     float *pooled, *z;               /* backend [B,D], [B,2] (calm-meta) */
     float *z_host;                   /* host [B*2] */
 } CalmRule;
@@ -194,6 +195,21 @@ typedef struct {
 static void calm_begin(EarlyExitRule *r, Ctx *ctx, int B, const double *t, Tensor net_t)
 {
     (void)r, (void)ctx, (void)B, (void)t, (void)net_t;
+}
+
+/* host[B, T*D] = the first B rows of hidden [., T, D] as floats: widened
+   on the device first (a converting slice of every token) when the
+   activations are not F32 */
+static void download_state(CalmRule *q, Ctx *ctx, float *host, Tensor hidden, int B)
+{
+    ExitDims dm = exit_dims(&q->hr.m->cfg);
+    const void *src = hidden.data;
+    if (hidden.dtype != DT_F32) {
+        op_token_slice_forward(ctx, tensor3(q->widened, DT_F32, B, dm.T, dm.D),
+                               tensor3(hidden.data, hidden.dtype, B, dm.T, dm.D), 0);
+        src = q->widened;
+    }
+    ctx_download(ctx, host, src, (size_t)B * q->state * sizeof(float));
 }
 
 static void calm_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B, float *score)
@@ -208,9 +224,8 @@ static void calm_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B
         for (int b = 0; b < B; b++)   // 1 - softmax(z)[1] = sigmoid(z0 - z1)
             score[b] = 1.0f / (1.0f + expf(q->z_host[2 * b + 1] - q->z_host[2 * b]));
     } else {
-        size_t bytes = (size_t)B * q->state * sizeof(float);
-        ctx_download(ctx, q->prev, uvit_hidden(a, block - 1).data, bytes);   // block -1: the embedded tokens
-        ctx_download(ctx, q->cur, uvit_hidden(a, block).data, bytes);
+        download_state(q, ctx, q->prev, uvit_hidden(a, block - 1), B);   // block -1: the embedded tokens
+        download_state(q, ctx, q->cur, uvit_hidden(a, block), B);
         calm_unsaturation(q->prev, q->cur, B, q->state, score);
     }
     if (x->batch_all) calm_batch_rule(score, B);
@@ -256,6 +271,7 @@ static EarlyExitRule *calm_exit_rule(Method *me, Ctx *ctx, const UViT *bb, int B
     } else {
         q->prev = xmalloc((size_t)B * q->state * sizeof(float));
         q->cur = xmalloc((size_t)B * q->state * sizeof(float));
+        if (ctx->act_dtype != DT_F32) q->widened = ctx_alloc(ctx, (size_t)B * q->state * sizeof(float));
     }
     q->rule = (EarlyExitRule){.begin = calm_begin, .score = calm_score, .head = calm_head, .keep = calm_keep,
                               .macs_score = calm_macs_estimator(me, &bb->cfg),
@@ -270,6 +286,7 @@ static void calm_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
     exit_head_rows_free(&q->hr, ctx);
     if (q->pooled) ctx_free(ctx, q->pooled);
     if (q->z) ctx_free(ctx, q->z);
+    if (q->widened) ctx_free(ctx, q->widened);
     free(q->z_host);
     free(q->prev);
     free(q->cur);
