@@ -24,6 +24,8 @@ int profile_cupti_start(Profiler *p)
 
 #include <cupti.h>
 #include <dlfcn.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +65,10 @@ static const CUpti_ActivityKind kinds[] = {
 #define EXT_KIND CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0
 
 static _Atomic(Profiler *) active; /* the profiler CUPTI's callbacks feed (on CUPTI's thread) */
+/* buffer_completed calls in flight: stop() waits for none after clearing
+   `active`, so no callback that read the profiler before the clear can
+   still lock it once the caller frees it */
+static atomic_int in_callback;
 static size_t dropped;            /* records CUPTI lost (buffers full) */
 
 static const char *result_name(CUptiResult r)
@@ -110,6 +116,7 @@ static void CUPTIAPI buffer_requested(uint8_t **buffer, size_t *size, size_t *ma
 static void CUPTIAPI buffer_completed(CUcontext context, uint32_t stream, uint8_t *buffer, size_t size,
                                       size_t valid)
 {
+    atomic_fetch_add(&in_callback, 1);
     Profiler *p = active;
     if (p && valid > 0) {
         pthread_mutex_lock(&p->lock);
@@ -127,6 +134,7 @@ static void CUPTIAPI buffer_completed(CUcontext context, uint32_t stream, uint8_
         if (cupti.cuptiActivityGetNumDroppedRecords(context, stream, &lost) == CUPTI_SUCCESS) dropped += lost;
         pthread_mutex_unlock(&p->lock);
     }
+    atomic_fetch_sub(&in_callback, 1);
     free(buffer);
 }
 
@@ -175,7 +183,8 @@ static void stop(Profiler *p)
     disable(NKINDS);
     active = NULL;
     cupti.cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);   /* frees the buffers left */
-    pthread_mutex_lock(&p->lock);   /* a callback still holding p ends first */
+    while (atomic_load(&in_callback) > 0) sched_yield();   /* a callback that read p before the clear */
+    pthread_mutex_lock(&p->lock);
     if (dropped)
         snprintf(p->note, sizeof p->note, "CUPTI dropped %zu records: the table misses some kernels", dropped);
     pthread_mutex_unlock(&p->lock);
