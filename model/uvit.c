@@ -41,9 +41,10 @@ struct UViTActs {
     void *temb, *te1, *te1s;  /* [B,D], [B,4D], [B,4D] */
     void *time_tok, *label_tok; /* [B,D] */
     void *context_tok;        /* [B,L,D] text-to-image */
+    void *context_act;        /* [B,L,Dc] the contexts in the activation dtype, when it is not F32 */
     void *seq, *h0;           /* [B,T,D] before and after pos_embed */
     Tensor y;                 /* labels of the last forward (caller's) */
-    Tensor context;           /* [B,L,Dc] contexts of the last forward (caller's) */
+    Tensor context;           /* [B,L,Dc] contexts of the last forward (caller's, or context_act) */
     /* blocks */
     void *hidden[UVIT_MAX_BLOCKS];     /* [B,T,D] after each block */
     BlockActs blk[UVIT_MAX_BLOCKS];
@@ -120,6 +121,7 @@ static void layout(UViTActs *a, const UViTConfig *c, char *base)
     a->time_tok = ACT(B * D);
     a->label_tok = ACT(B * D);
     a->context_tok = L ? ACT(B * L * D) : NULL;
+    a->context_act = L && a->dt != DT_F32 ? ACT(B * L * (size_t)c->clip_dim) : NULL;
     a->seq = ACT(B * T * D);
     a->h0 = ACT(B * T * D);
     BlockActs shared = {0};
@@ -292,10 +294,16 @@ void uvit_embed(Ctx *ctx, const UViT *m, UViTActs *a, Tensor x, Tensor t, Condit
     }
     op_token_place_forward(ctx, seq, v3(a, ttok.data, 1, D), uvit_time_token(c));
     if (uvit_is_text(c)) {
-        /* context_embed: [B,L,Dc] -> [B,L,D]; the contexts are F32 (check_cond), the
-           activations' dtype on the CPU backend: a BF16 backend must convert them first */
+        /* context_embed: [B,L,Dc] -> [B,L,D]. The contexts are F32 (check_cond),
+           the activations' dtype on the CPU backend; a BF16 backend's linear
+           takes its input in BF16, so they are converted first (a converting
+           copy of every token), and the backward reads that copy */
+        if (a->context_act) {
+            a->context = v3(a, a->context_act, c->num_clip_token, c->clip_dim);
+            op_token_slice_forward(ctx, a->context, cond.context, 0);
+        }
         Tensor ctok = v3(a, a->context_tok, c->num_clip_token, D);
-        op_linear_forward(ctx, ctok, cond.context, w->context_w, w->context_b);
+        op_linear_forward(ctx, ctok, a->context, w->context_w, w->context_b);
         op_token_place_forward(ctx, seq, ctok, UVIT_CONTEXT_TOKEN);
     }
     op_token_place_forward(ctx, seq, ptok, extras);
