@@ -29,21 +29,11 @@
 #include "model/uvit.h"
 #include "tests/support/cuda_compare.h"
 #include "tests/support/exit_scores.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/tiny_uvit.h"
 
 #define CC_TOL_MODEL 3e-2
 #define CC_TOL_MODEL_GRAD 6e-2
-
-/* ||a - b|| / ||b|| over n floats (0 when both are 0) */
-static double rel_l2(const float *a, const float *b, size_t n)
-{
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        r += (double)b[i] * b[i];
-    }
-    return r > 0 ? sqrt(d / r) : sqrt(d);
-}
 
 /* one forward (and, with grads, one backward) of the model json on both
    backends, batch 3 */
@@ -99,7 +89,7 @@ static void model_case(const char *json, int grads)
         double worst = 0;
         for (int i = 0; i < mc.num_params; i++) {
             const ParamInfo *p = &mc.params[i];
-            double err = rel_l2(gg + p->offset, mc.grads + p->offset, p->numel);
+            double err = rel_l2(gg + p->offset, mc.grads + p->offset, (int64_t)p->numel);
             cr_expect(err < CC_TOL_MODEL_GRAD, "%s: gradient relative L2 %g", p->name, err);
             worst = fmax(worst, err);
         }
@@ -164,16 +154,15 @@ static void probe_scores(Ctx *ctx, Method *me, const UViT *m, Tensor x, const do
                          float *s, float *u_all, float *g_all)
 {
     int64_t img = (int64_t)m->cfg.in_chans * m->cfg.img_size * m->cfg.img_size;
-    // x, g, u, out are (B, C, H, W) F32 on ctx's backend
+    // x, g, u, out are (B, C, H, W) F32 on ctx's backend: zeros uploaded, or host zeros
     Tensor hz = tensor4(cc_values(EE_B * img, 0, 0, 0, DT_F32), DT_F32, EE_B, m->cfg.in_chans, m->cfg.img_size,
                         m->cfg.img_size);
     int gpu = ctx->backend == BACKEND_CUDA;
-    Tensor out = gpu ? cc_zeros(hz, DT_F32) : tensor4(cc_copy(hz.data, EE_B * img), DT_F32, EE_B,
-                                                       m->cfg.in_chans, m->cfg.img_size, m->cfg.img_size);
-    Tensor g = gpu ? cc_zeros(hz, DT_F32) : tensor4(cc_copy(hz.data, EE_B * img), DT_F32, EE_B,
-                                                     m->cfg.in_chans, m->cfg.img_size, m->cfg.img_size);
-    Tensor u = gpu ? cc_zeros(hz, DT_F32) : tensor4(cc_copy(hz.data, EE_B * img), DT_F32, EE_B,
-                                                     m->cfg.in_chans, m->cfg.img_size, m->cfg.img_size);
+    Tensor out = gpu ? cc_zeros(hz, DT_F32) : hz, g = gpu ? cc_zeros(hz, DT_F32) : hz, u = gpu ? cc_zeros(hz, DT_F32) : hz;
+    if (!gpu) {  /* three host buffers of hz's shape */
+        g.data = cc_copy(hz.data, EE_B * img);
+        u.data = cc_copy(hz.data, EE_B * img);
+    }
     UViTActs *a = uvit_acts_create(ctx, m, EE_B, 0);
     uvit_forward(ctx, m, a, x, net_t, cond_none(), out);
     for (int i = 0; i < L - 1; i++) {
@@ -236,7 +225,7 @@ Test(cuda, deediff_probes_and_exit_decisions, .timeout = 120)
     float *ug = cc_values((int64_t)all, 0, 0, 0, DT_F32), *gg = cc_values((int64_t)all, 0, 0, 0, DT_F32);
     probe_scores(&cc_cpu, ec, &mc, hx, t, hnt, L, sc, uc, gc);
     probe_scores(&cc_gpu, eg, &mg, dx, t, dnt, L, sg, ug, gg);
-    double eu = rel_l2(ug, uc, all), eh = rel_l2(gg, gc, all), margin = 0;
+    double eu = rel_l2(ug, uc, (int64_t)all), eh = rel_l2(gg, gc, (int64_t)all), margin = 0;
     cr_expect(eu < CC_TOL_MODEL, "UEM score maps: relative L2 %g", eu);
     cr_expect(eh < CC_TOL_MODEL, "exit heads' predictions: relative L2 %g", eh);
     for (int b = 0; b < EE_B; b++)
