@@ -1,7 +1,7 @@
 /*
  * test_store.c: the results database: creation with the embedded schema,
  * a run's round trip (create, training log in batches, metrics, artifacts,
- * finish) read back with SQL, reopening, refusing a newer schema or a
+ * finish) read back with SQL, reopening, refusing a newer or negative schema or a
  * corrupt file with one line naming it, migrations one transaction per step,
  * and rollbacks that leave no partial rows.
  */
@@ -247,6 +247,19 @@ Test(store, newer_schema_is_refused)
     cr_expect_eq(store_open(&s, dbpath), -1);
     expect_one_line_naming_db();
     cr_expect(strstr(err_msg(), "99") && strstr(err_msg(), "newer"), "%s", err_msg());
+    cr_expect_null(s.db);
+}
+
+/* the fuzzer's find: a foreign SQLite file whose user_version is negative */
+Test(store, negative_schema_version_is_refused)
+{
+    Store s;
+    cr_assert_eq(store_open(&s, dbpath), 0, "%s", err_msg());
+    cr_assert_eq(sqlite3_exec(s.db, "PRAGMA user_version = -16776961", NULL, NULL, NULL), SQLITE_OK);
+    store_close(&s);
+    cr_expect_eq(store_open(&s, dbpath), -1);
+    expect_one_line_naming_db();
+    cr_expect(strstr(err_msg(), "-16776961"), "%s", err_msg());
     cr_expect_null(s.db);
 }
 

@@ -114,8 +114,13 @@ fail:
     return -1;
 }
 
-static int refuse_newer(Store *s, int version, int ours)
+/* a version outside 0..ours: newer than this deediff, or (negative) a file
+   whose user_version deediff never wrote */
+static int refuse_version(Store *s, int version, int ours)
 {
+    if (version < 0)
+        return err_set("%s: schema version %d: not a results database deediff wrote; "
+                       "use another --db", s->path, version);
     return err_set("%s: schema version %d is newer than this deediff's %d; "
                    "use a newer deediff or another --db", s->path, version, ours);
 }
@@ -126,12 +131,12 @@ static int migrate(Store *s, const char *sql)
 {
     int ours = store_schema_steps(sql), version;
     if (read_user_version(s, &version)) return -1;
-    if (version > ours) return refuse_newer(s, version, ours);
+    if (version < 0 || version > ours) return refuse_version(s, version, ours);
     while (version < ours) {
         if (store_begin(s)) return -1;
         if (read_user_version(s, &version)) goto fail;  /* under the write lock now */
-        if (version > ours) {
-            refuse_newer(s, version, ours);
+        if (version < 0 || version > ours) {
+            refuse_version(s, version, ours);
             goto fail;
         }
         if (version < ours) {
