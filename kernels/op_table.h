@@ -48,6 +48,8 @@ struct OpTable {
     void (*accumulate)(Ctx *, Tensor, Tensor);
     void (*add_bcast_forward)(Ctx *, Tensor, Tensor, Tensor);
     void (*add_bcast_backward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*add_per_image_forward)(Ctx *, Tensor, Tensor, Tensor);
+    void (*add_per_image_backward)(Ctx *, Tensor, Tensor, Tensor);
     void (*concat_forward)(Ctx *, Tensor, Tensor, Tensor);
     void (*concat_backward)(Ctx *, Tensor, Tensor, Tensor);
     void (*token_slice_forward)(Ctx *, Tensor, Tensor, int);

@@ -414,6 +414,28 @@ void op_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout)
         need(tensor_numel(dout) % tensor_numel(drow) == 0, op, "row does not tile dout", dout, drow);
     CALL(add_bcast_backward, ctx, din, drow, dout);
 }
+/* v is [B,D] for an x of [B,T,D] */
+static void need_per_image_row(const char *op, Tensor x, Tensor v)
+{
+    need_ndim(op, x, 3);
+    need_ndim(op, v, 2);
+    need(v.shape[0] == x.shape[0] && v.shape[1] == x.shape[2], op, "v is not [B,D] of [B,T,D]", x, v);
+    need(v.dtype == DT_F32, op, "v must be F32", x, v);
+}
+void op_add_per_image_forward(Ctx *ctx, Tensor out, Tensor in, Tensor v)
+{
+    const char *op = "add_per_image_forward";
+    same_shape(op, out, in);
+    need_per_image_row(op, in, v);
+    CALL(add_per_image_forward, ctx, out, in, v);
+}
+void op_add_per_image_backward(Ctx *ctx, Tensor din, Tensor dv, Tensor dout)
+{
+    const char *op = "add_per_image_backward";
+    same_shape_opt(op, din, dout);
+    if (tensor_present(dv)) need_per_image_row(op, dout, dv);
+    CALL(add_per_image_backward, ctx, din, dv, dout);
+}
 
 /* ---- concat -------------------------------------------------------------------- */
 

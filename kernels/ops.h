@@ -163,6 +163,10 @@ void op_accumulate(Ctx *ctx, Tensor dst, Tensor src);
 /* out[B,T,D] = in[B,T,D] + row[T,D] for every b (positional embedding) */
 void op_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row);
 void op_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout);
+/* out[B,T,D] = in[B,T,D] + v[B,D] for every t: each image's own row added to
+   all its tokens (the UEM's per-image time term); v and dv are F32 */
+void op_add_per_image_forward(Ctx *ctx, Tensor out, Tensor in, Tensor v);
+void op_add_per_image_backward(Ctx *ctx, Tensor din, Tensor dv, Tensor dout);
 
 /* ---- concatenation along the last dimension -----------------------------
  * out[M, Ca+Cb] = [a[M,Ca], b[M,Cb]]                                      */

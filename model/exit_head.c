@@ -112,10 +112,8 @@ void uem_forward(Ctx *ctx, const UViTConfig *c, const Uem *q, ExitActs *e, int B
         Tensor tb = tensor2(e->tbias + (size_t)b0 * d.P, DT_F32, r, d.P);
         op_linear_forward(ctx, tb, tensor2((float *)temb.data + (size_t)b0 * d.D, DT_F32, r, d.D),
                           bucket_of(q->time_w, k, d.P, d.D), bucket_bias(q->bias, k, d.P));
-        for (int b = b0; b < b1; b++) {
-            Tensor zb = tensor2(e->z + (size_t)b * d.N * d.P, DT_F32, d.N, d.P);
-            op_add_bcast_forward(ctx, zb, zb, tensor1(e->tbias + (size_t)b * d.P, DT_F32, d.P));
-        }
+        // z [r,N,P] += tb [r,P] over the tokens
+        op_add_per_image_forward(ctx, z, z, tb);
     }
     Tensor z = tensor3(e->z, DT_F32, B, d.N, d.P), utok = tensor3(e->utok, DT_F32, B, d.N, d.P);
     op_sigmoid_forward(ctx, utok, z);
@@ -167,9 +165,7 @@ void uem_backward(Ctx *ctx, const UViTConfig *c, const Uem *q, const Uem *g, Exi
         // dtb [r,P]: each image's sum of dz over its tokens
         Tensor dtb = tensor2(d_tbias + (size_t)b0 * d.P, DT_F32, r, d.P);
         ctx_zero(ctx, dtb);
-        for (int b = b0; b < b1; b++)
-            op_add_bcast_backward(ctx, tensor_none(), tensor1(d_tbias + (size_t)b * d.P, DT_F32, d.P),
-                                  tensor2(d_z + (size_t)b * d.N * d.P, DT_F32, d.N, d.P));
+        op_add_per_image_backward(ctx, tensor_none(), dtb, dzr);
         op_linear_backward(ctx, tensor_none(), bucket_of(g->time_w, k, d.P, d.D), bucket_bias(g->bias, k, d.P), dtb,
                            tensor2((float *)temb.data + (size_t)b0 * d.D, DT_F32, r, d.D),
                            bucket_of(q->time_w, k, d.P, d.D));

@@ -78,32 +78,52 @@ static void add_case(DType dt)
 Test(cuda, add_f32) { add_case(DT_F32); }
 Test(cuda, add_bf16) { add_case(DT_BF16); }
 
-/* out[B,T,D] = in + row[T,D] (row an F32 parameter), and drow's batch sum */
-static void add_bcast_case(DType dt)
+/* out[B,T,D] = in + a broadcast F32 row, and the row's gradient sum:
+   per_image 0: row[T,D] to every image (add_bcast), summed over the batch;
+   per_image 1: row[B,D], image b's to each of its tokens (add_per_image),
+   summed over the tokens */
+static void add_row_case(int per_image, DType dt)
 {
     cc_start();
-    int64_t B = 70, T = 17, D = 24; /* 70 rows: two row groups of the column sum */
-    float *x = cc_values(B * T * D, -1, 1, 15, dt), *row = cc_values(T * D, -1, 1, 16, DT_F32);
-    float *y = cc_values(B * T * D, 0, 0, 0, DT_F32);
-    Tensor hx = tensor3(x, DT_F32, B, T, D), hr = tensor3(row, DT_F32, 1, T, D), hy = tensor3(y, DT_F32, B, T, D);
-    op_add_bcast_forward(&cc_cpu, hy, hx, hr);
+    int64_t B = 70, T = 17, D = 24; /* 70 rows: two row groups of add_bcast's column sum */
+    if (per_image) B = 5, T = 130;   /* 130 tokens: three row groups of add_per_image's */
+    Tensor hr_shape = per_image ? tensor2(NULL, DT_F32, B, D) : tensor3(NULL, DT_F32, 1, T, D);
+    int64_t n = B * T * D, R = tensor_numel(hr_shape);
+    float *x = cc_values(n, -1, 1, 15, dt), *row = cc_values(R, -1, 1, 16, DT_F32);
+    float *y = cc_values(n, 0, 0, 0, DT_F32);
+    Tensor hx = tensor3(x, DT_F32, B, T, D), hr = hr_shape, hy = tensor3(y, DT_F32, B, T, D);
+    hr.data = row;
     Tensor dx = cc_upload(hx, dt), dr = cc_upload(hr, DT_F32), dy = cc_zeros(hy, dt);
-    op_add_bcast_forward(&cc_gpu, dy, dx, dr);
-    cc_expect_close("add_bcast_forward", dy, y, cc_tol(dt));
+    if (per_image) {
+        op_add_per_image_forward(&cc_cpu, hy, hx, hr);
+        op_add_per_image_forward(&cc_gpu, dy, dx, dr);
+    } else {
+        op_add_bcast_forward(&cc_cpu, hy, hx, hr);
+        op_add_bcast_forward(&cc_gpu, dy, dx, dr);
+    }
+    cc_expect_close("add row forward", dy, y, cc_tol(dt));
 
-    float *g = cc_values(B * T * D, -1, 1, 17, dt), *gx = cc_values(B * T * D, -1, 1, 18, dt);
-    float *grow = cc_values(T * D, -1, 1, 19, DT_F32);
-    Tensor hg = tensor3(g, DT_F32, B, T, D), hgx = tensor3(gx, DT_F32, B, T, D), hgr = tensor3(grow, DT_F32, 1, T, D);
+    float *g = cc_values(n, -1, 1, 17, dt), *gx = cc_values(n, -1, 1, 18, dt);
+    float *grow = cc_values(R, -1, 1, 19, DT_F32);
+    Tensor hg = tensor3(g, DT_F32, B, T, D), hgx = tensor3(gx, DT_F32, B, T, D), hgr = hr_shape;
+    hgr.data = grow;
     Tensor dg = cc_upload(hg, dt), dgx = cc_upload(hgx, dt), dgr = cc_upload(hgr, DT_F32);
-    op_add_bcast_backward(&cc_cpu, hgx, hgr, hg);
-    op_add_bcast_backward(&cc_gpu, dgx, dgr, dg);
-    cc_expect_close("add_bcast_backward din", dgx, gx, cc_tol(dt));
-    cc_expect_close("add_bcast_backward drow", dgr, grow, CC_TOL_F32);
+    if (per_image) {
+        op_add_per_image_backward(&cc_cpu, hgx, hgr, hg);
+        op_add_per_image_backward(&cc_gpu, dgx, dgr, dg);
+    } else {
+        op_add_bcast_backward(&cc_cpu, hgx, hgr, hg);
+        op_add_bcast_backward(&cc_gpu, dgx, dgr, dg);
+    }
+    cc_expect_close("add row backward din", dgx, gx, cc_tol(dt));
+    cc_expect_close("add row backward drow", dgr, grow, CC_TOL_F32);
     cc_finish();
 }
 
-Test(cuda, add_bcast_f32) { add_bcast_case(DT_F32); }
-Test(cuda, add_bcast_bf16) { add_bcast_case(DT_BF16); }
+Test(cuda, add_bcast_f32) { add_row_case(0, DT_F32); }
+Test(cuda, add_bcast_bf16) { add_row_case(0, DT_BF16); }
+Test(cuda, add_per_image_f32) { add_row_case(1, DT_F32); }
+Test(cuda, add_per_image_bf16) { add_row_case(1, DT_BF16); }
 
 /* ---- token slices and concatenation (copies: exact) ---------------------------------------- */
 

@@ -358,30 +358,43 @@ Test(ops_core, add_and_accumulate)
 }
 
 static void fwd_add_bcast(void *u) { Call *c = u; op_add_bcast_forward(&ctx, c->out, c->a, c->b); }
+static void fwd_add_per_image(void *u) { Call *c = u; op_add_per_image_forward(&ctx, c->out, c->a, c->b); }
 
-static void add_bcast_case(int64_t B, int64_t T, int64_t D, int probes)
+/* in [B,T,D] plus a broadcast row: [T,D] to every image (add_bcast), or
+   per_image: image b's own [D] row to each of its tokens (add_per_image) */
+static void add_row_case(int per_image, int64_t B, int64_t T, int64_t D, int probes)
 {
-    int64_t n = B * T * D, R = T * D;
+    int64_t n = B * T * D, R = per_image ? B * D : T * D;
     float *in = uniform(n, -1, 1), *row = uniform(R, -1, 1), *out = filled(n, NAN);
     float *want = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) want[i] = in[i] + row[i % R];
-    Call c = {.out = tensor3(out, DT_F32, B, T, D), .a = tensor3(in, DT_F32, B, T, D),
-              .b = tensor2(row, DT_F32, T, D)};
-    fwd_add_bcast(&c);
-    expect_equal(out, want, n, "add_bcast out");
+    for (int64_t i = 0; i < n; i++) want[i] = in[i] + row[per_image ? (i / (T * D)) * D + i % D : i % R];
+    Tensor trow = per_image ? tensor2(row, DT_F32, B, D) : tensor2(row, DT_F32, T, D);
+    Call c = {.out = tensor3(out, DT_F32, B, T, D), .a = tensor3(in, DT_F32, B, T, D), .b = trow};
+    void (*fwd)(void *) = per_image ? fwd_add_per_image : fwd_add_bcast;
+    fwd(&c);
+    expect_equal(out, want, n, "add row out");
     float *r = uniform(n, -1, 1), *din = filled(n, PREFILL), *drow = filled(R, PREFILL);
-    op_add_bcast_backward(&ctx, tensor3(din, DT_F32, B, T, D), tensor2(drow, DT_F32, T, D),
-                          tensor3(r, DT_F32, B, T, D));
-    GradCheck g = {out, n, r, fwd_add_bcast, &c};
-    check_grad(&g, in, din, n, probes, "add_bcast din");
-    check_grad(&g, row, drow, R, probes, "add_bcast drow");
+    Tensor tdin = tensor3(din, DT_F32, B, T, D), tr = tensor3(r, DT_F32, B, T, D);
+    trow.data = drow;
+    if (per_image) op_add_per_image_backward(&ctx, tdin, trow, tr);
+    else op_add_bcast_backward(&ctx, tdin, trow, tr);
+    GradCheck g = {out, n, r, fwd, &c};
+    check_grad(&g, in, din, n, probes, "add row din");
+    check_grad(&g, row, drow, R, probes, "add row drow");
     free(in), free(row), free(out), free(want), free(r), free(din), free(drow);
 }
 
 Test(ops_core, add_bcast)
 {
-    add_bcast_case(3, 7, 12, 1000);
-    add_bcast_case(3, 257, 130, 10);  /* row of 33410 floats: chunks wrap rows */
+    add_row_case(0, 3, 7, 12, 1000);
+    add_row_case(0, 3, 257, 130, 10);  /* row of 33410 floats: chunks wrap rows */
+}
+
+Test(ops_core, add_per_image)
+{
+    add_row_case(1, 3, 7, 12, 1000);
+    add_row_case(1, 5, 49, 4, 1000);    /* the UEM's shape: P = 4 pixels a token */
+    add_row_case(1, 4, 300, 130, 10);   /* over the parallel threshold */
 }
 
 /* ---- concat and token slices ----------------------------------------------------- */

@@ -45,6 +45,8 @@ void cpu_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
 void cpu_accumulate(Ctx *ctx, Tensor dst, Tensor src);
 void cpu_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row);
 void cpu_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout);
+void cpu_add_per_image_forward(Ctx *ctx, Tensor out, Tensor in, Tensor v);
+void cpu_add_per_image_backward(Ctx *ctx, Tensor din, Tensor dv, Tensor dout);
 void cpu_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
 void cpu_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout);
 void cpu_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at);

@@ -73,6 +73,34 @@ void cpu_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout)
     }
 }
 
+void cpu_add_per_image_forward(Ctx *ctx, Tensor out, Tensor in, Tensor v)
+{
+    // in, out are [B,T,D], v is [B,D]: out[b,t,:] = in[b,t,:] + v[b,:]
+    int64_t B = in.shape[0], T = in.shape[1], D = in.shape[2], rows = B * T;
+    float *y = tensor_f32(out);
+    const float *x = tensor_f32(in), *w = tensor_f32(v);
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (rows * D > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *vb = w + (r / T) * D;
+        #pragma omp simd
+        for (int64_t j = 0; j < D; j++) y[r * D + j] = x[r * D + j] + vb[j];
+    }
+}
+
+void cpu_add_per_image_backward(Ctx *ctx, Tensor din, Tensor dv, Tensor dout)
+{
+    // dout is [B,T,D]; din += dout; dv[b,:] += sum over t of dout[b,t,:]
+    if (tensor_present(din)) cpu_accumulate(ctx, din, dout);
+    if (!tensor_present(dv)) return;
+    int64_t B = dout.shape[0], T = dout.shape[1], D = dout.shape[2];
+    const float *g = tensor_f32(dout);
+    float *w = tensor_f32(dv);
+    /* each image's sum is its own, in token order */
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * T * D > CPU_PARALLEL_MIN) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) add_into(w + b * D, g + (b * T + t) * D, D);
+}
+
 void cpu_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b)
 {
     // a is (M,Ca), b is (M,Cb), out is (M,Ca+Cb)

@@ -53,6 +53,8 @@ void cuda_add_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
 void cuda_accumulate(Ctx *ctx, Tensor dst, Tensor src);
 void cuda_add_bcast_forward(Ctx *ctx, Tensor out, Tensor in, Tensor row);
 void cuda_add_bcast_backward(Ctx *ctx, Tensor din, Tensor drow, Tensor dout);
+void cuda_add_per_image_forward(Ctx *ctx, Tensor out, Tensor in, Tensor v);
+void cuda_add_per_image_backward(Ctx *ctx, Tensor din, Tensor dv, Tensor dout);
 void cuda_concat_forward(Ctx *ctx, Tensor out, Tensor a, Tensor b);
 void cuda_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout);
 void cuda_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at);
