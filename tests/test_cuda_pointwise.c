@@ -94,13 +94,10 @@ static void add_row_case(int per_image, DType dt)
     Tensor hx = tensor3(x, DT_F32, B, T, D), hr = hr_shape, hy = tensor3(y, DT_F32, B, T, D);
     hr.data = row;
     Tensor dx = cc_upload(hx, dt), dr = cc_upload(hr, DT_F32), dy = cc_zeros(hy, dt);
-    if (per_image) {
-        op_add_per_image_forward(&cc_cpu, hy, hx, hr);
-        op_add_per_image_forward(&cc_gpu, dy, dx, dr);
-    } else {
-        op_add_bcast_forward(&cc_cpu, hy, hx, hr);
-        op_add_bcast_forward(&cc_gpu, dy, dx, dr);
-    }
+    void (*fwd)(Ctx *, Tensor, Tensor, Tensor) = per_image ? op_add_per_image_forward : op_add_bcast_forward;
+    void (*bwd)(Ctx *, Tensor, Tensor, Tensor) = per_image ? op_add_per_image_backward : op_add_bcast_backward;
+    fwd(&cc_cpu, hy, hx, hr);
+    fwd(&cc_gpu, dy, dx, dr);
     cc_expect_close("add row forward", dy, y, cc_tol(dt));
 
     float *g = cc_values(n, -1, 1, 17, dt), *gx = cc_values(n, -1, 1, 18, dt);
@@ -108,13 +105,8 @@ static void add_row_case(int per_image, DType dt)
     Tensor hg = tensor3(g, DT_F32, B, T, D), hgx = tensor3(gx, DT_F32, B, T, D), hgr = hr_shape;
     hgr.data = grow;
     Tensor dg = cc_upload(hg, dt), dgx = cc_upload(hgx, dt), dgr = cc_upload(hgr, DT_F32);
-    if (per_image) {
-        op_add_per_image_backward(&cc_cpu, hgx, hgr, hg);
-        op_add_per_image_backward(&cc_gpu, dgx, dgr, dg);
-    } else {
-        op_add_bcast_backward(&cc_cpu, hgx, hgr, hg);
-        op_add_bcast_backward(&cc_gpu, dgx, dgr, dg);
-    }
+    bwd(&cc_cpu, hgx, hgr, hg);
+    bwd(&cc_gpu, dgx, dgr, dg);
     cc_expect_close("add row backward din", dgx, gx, cc_tol(dt));
     cc_expect_close("add row backward drow", dgr, grow, CC_TOL_F32);
     cc_finish();
