@@ -2,6 +2,7 @@
  * bench_ours.c: our U-ViT's images/s on a context (bench_ours.h).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../kernels/errors.h"
 #include "../../kernels/philox.h"
@@ -15,6 +16,57 @@ static float *backend_copy(Ctx *ctx, const float *host, int64_t n)
     float *d = ctx_alloc(ctx, (size_t)n * sizeof(float));
     ctx_upload(ctx, d, host, (size_t)n * sizeof(float));
     return d;
+}
+
+/* the median seconds of one forward of the B images x on an inference
+   arena: the network evaluation a sampler makes (model/denoiser.c) */
+static double time_forward(Ctx *ctx, const UViT *m, Tensor x, Tensor t, Tensor out, int warmup, int iters)
+{
+    UViTActs *acts = uvit_acts_create(ctx, m, (int)x.shape[0], 0);
+    double *dt = xmalloc((size_t)iters * sizeof(double));
+    for (int it = 0; it < warmup + iters; it++) {
+        ctx_sync(ctx);
+        double t0 = bench_now();
+        uvit_forward(ctx, m, acts, x, t, cond_none(), out);
+        ctx_sync(ctx);
+        if (it >= warmup) dt[it - warmup] = bench_now() - t0;
+    }
+    double med = bench_median(dt, iters);
+    uvit_acts_destroy(ctx, acts);
+    free(dt);
+    return med;
+}
+
+/* the median seconds of the training step's parts on the B images x: the
+   forward and backward (from dout) on a training arena, then the update */
+static void time_training(Ctx *ctx, UViT *m, Tensor x, Tensor t, Tensor out, Tensor dout, int warmup,
+                          int iters, double *fwdbwd_s, double *train_s)
+{
+    UViTActs *acts = uvit_acts_create(ctx, m, (int)x.shape[0], 1);
+    uvit_enable_grads(m, ctx);
+    OptimConfig oc = optim_config_uvit(1);
+    oc.lr = 1e-12;
+    oc.warmup_steps = 0;
+    Optimizer opt;
+    optim_create(&opt, ctx, &oc, m->weights, m->total);
+    double *fb = xmalloc((size_t)iters * sizeof(double)), *train = xmalloc((size_t)iters * sizeof(double));
+    for (int it = 0; it < warmup + iters; it++) {
+        ctx_sync(ctx);
+        double t0 = bench_now();
+        uvit_forward(ctx, m, acts, x, t, cond_none(), out);
+        uvit_zero_grads(m, ctx);
+        uvit_backward(ctx, m, acts, dout);
+        ctx_sync(ctx);
+        double t1 = bench_now();
+        CHECK(optim_step(ctx, &opt, m) == 0, "bench: %s", err_msg());
+        ctx_sync(ctx);
+        if (it >= warmup) fb[it - warmup] = t1 - t0, train[it - warmup] = bench_now() - t0;
+    }
+    *fwdbwd_s = bench_median(fb, iters);
+    *train_s = bench_median(train, iters);
+    optim_destroy(&opt, ctx);
+    uvit_acts_destroy(ctx, acts);
+    free(fb), free(train);
 }
 
 void bench_ours(Ctx *ctx, UViT *m, int batch, int warmup, int iters, int training, OurTimes *r)
@@ -33,46 +85,18 @@ void bench_ours(Ctx *ctx, UViT *m, int batch, int warmup, int iters, int trainin
     Tensor tx = tensor4(x, DT_F32, B, c->in_chans, c->img_size, c->img_size);
     Tensor to = tensor4(out, DT_F32, B, c->in_chans, c->img_size, c->img_size);
     Tensor td = tensor4(dout, DT_F32, B, c->in_chans, c->img_size, c->img_size);
-    UViTActs *acts = uvit_acts_create(ctx, m, B, training);
-    Optimizer opt;
-    if (training) {
-        uvit_enable_grads(m, ctx);
-        OptimConfig oc = optim_config_uvit(1);
-        oc.lr = 1e-12;
-        oc.warmup_steps = 0;
-        optim_create(&opt, ctx, &oc, m->weights, m->total);
-    }
-    double *fwd = xmalloc((size_t)iters * sizeof(double)), *fb = xmalloc((size_t)iters * sizeof(double));
-    double *train = xmalloc((size_t)iters * sizeof(double));
-    for (int it = 0; it < warmup + iters; it++) {
-        ctx_sync(ctx);
-        double t0 = bench_now();
-        uvit_forward(ctx, m, acts, tx, tensor1(t, DT_F32, B), cond_none(), to);
-        ctx_sync(ctx);
-        double t1 = bench_now(), t2 = t1, t3 = t1;
-        if (training) {
-            uvit_zero_grads(m, ctx);
-            uvit_backward(ctx, m, acts, td);
-            ctx_sync(ctx);
-            t2 = bench_now();
-            CHECK(optim_step(ctx, &opt, m) == 0, "bench: %s", err_msg());
-            ctx_sync(ctx);
-            t3 = bench_now();
-        }
-        if (it >= warmup) {
-            int k = it - warmup;
-            fwd[k] = t1 - t0, fb[k] = t2 - t0, train[k] = t3 - t0;
-        }
-    }
     UViTMacs macs;
     uvit_macs(c, &macs);
-    r->fwd_ips = B / bench_median(fwd, iters);
-    r->fwdbwd_ips = training ? B / bench_median(fb, iters) : 0;
-    r->train_ips = training ? B / bench_median(train, iters) : 0;
+    memset(r, 0, sizeof *r);
     r->gflop_fwd = 2 * macs.total / 1e9;
-    if (training) optim_destroy(&opt, ctx);
-    uvit_acts_destroy(ctx, acts);
+    r->fwd_ips = B / time_forward(ctx, m, tx, tensor1(t, DT_F32, B), to, warmup, iters);
+    if (training) {
+        double fb, train;
+        time_training(ctx, m, tx, tensor1(t, DT_F32, B), to, td, warmup, iters, &fb, &train);
+        r->fwdbwd_ips = B / fb;
+        r->train_ips = B / train;
+    }
     ctx_free(ctx, x), ctx_free(ctx, t), ctx_free(ctx, out);
     if (dout) ctx_free(ctx, dout);
-    free(host), free(ht), free(fwd), free(fb), free(train);
+    free(host), free(ht);
 }

@@ -14,13 +14,13 @@ typedef struct {
 } OurTimes;
 
 /* times `iters` iterations on a batch of `batch` images after `warmup` more:
-   each iteration the forward, and when training also the backward from a
-   fixed dL/dout and the training step's update (optim_step: the NaN check,
-   the gradient norm, AdamW and the EMA, U-ViT's settings with a tiny
-   learning rate so the weights stay where they are), on a training arena;
-   without training, the forward alone on an inference arena. Inputs live in
-   backend memory; the device is synchronized around every timed part.
-   Medians go to *r.                                                        */
+   the forward alone on an inference arena (the network evaluation a
+   sampler makes; PyTorch's peer runs it under no_grad), then when training
+   the forward and the backward from a fixed dL/dout on a training arena,
+   and the training step's update (optim_step: the NaN check, the gradient
+   norm, AdamW and the EMA, U-ViT's settings with a tiny learning rate so
+   the weights stay where they are). Inputs live in backend memory; the
+   device is synchronized around every timed part. Medians go to *r.     */
 void bench_ours(Ctx *ctx, UViT *m, int batch, int warmup, int iters, int training, OurTimes *r);
 
 #endif
