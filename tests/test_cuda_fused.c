@@ -193,6 +193,7 @@ static void attention_set_cases(DType dt)
     cc_start();
     check_attention_set(2, 65, 2, 32, dt);
     check_attention_set(2, 257, 2, 72, dt); /* hd 72 in the 128 tile: the padded dims stay unwritten */
+    check_attention_set(2, 70, 2, 256, dt); /* the composed path of heads wider than 128 */
     cc_finish();
 }
 

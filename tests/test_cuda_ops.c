@@ -1,6 +1,7 @@
 /*
  * test_cuda_ops.c: the CUDA backend's context and table, and its transformer
- * core against the CPU reference: linear, LayerNorm and the fused attention,
+ * core against the CPU reference: linear, LayerNorm and the attention (fused,
+ * and composed for heads wider than 128),
  * forward and backward, F32 and BF16 (tests/support/cuda_compare.h has the
  * rules). The other ops: test_cuda_pointwise.c, test_cuda_train.c,
  * test_cuda_vision.c, the fused and _set forms test_cuda_fused.c; all are
@@ -182,7 +183,8 @@ Test(cuda, layernorm_bf16) { layernorm_case(DT_BF16); }
 /* ---- attention ---------------------------------------------------------------------- */
 
 /* out = softmax(q k^T / sqrt(hd)) v for qkv[B,T,3A]; then the backward. The
-   CPU keeps every probability; the GPU keeps each row's log-sum-exp. */
+   CPU keeps every probability; the GPU keeps each row's log-sum-exp (heads
+   wider than 128: every probability too, cuda_attention_wide.cu). */
 static void check_attention(int64_t B, int64_t T, int heads, int64_t hd, DType dt)
 {
     int64_t A = heads * hd, H = heads;
@@ -220,6 +222,8 @@ static void attention_cases(DType dt)
     check_attention(2, 257, 2, 72, dt);  /* hd 72 (U-ViT-H) in the 128 tile */
     check_attention(1, 31, 1, 128, dt);  /* less than one tile */
     check_attention(1, 1100, 1, 64, dt); /* the longest U-ViT sequence */
+    check_attention(2, 70, 2, 256, dt);  /* wider than the fused tiles: the composed path */
+    check_attention(2, 64, 1, 512, dt);  /* the KL autoencoder's mid-block attention (8 x 8 latents) */
     cc_finish();
 }
 

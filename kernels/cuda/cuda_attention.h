@@ -5,6 +5,8 @@
  * The op (kernels/ops.h): qkv[B,T,3A] holds q, k, v along the last axis,
  * each H heads of hd = A/H values; out[B,T,A] = softmax(q k^T hd^-0.5) v per
  * head. U-ViT's shapes: T from 65 to about 1100 tokens, hd from 32 to 128.
+ * Wider heads (the KL autoencoder's 512) take cuda_attention_wide.cu's
+ * composed path, which stores P in probs as the CPU does.
  *
  * Tiling (flash-attention style, FlashAttention-2's loop order): a block of
  * ATT_THREADS = 128 threads owns 32 rows of one (b, h) (query rows in the
@@ -84,9 +86,18 @@ __device__ __forceinline__ float att_row_max(float v)
     return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
 }
 
-/* host: the shape of an attention op, FATAL for a head dim over 128 or a
-   grid too large */
+/* the widest head the fused kernels' tiles hold */
+#define ATT_FUSED_MAX_HD 128
+
+/* host: the shape of an attention op, FATAL for a grid too large */
 AttShape att_shape(const char *op, Tensor qkv, Tensor out, int heads);
+
+/* host: heads wider than ATT_FUSED_MAX_HD (cuda_attention_wide.cu), after
+   the callers' checks: probs[B,H,T,T] F32 receives P (or is absent: then
+   scratch); the backward reads P from probs and uses dprobs as scratch */
+void cuda_attention_wide_forward(Ctx *ctx, const AttShape &s, Tensor out, Tensor probs, Tensor qkv);
+void cuda_attention_wide_backward(Ctx *ctx, const AttShape &s, int set, Tensor dqkv, Tensor dprobs, Tensor dout,
+                                  Tensor qkv, Tensor probs);
 
 /* host: the dynamic shared memory of a kernel with `tiles` HD-wide tiles and
    `scores` score tiles (+ `extra` floats), after raising the kernel's limit */

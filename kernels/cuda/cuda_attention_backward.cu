@@ -158,6 +158,10 @@ static void attention_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dprobs, Te
     const float *lse = (const float *)probs.data;
     float *dsum = (float *)dprobs.data;
     if (s.B == 0 || s.T == 0) return;
+    if (s.hd > ATT_FUSED_MAX_HD) {
+        cuda_attention_wide_backward(ctx, s, set, dqkv, dprobs, dout, qkv, probs);
+        return;
+    }
     dim3 grid((unsigned)((s.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(s.B * s.H));
 #define LAUNCH(HD)                                                                                   \
     do {                                                                                             \

@@ -82,7 +82,6 @@ AttShape att_shape(const char *op, Tensor qkv, Tensor out, int heads)
     s.B = out.shape[0], s.T = out.shape[1], s.A = out.shape[2], s.H = heads, s.hd = s.A / heads;
     s.scale = 1.0f / sqrtf((float)s.hd);
     cuda_same_dtype(op, qkv, out);
-    if (s.hd > 128) FATAL("%s on cuda: head dim %lld > 128 is not supported", op, (long long)s.hd);
     if (s.B * s.H > 65535 || (s.T + ATT_ROWS - 1) / ATT_ROWS > INT32_MAX)
         FATAL("%s on cuda: B*H = %lld exceeds the grid", op, (long long)(s.B * s.H));
     return s;
@@ -105,6 +104,10 @@ void cuda_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int 
     float *lse = tensor_present(probs) ? (float *)probs.data : NULL;
     if (tensor_present(probs)) cuda_need_f32(op, "probs", probs);
     if (s.B == 0 || s.T == 0) return;
+    if (s.hd > ATT_FUSED_MAX_HD) {
+        cuda_attention_wide_forward(ctx, s, out, probs, qkv);
+        return;
+    }
     dim3 grid((unsigned)((s.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(s.B * s.H));
 #define LAUNCH(HD)                                                                           \
     do {                                                                                     \
