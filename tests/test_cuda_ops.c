@@ -199,6 +199,7 @@ static void check_attention(int64_t B, int64_t T, int heads, int64_t hd, DType d
     Tensor dqkv_in = cc_upload(hqkv, dt), dout = cc_zeros(hout, dt), dp = cc_zeros(hp, DT_F32);
     op_attention_forward(&cc_gpu, dout, dp, dqkv_in, heads);
     cc_expect_close(what, dout, out, cc_tol(dt));
+    if (hd > 128) cc_expect_close("attention probs (composed path)", dp, probs, cc_tol(dt));
     Tensor dout2 = cc_zeros(hout, dt); /* inference: no probs */
     op_attention_forward(&cc_gpu, dout2, tensor_none(), dqkv_in, heads);
     cc_expect_close("attention without probs", dout2, out, cc_tol(dt));

@@ -19,15 +19,16 @@
  * 32, 64 or 128, the smallest that holds hd. Arithmetic is F32 on CUDA cores
  * (no tensor cores yet: correctness first, kernels/cuda/NOTES.md).
  *
- * What the forward saves for the backward, in the op's probs[B,H,T,T] (F32):
+ * What the fused forward saves for the backward, in the op's probs[B,H,T,T] (F32):
  *   probs[b, h, 0, i] = lse_i = m_i + log l_i, the log-sum-exp of query row
  *   i's scaled scores (row 0 of each head's T x T block; nothing else of
  *   probs is written). The backward rebuilds P_ij = exp(s_ij - lse_i) from it.
  * And the backward's own scratch, dprobs[B,H,T,T]:
  *   dprobs[b, h, 0, i] = D_i = sum_j P_ij dP_ij (= dO_i . O_i), written by
  *   the dq kernel and read by the dk/dv kernel.
- * So the CUDA path never stores a T x T matrix; callers may still allocate
- * probs at full size (the CPU backend fills all of it).
+ * So the fused path never stores a T x T matrix; callers still allocate
+ * probs at full size (the CPU backend fills all of it, and so does the
+ * composed path of heads wider than ATT_FUSED_MAX_HD).
  */
 #ifndef DEEDIFF_CUDA_ATTENTION_H
 #define DEEDIFF_CUDA_ATTENTION_H
