@@ -15,6 +15,7 @@
 
 #include "harness/store/store.h"
 #include "kernels/errors.h"
+#include "support/cli_run.h"
 #include "support/db_query.h"
 #include "support/store_writers.h"
 
@@ -251,6 +252,14 @@ static void schema_version_is_refused(const char *version, const char *word)
     expect_one_line_naming_db();
     cr_expect(strstr(err_msg(), version) && strstr(err_msg(), word), "%s", err_msg());
     cr_expect_null(s.db);
+    /* and a command given it stops with that one line and status 2 */
+    if (!cli_binary()) return;
+    char args[512], err[1024];
+    snprintf(args, sizeof args, "log --run x --db '%s'", dbpath);
+    int rc = cli_run(args, NULL, 0, err, sizeof err);
+    cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
+    cr_expect_eq(count_lines(err), 1, "not one line: %s", err);
+    cr_expect(strstr(err, dbpath) && strstr(err, word), "%s", err);
 }
 
 Test(store, newer_schema_is_refused) { schema_version_is_refused("99", "newer"); }
