@@ -229,6 +229,42 @@ static void attention_naive(double *out, double *probs, const float *qkv, int64_
     free(s);
 }
 
+/* naive attention backward in double from probs (B,H,T,T): dqkv (B,T,3A)
+   for dout (B,T,A) */
+static void attention_backward_naive(double *dqkv, const double *probs, const float *qkv, const float *dout,
+                                     int64_t B, int64_t T, int64_t A, int64_t H)
+{
+    int64_t hd = A / H, ld = 3 * A;
+    double scale = 1 / sqrt((double)hd), *ds = dzeros(T * T);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            const double *P = probs + (b * H + h) * T * T;
+            const float *q = qkv + b * T * ld + h * hd, *k = q + A, *v = q + 2 * A, *g = dout + b * T * A + h * hd;
+            double *dq = dqkv + b * T * ld + h * hd, *dk = dq + A, *dv = dq + 2 * A;
+            for (int64_t i = 0; i < T; i++) {
+                double dot = 0;
+                for (int64_t j = 0; j < T; j++) {
+                    double dp = 0;
+                    for (int64_t e = 0; e < hd; e++) dp += (double)g[i * A + e] * v[j * ld + e];
+                    ds[i * T + j] = dp;
+                    dot += P[i * T + j] * dp;
+                }
+                for (int64_t j = 0; j < T; j++) ds[i * T + j] = P[i * T + j] * (ds[i * T + j] - dot);
+            }
+            for (int64_t i = 0; i < T; i++)
+                for (int64_t e = 0; e < hd; e++) {
+                    double sq = 0, sk = 0, sv = 0;
+                    for (int64_t j = 0; j < T; j++) {
+                        sq += ds[i * T + j] * k[j * ld + e];
+                        sk += ds[j * T + i] * q[j * ld + e];
+                        sv += P[j * T + i] * g[j * A + e];
+                    }
+                    dq[i * ld + e] = scale * sq, dk[i * ld + e] = scale * sk, dv[i * ld + e] = sv;
+                }
+        }
+    free(ds);
+}
+
 static void attention_case(int64_t B, int64_t T, int64_t A, int H, int probes)
 {
     int64_t nq = B * T * 3 * A, no = B * T * A, np = B * H * T * T;
@@ -248,11 +284,18 @@ static void attention_case(int64_t B, int64_t T, int64_t A, int H, int probes)
     op_attention_backward(&ctx, tensor3(dqkv, DT_F32, B, T, 3 * A),
                           tensor4(dprobs, DT_F32, B, H, T, T), tensor3(r, DT_F32, B, T, A), tq,
                           tp, H);
+    /* every entry against the double backward, then sampled ones by finite
+       differences of the forward */
+    double *want_d = dzeros(nq);
+    attention_backward_naive(want_d, want_p, qkv, r, B, T, A, H);
+    float *got_d = filled(nq, 0);
+    for (int64_t i = 0; i < nq; i++) got_d[i] = dqkv[i] - PREFILL;
+    expect_close(got_d, want_d, nq, 1e-5, "attention dqkv");
     Call c = {.out = to, .a = tq, .b = tensor_none(), .arg = H};
     GradCheck g = {out, no, r, fwd_attention, &c};
     check_grad(&g, qkv, dqkv, nq, probes, "attention dqkv");
     free(qkv), free(out), free(probs), free(want), free(want_p), free(out2), free(r);
-    free(dqkv), free(dprobs);
+    free(dqkv), free(dprobs), free(want_d), free(got_d);
 }
 
 Test(ops_core, attention)
@@ -264,6 +307,12 @@ Test(ops_core, attention)
     attention_case(2, 50, 64, 2, 30);   /* the small config: T 50, hd 32 */
     attention_case(1, 19, 64, 1, 30);   /* hd 64, T far from a multiple of 32 */
     attention_case(2, 65, 128, 4, 20);  /* 65 tokens */
+    /* the short-sequence kernel's edges (attention_short.c) */
+    attention_case(1, 1, 16, 1, 30);    /* one token */
+    attention_case(2, 16, 96, 2, 30);   /* hd 48: three vectors of channels; T a multiple of 16 */
+    attention_case(1, 100, 128, 2, 10); /* hd 64, key blocks of 4 vectors then 3 */
+    attention_case(1, 128, 256, 2, 5);  /* the longest short sequence, hd 128 */
+    attention_case(1, 129, 64, 2, 5);   /* one token past it: the GEMM library's path */
 }
 
 /* ---- activations ---------------------------------------------------------------- */

@@ -15,9 +15,14 @@
  *   dQ += dS K * hd^-0.5,  dK += dS^T Q * hd^-0.5
  * (op_attention_backward_set: = instead of +=, beta 0: the pairs' blocks
  * cover dqkv, so a scratch dqkv needs no zeroing first).
+ *
+ * Sequences of up to CPU_ATT_SHORT_MAX_T tokens with head dims a multiple
+ * of 16 (U-ViT's small configurations) take attention_short.c instead: the
+ * same formulas without a GEMM library call per (b, h).
  */
 #include <math.h>
 
+#include "cpu_attention_short.h"
 #include "cpu_math.h"
 #include "cpu_gemm.h"
 #include "cpu_ops.h"
@@ -62,6 +67,10 @@ void cpu_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int h
     int64_t B = out.shape[0], T = out.shape[1], A = out.shape[2], H = heads, hd = A / H;
     int64_t ld = 3 * A, TT = T * T, slot = cpu_pad16(TT);
     if (B == 0 || T == 0) return;
+    if (cpu_attention_short_fits(T, hd)) {
+        cpu_attention_short_forward(ctx, out, probs, qkv, heads);
+        return;
+    }
     float scale = 1.0f / sqrtf((float)hd);
     int nt = pair_threads(ctx, B * H);
     float *saved = tensor_present(probs) ? tensor_f32(probs) : NULL;
@@ -94,6 +103,10 @@ static void attention_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dprobs, Te
     int64_t B = dout.shape[0], T = dout.shape[1], A = dout.shape[2], H = heads, hd = A / H;
     int64_t ld = 3 * A, TT = T * T;
     if (B == 0 || T == 0) return;
+    if (cpu_attention_short_fits(T, hd)) {
+        cpu_attention_short_backward(ctx, set, dqkv, dout, qkv, probs, heads);
+        return;
+    }
     float scale = 1.0f / sqrtf((float)hd), beta = set ? 0.0f : 1.0f;
     int nt = pair_threads(ctx, B * H);
     const float *x = tensor_f32(qkv), *g = tensor_f32(dout), *P = tensor_f32(probs);
