@@ -83,16 +83,38 @@ static int64_t tile_rows(int64_t N, int64_t K)
     return r < 16 ? 16 : r;
 }
 
+/* rows [lo, hi) of a tile after its GEMM (beta 0), one row at a time while
+   it sits in L1: d += bias (+ res), then out = gelu(d) when asked. With no
+   GELU d is out; a residual never comes with a GELU. */
+static void finish_tile_rows(float *out, float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo, int64_t hi)
+{
+    const float *b = e->bias;
+    for (int64_t m = lo; m < hi; m++) {
+        float *x = d + m * N;
+        const float *r = e->res ? e->res + m * N : NULL;
+        if (b && r) {
+            #pragma omp simd
+            for (int64_t i = 0; i < N; i++) x[i] = (x[i] + b[i]) + r[i];
+        } else if (b) {
+            #pragma omp simd
+            for (int64_t i = 0; i < N; i++) x[i] += b[i];
+        } else if (r) {
+            #pragma omp simd
+            for (int64_t i = 0; i < N; i++) x[i] += r[i];
+        }
+        if (e->gelu) cpu_gelu_span(out + m * N, x, N);
+    }
+}
+
 /* rows [lo, hi) of the tiles schedule, in blocks of `rows`: each block's
-   bias, GEMM and finish back to back */
+   GEMM and finish back to back */
 static void tile_rows_run(float *out, float *d, const float *in, const float *w, int64_t N, int64_t K,
                           const CpuLinearEpilogue *e, int64_t lo, int64_t hi, int64_t rows)
 {
     for (int64_t r0 = lo; r0 < hi; r0 += rows) {
         int64_t r1 = hi - r0 < rows ? hi : r0 + rows;
-        float beta = init_rows(d, e, N, r0, r1);
-        cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, beta, d + r0 * N, N);
-        finish_rows(out, d, e, N, r0, r1);
+        cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, 0.0f, d + r0 * N, N);
+        finish_tile_rows(out, d, e, N, r0, r1);
     }
 }
 
