@@ -29,7 +29,9 @@ LDLIBS = -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -llapack
          -lsqlite3 -lcjson -lpng -ljpeg -lzip -lz -lm -fopenmp
 
 ifeq ($(SAN),1)
-OPT = -O1 -g -fno-omit-frame-pointer
+# -march=native as in the main build, so the sanitizers check the same code
+# paths (the short attention is compiled for AVX-512 only)
+OPT = -O1 -g -fno-omit-frame-pointer -march=native
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
 CFLAGS = $(CFLAGS_BASE) $(OPT) $(SANFLAGS) $(EXTRA_CFLAGS)

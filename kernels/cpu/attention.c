@@ -16,9 +16,10 @@
  * (op_attention_backward_set: = instead of +=, beta 0: the pairs' blocks
  * cover dqkv, so a scratch dqkv needs no zeroing first).
  *
- * Sequences of up to CPU_ATT_SHORT_MAX_T tokens with head dims a multiple
- * of 16 (U-ViT's small configurations) take attention_short.c instead: the
- * same formulas without a GEMM library call per (b, h).
+ * In AVX-512 builds, sequences of up to CPU_ATT_SHORT_MAX_T tokens with
+ * head dims a multiple of 16 (U-ViT's small configurations) take
+ * attention_short.c instead: the same formulas without a GEMM library call
+ * per (b, h).
  */
 #include <math.h>
 
@@ -54,13 +55,6 @@ static void softmax_row_backward(float *dp, const float *p, int64_t n)
     for (int64_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - dot);
 }
 
-/* threads for B*H independent (b, h) pairs: never more threads than pairs */
-static int pair_threads(Ctx *ctx, int64_t pairs)
-{
-    int nt = cpu_threads(ctx);
-    return pairs < nt ? (int)(pairs > 0 ? pairs : 1) : nt;
-}
-
 void cpu_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int heads)
 {
     // qkv is (B,T,3A), out is (B,T,A), probs is (B,H,T,T) or none
@@ -72,7 +66,7 @@ void cpu_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int h
         return;
     }
     float scale = 1.0f / sqrtf((float)hd);
-    int nt = pair_threads(ctx, B * H);
+    int nt = cpu_pair_threads(ctx, B * H);
     float *saved = tensor_present(probs) ? tensor_f32(probs) : NULL;
     /* without probs to keep, each thread scores into its own T x T slot */
     float *slots = saved ? NULL : ctx_scratch(ctx, (size_t)(nt * slot) * sizeof(float));
@@ -108,7 +102,7 @@ static void attention_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dprobs, Te
         return;
     }
     float scale = 1.0f / sqrtf((float)hd), beta = set ? 0.0f : 1.0f;
-    int nt = pair_threads(ctx, B * H);
+    int nt = cpu_pair_threads(ctx, B * H);
     const float *x = tensor_f32(qkv), *g = tensor_f32(dout), *P = tensor_f32(probs);
     float *dx = tensor_f32(dqkv), *dP = tensor_f32(dprobs);
 

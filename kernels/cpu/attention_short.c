@@ -1,31 +1,40 @@
 /*
- * attention_short.c: the attention forward for short sequences, one (b, h)
- * pair at a time in registers and L1, with no GEMM library call
+ * attention_short.c: attention's forward and backward for short sequences,
+ * one (b, h) pair at a time in registers and L1, with no GEMM library call
  * (cpu_attention_short.h says when attention.c takes it).
  *
- * The small Fashion-MNIST U-ViT (T = 50, hd = 32) makes 256 sgemm calls of
- * 50 x 50 x 32 per block; each pays the library's packing and buffer
- * allocation, and the softmax's rows of 50 end in scalar tails. Here, for
- * one (b, h), with Tp = T rounded up to 16:
+ * The small Fashion-MNIST U-ViT (T = 50, hd = 32) made 256 sgemm calls of
+ * 50 x 50 x 32 per block; each paid the library's packing and buffer
+ * allocation, and the softmax's rows of 50 ended in scalar tails. Here, for
+ * one (b, h), with Tp = T rounded up to 16 and the formulas of attention.c:
  *
- *   kt[hd, Tp]   = K^T, columns T.. zero             (the keys, once a pair)
+ * Forward
+ *   kt[hd, Tp]  = K^T, columns T.. zero; vp[T, hd] = V packed
  *   then for each block of ROWS query rows i:
- *     s[ROWS, Tp] = Q[i, :] kt * hd^-0.5             (ROWS x up to COLS
- *                                                    vectors in registers)
- *     s[r, :]     = softmax(s[r, :T]), 0 past T      (max-subtracted, over
- *                                                    whole vectors)
- *     O[i, :]     = s[:, :T] V                       (ROWS x up to COLS
- *                                                    vectors of channels)
+ *     s[ROWS, Tp] = Q[i, :] kt * hd^-0.5          (ROWS x up to COLS vectors
+ *                                                  of keys in registers)
+ *     s[r, :]     = softmax(s[r, :T]), 0 past T   (max-subtracted, over
+ *                                                  whole vectors)
+ *     O[i, :]     = s[:, :T] vp                   (ROWS x up to COLS vectors
+ *                                                  of channels)
+ *   The probabilities are normalised before P V, and the saved ones
+ *   (training) are the floats P V used.
  *
- * The formula is attention.c's: the probabilities are normalised before
- * P V, and the saved ones (training) are the same floats P V used. Only the
- * summation order differs from the sgemm path (the dot products' order of
- * d and of j are kept, the library's blocking is not).
+ * Backward
+ *   vt[hd, Tp]  = V^T; kp[T, hd] = K packed; dks, dvs [T, hd] = 0
+ *   then for each block of ROWS rows i, with pb[ROWS, Tp] = P[i, :] (zero
+ *   past T, and zero rows past T so that they add nothing):
+ *     ds[ROWS, Tp] = dO[i, :] vt;  ds = pb * (ds - rowsum(pb * ds))   (dS)
+ *     dQ[i, :]     (+)= ds kp * hd^-0.5
+ *     dks          += ds^T Q[i, :];  dvs += pb^T dO[i, :]
+ *   and last dK (+)= dks * hd^-0.5, dV (+)= dvs.
  *
- * The products use GNU C vectors of 16 floats (one AVX-512 register, two
- * AVX2 ones), so the register blocking is the code's, not the compiler's
- * guess; the Makefile builds this file with -ffp-contract=fast so that
- * acc += a * b is one fused multiply-add, as the library's is.
+ * Only the summation order differs from the GEMM path (each dot product's
+ * order of d or of j is kept; the library's blocking is not). The products
+ * use GNU C vectors of 16 floats, one AVX-512 register, so the register
+ * blocking is the code's, not the compiler's guess; the Makefile builds this
+ * file with -ffp-contract=fast so that acc += a * b is one fused
+ * multiply-add, as the library's is.
  */
 #include <math.h>
 #include <string.h>
@@ -275,7 +284,10 @@ static void softmax_rows(float *s, int64_t T, int64_t Tp)
 }
 
 /* floats of one thread's scratch in the forward: kt, vp, s and the spare
-   rows */
+   rows. Every piece a thread carves from ctx_scratch (64-byte aligned) is a
+   whole number of 16-float lines (hd % 16 == 0, Tp padded), so all stay
+   aligned, which softmax_rows's aligned loops rely on; the backward's
+   pieces likewise. */
 static int64_t forward_floats(int64_t T, int64_t hd)
 {
     int64_t Tp = cpu_pad16(T);
@@ -330,6 +342,7 @@ static void attend_pair_backward(float *dq, float *dk, float *dv, const float *q
     pack_transposed(vt, Tp, v, ld, T, hd);
     pack_rows(kp, k, ld, T, hd);
     memset(dks, 0, (size_t)(2 * T * hd) * sizeof(float));
+    memset(spare, 0, (size_t)(ROWS * hd) * sizeof(float));  /* dQ's rows past T may accumulate */
     for (int64_t i0 = 0; i0 < T; i0 += ROWS) {
         const float *qr[ROWS], *gr[ROWS];
         float *dqr[ROWS];
@@ -360,14 +373,6 @@ static void attend_pair_backward(float *dq, float *dk, float *dv, const float *q
         }
 }
 
-/* threads for B*H pairs, each with floats of scratch: never more threads
-   than pairs */
-static float *thread_work(Ctx *ctx, int64_t pairs, int64_t floats, int *nt)
-{
-    *nt = cpu_threads(ctx);
-    if (pairs < *nt) *nt = (int)(pairs > 0 ? pairs : 1);
-    return ctx_scratch(ctx, (size_t)(*nt * floats) * sizeof(float));
-}
 
 void cpu_attention_short_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int heads)
 {
@@ -376,8 +381,8 @@ void cpu_attention_short_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv,
     int64_t ld = 3 * A, per = forward_floats(T, hd);
     if (B == 0 || T == 0) return;
     float scale = 1.0f / sqrtf((float)hd);
-    int nt;
-    float *work = thread_work(ctx, B * H, per, &nt);
+    int nt = cpu_pair_threads(ctx, B * H);
+    float *work = ctx_scratch(ctx, (size_t)(nt * per) * sizeof(float));
     float *saved = tensor_present(probs) ? tensor_f32(probs) : NULL;
     const float *x = tensor_f32(qkv);
     float *y = tensor_f32(out);
@@ -399,8 +404,8 @@ void cpu_attention_short_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dout, T
     int64_t ld = 3 * A, per = backward_floats(T, hd);
     if (B == 0 || T == 0) return;
     float scale = 1.0f / sqrtf((float)hd);
-    int nt;
-    float *work = thread_work(ctx, B * H, per, &nt);
+    int nt = cpu_pair_threads(ctx, B * H);
+    float *work = ctx_scratch(ctx, (size_t)(nt * per) * sizeof(float));
     const float *x = tensor_f32(qkv), *g = tensor_f32(dout), *P = tensor_f32(probs);
     float *dx = tensor_f32(dqkv);
 

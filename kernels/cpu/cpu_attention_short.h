@@ -22,7 +22,7 @@
 static inline int cpu_attention_short_fits(int64_t T, int64_t hd)
 {
 #ifdef __AVX512F__
-    return T <= CPU_ATT_SHORT_MAX_T && hd % 16 == 0;
+    return T <= CPU_ATT_SHORT_MAX_T && hd > 0 && hd % 16 == 0;
 #else
     (void)T, (void)hd;
     return 0;

@@ -7,11 +7,11 @@
  *   out[m,:] = gelu(acc[m,:]) when gelu is set, else acc[m,:]
  * with acc stored in pre[M,N] when pre is given (the GELU's input, kept
  * for the backward pass). The bias is added to the finished product, then
- * the residual, in that order, so every sum rounds as the unfused linear
- * and add did. (The whole schedule writes the bias into the destination
- * first and lets the GEMM accumulate onto it, beta 1. oneDNN's sgemm adds
- * C after the product's sum: both forms gave the same bits for all three
- * epilogues at 1600 x 512 x 128.)
+ * the residual, in that order, as the unfused linear and add did. (The
+ * whole schedule writes the bias into the destination first and lets the
+ * GEMM accumulate onto it, beta 1. oneDNN adds such a C into the partial
+ * sum of the first block of K: for K <= 128 both forms gave the same bits,
+ * for U-ViT's K = 512 they differ in the last bits.)
  *
  * Two schedules, chosen by shape only (never by timing), the same
  * arithmetic per element up to the library's summation order:

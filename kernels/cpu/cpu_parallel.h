@@ -25,6 +25,14 @@ static inline int cpu_threads(const Ctx *ctx)
     return ctx->threads > 0 ? ctx->threads : omp_get_max_threads();
 }
 
+/* threads for n independent work items (attention's (b, h) pairs): never
+   more threads than items */
+static inline int cpu_pair_threads(const Ctx *ctx, int64_t n)
+{
+    int nt = cpu_threads(ctx);
+    return n < nt ? (int)(n > 0 ? n : 1) : nt;
+}
+
 static inline int64_t cpu_chunks(int64_t n) { return (n + CPU_CHUNK - 1) / CPU_CHUNK; }
 
 /* rounds a count of floats up to whole 64-byte lines */

@@ -51,28 +51,11 @@ static int onednn_fp32(const Ctx *ctx)
     return ctx->precision == PRECISION_FP32 && cpu_gemm_library() == GEMM_ONEDNN;
 }
 
-/* rows [lo, hi) of the destination d[M,N] before the GEMM: the bias, so
-   the GEMM accumulates onto it (beta 1, returned), or nothing (beta 0) */
-static float init_rows(float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo, int64_t hi)
+/* rows [lo, hi) of the destination d[M,N] before the whole schedule's
+   GEMM: the bias, so the GEMM accumulates onto it (beta 1) */
+static void init_rows(float *d, const float *bias, int64_t N, int64_t lo, int64_t hi)
 {
-    if (!e->bias) return 0.0f;
-    for (int64_t m = lo; m < hi; m++) memcpy(d + m * N, e->bias, (size_t)N * sizeof(float));
-    return 1.0f;
-}
-
-/* rows [lo, hi) after the GEMM: out = d + res, or out = gelu(d). The
-   residual is added after the bias, as the unfused linear then add did,
-   so the sums round the same way. */
-static void finish_rows(float *out, const float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo,
-                        int64_t hi)
-{
-    if (e->res) {
-        float *y = out + lo * N;
-        const float *r = e->res + lo * N;
-        #pragma omp simd
-        for (int64_t i = 0; i < (hi - lo) * N; i++) y[i] += r[i];
-    }
-    if (e->gelu) cpu_gelu_span(out + lo * N, d + lo * N, (hi - lo) * N);
+    for (int64_t m = lo; m < hi; m++) memcpy(d + m * N, bias, (size_t)N * sizeof(float));
 }
 
 /* rows of out per tile: CPU_LINEAR_TILE_FLOATS of the wider of in and
@@ -83,10 +66,12 @@ static int64_t tile_rows(int64_t N, int64_t K)
     return r < 16 ? 16 : r;
 }
 
-/* rows [lo, hi) of a tile after its GEMM (beta 0), one row at a time while
-   it sits in L1: d += bias (+ res), then out = gelu(d) when asked. With no
-   GELU d is out; a residual never comes with a GELU. */
-static void finish_tile_rows(float *out, float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo, int64_t hi)
+/* rows [lo, hi) after the GEMM, one row at a time (in L1 in the tiles
+   schedule): d += bias (+ res), then out = gelu(d) when asked. With no GELU
+   d is out; a residual never comes with a GELU. The residual is added after
+   the bias, as the unfused linear then add did, so the sums round the same
+   way. */
+static void finish_rows(float *out, float *d, const CpuLinearEpilogue *e, int64_t N, int64_t lo, int64_t hi)
 {
     const float *b = e->bias;
     for (int64_t m = lo; m < hi; m++) {
@@ -114,7 +99,7 @@ static void tile_rows_run(float *out, float *d, const float *in, const float *w,
     for (int64_t r0 = lo; r0 < hi; r0 += rows) {
         int64_t r1 = hi - r0 < rows ? hi : r0 + rows;
         cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, 0.0f, d + r0 * N, N);
-        finish_tile_rows(out, d, e, N, r0, r1);
+        finish_rows(out, d, e, N, r0, r1);
     }
 }
 
@@ -145,7 +130,7 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
     float beta = e->bias ? 1.0f : 0.0f;
     if (e->bias) {
         #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t m = 0; m < M; m++) init_rows(d, e, N, m, m + 1);
+        for (int64_t m = 0; m < M; m++) init_rows(d, e->bias, N, m, m + 1);
     }
     if (onednn_fp32(ctx) && N <= K) {
         float *wt = ctx_scratch(ctx, (size_t)(N * K) * sizeof(float));  // wt is (K,N)
@@ -155,9 +140,11 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
         cpu_gemm(ctx, GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
     }
     if (e->res || e->gelu) {
+        CpuLinearEpilogue rest = *e;  /* the bias is in already */
+        rest.bias = NULL;
         int64_t rows = tile_rows(N, 1);
         #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t r0 = 0; r0 < M; r0 += rows) finish_rows(out, d, e, N, r0, M - r0 < rows ? M : r0 + rows);
+        for (int64_t r0 = 0; r0 < M; r0 += rows) finish_rows(out, d, &rest, N, r0, M - r0 < rows ? M : r0 + rows);
     }
 }
 
