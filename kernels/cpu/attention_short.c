@@ -373,26 +373,42 @@ static void attend_pair_backward(float *dq, float *dk, float *dv, const float *q
         }
 }
 
+/* the B*H (b, h) pairs of activations act [B, T, A] with `heads` heads, and
+   the threads that share them, each with `per` floats of scratch */
+typedef struct {
+    int64_t B, T, A, H, hd, ld;
+    float scale;
+    int nt;
+    float *work;
+} Pairs;
+
+static Pairs pairs_of(Ctx *ctx, Tensor act, int heads, int64_t (*floats)(int64_t T, int64_t hd), int64_t *per)
+{
+    Pairs p = {.B = act.shape[0], .T = act.shape[1], .A = act.shape[2], .H = heads};
+    p.hd = p.A / p.H, p.ld = 3 * p.A;
+    p.scale = 1.0f / sqrtf((float)p.hd);
+    p.nt = cpu_pair_threads(ctx, p.B * p.H);
+    *per = floats(p.T, p.hd);
+    if (p.B > 0 && p.T > 0) p.work = ctx_scratch(ctx, (size_t)(p.nt * *per) * sizeof(float));
+    return p;
+}
 
 void cpu_attention_short_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int heads)
 {
     // qkv is (B,T,3A), out is (B,T,A), probs is (B,H,T,T) or none
-    int64_t B = out.shape[0], T = out.shape[1], A = out.shape[2], H = heads, hd = A / H;
-    int64_t ld = 3 * A, per = forward_floats(T, hd);
-    if (B == 0 || T == 0) return;
-    float scale = 1.0f / sqrtf((float)hd);
-    int nt = cpu_pair_threads(ctx, B * H);
-    float *work = ctx_scratch(ctx, (size_t)(nt * per) * sizeof(float));
+    int64_t per;
+    Pairs p = pairs_of(ctx, out, heads, forward_floats, &per);
+    if (!p.work) return;
     float *saved = tensor_present(probs) ? tensor_f32(probs) : NULL;
     const float *x = tensor_f32(qkv);
     float *y = tensor_f32(out);
 
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        int64_t b = bh / H, h = bh % H;
-        const float *q = x + b * T * ld + h * hd;
-        attend_pair(y + b * T * A + h * hd, A, saved ? saved + bh * T * T : NULL, q, q + A, q + 2 * A, ld, T,
-                    hd, scale, work + omp_get_thread_num() * per);
+    #pragma omp parallel for num_threads(p.nt) schedule(static)
+    for (int64_t bh = 0; bh < p.B * p.H; bh++) {
+        int64_t b = bh / p.H, h = bh % p.H, T = p.T;
+        const float *q = x + b * T * p.ld + h * p.hd;
+        attend_pair(y + b * T * p.A + h * p.hd, p.A, saved ? saved + bh * T * T : NULL, q, q + p.A, q + 2 * p.A,
+                    p.ld, T, p.hd, p.scale, p.work + omp_get_thread_num() * per);
     }
 }
 
@@ -400,21 +416,18 @@ void cpu_attention_short_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dout, T
                                   int heads)
 {
     // dout is (B,T,A), qkv and dqkv are (B,T,3A), probs is (B,H,T,T)
-    int64_t B = dout.shape[0], T = dout.shape[1], A = dout.shape[2], H = heads, hd = A / H;
-    int64_t ld = 3 * A, per = backward_floats(T, hd);
-    if (B == 0 || T == 0) return;
-    float scale = 1.0f / sqrtf((float)hd);
-    int nt = cpu_pair_threads(ctx, B * H);
-    float *work = ctx_scratch(ctx, (size_t)(nt * per) * sizeof(float));
+    int64_t per;
+    Pairs p = pairs_of(ctx, dout, heads, backward_floats, &per);
+    if (!p.work) return;
     const float *x = tensor_f32(qkv), *g = tensor_f32(dout), *P = tensor_f32(probs);
     float *dx = tensor_f32(dqkv);
 
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        int64_t b = bh / H, h = bh % H, off = b * T * ld + h * hd;
+    #pragma omp parallel for num_threads(p.nt) schedule(static)
+    for (int64_t bh = 0; bh < p.B * p.H; bh++) {
+        int64_t b = bh / p.H, h = bh % p.H, T = p.T, off = b * T * p.ld + h * p.hd;
         const float *q = x + off;
         float *dq = dx + off;
-        attend_pair_backward(dq, dq + A, dq + 2 * A, q, q + A, q + 2 * A, ld, g + b * T * A + h * hd, A,
-                             P + bh * T * T, T, hd, scale, set, work + omp_get_thread_num() * per);
+        attend_pair_backward(dq, dq + p.A, dq + 2 * p.A, q, q + p.A, q + 2 * p.A, p.ld, g + b * T * p.A + h * p.hd,
+                             p.A, P + bh * T * T, T, p.hd, p.scale, set, p.work + omp_get_thread_num() * per);
     }
 }
