@@ -93,6 +93,13 @@ static inline void transpose16(float *dst, int64_t ldd, const float *src, int64_
     for (int i = 0; i < 16; i++) store16(dst + i * ldd, m[i]);
 }
 
+/* vectors of 16 in the block of n floats that starts at `at`: COLS, or
+   fewer at the end; the dispatchers below turn it into a constant */
+static inline int block_vectors(int64_t n, int64_t at)
+{
+    return (n - at) / 16 < COLS ? (int)((n - at) / 16) : COLS;
+}
+
 /* s[r, j0 .. j0 + 16 nc) = alpha * x[r] . kt[:, j] for the ROWS rows x[r]
    (hd values each); nc is a constant after inlining */
 static inline __attribute__((always_inline)) void dot_block(float *s, int64_t Tp, const float *const *x,
@@ -116,7 +123,7 @@ static inline __attribute__((always_inline)) void dot_block(float *s, int64_t Tp
 static void dot_rows(float *s, int64_t Tp, const float *const *x, const float *kt, int64_t hd, float alpha)
 {
     for (int64_t j0 = 0; j0 < Tp; j0 += 16 * COLS) {
-        switch ((Tp - j0) / 16 < COLS ? (int)((Tp - j0) / 16) : COLS) {
+        switch (block_vectors(Tp, j0)) {
         case 1: dot_block(s, Tp, x, kt, hd, j0, 1, alpha); break;
         case 2: dot_block(s, Tp, x, kt, hd, j0, 2, alpha); break;
         case 3: dot_block(s, Tp, x, kt, hd, j0, 3, alpha); break;
@@ -153,7 +160,7 @@ static void mix_rows(float *const *o, const float *s, int64_t Tp, const float *v
                      float alpha, int add)
 {
     for (int64_t c0 = 0; c0 < hd; c0 += 16 * COLS) {
-        switch ((hd - c0) / 16 < COLS ? (int)((hd - c0) / 16) : COLS) {
+        switch (block_vectors(hd, c0)) {
         case 1: mix_block(o, s, Tp, v, hd, T, c0, 1, alpha, add); break;
         case 2: mix_block(o, s, Tp, v, hd, T, c0, 2, alpha, add); break;
         case 3: mix_block(o, s, Tp, v, hd, T, c0, 3, alpha, add); break;
@@ -188,7 +195,7 @@ static inline __attribute__((always_inline)) void spread_block(float *acc, int64
 static void spread_rows(float *acc, int64_t hd, const float *w, int64_t Tp, const float *const *x, int64_t T)
 {
     for (int64_t c0 = 0; c0 < hd; c0 += 16 * COLS) {
-        switch ((hd - c0) / 16 < COLS ? (int)((hd - c0) / 16) : COLS) {
+        switch (block_vectors(hd, c0)) {
         case 1: spread_block(acc, hd, w, Tp, x, T, c0, 1); break;
         case 2: spread_block(acc, hd, w, Tp, x, T, c0, 2); break;
         case 3: spread_block(acc, hd, w, Tp, x, T, c0, 3); break;
@@ -228,23 +235,29 @@ static inline vf16 max16(vf16 a, vf16 b)
     return (vf16)((gt & (vi16)a) | (~gt & (vi16)b));
 }
 
+/* lane l of v moved to lane l ^ b: the halvings of a tree reduction */
+#define HALF_8(v) __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)
+#define HALF_4(v) __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11)
+#define HALF_2(v) __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13)
+#define HALF_1(v) __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)
+
 /* the largest of v's 16 floats, and their sum: a tree of halvings, so a
    row's reduction is 4 dependent steps, not 16 */
 static inline float hmax16(vf16 v)
 {
-    v = max16(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
-    v = max16(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
-    v = max16(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
-    v = max16(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
+    v = max16(v, HALF_8(v));
+    v = max16(v, HALF_4(v));
+    v = max16(v, HALF_2(v));
+    v = max16(v, HALF_1(v));
     return v[0];
 }
 
 static inline float hsum16(vf16 v)
 {
-    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    v += HALF_8(v);
+    v += HALF_4(v);
+    v += HALF_2(v);
+    v += HALF_1(v);
     return v[0];
 }
 

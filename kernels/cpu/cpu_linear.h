@@ -6,12 +6,9 @@
  *   acc[m,:] = (in[m,:] @ w^T + b) + res[m,:]   (b [N], res [M,N] optional)
  *   out[m,:] = gelu(acc[m,:]) when gelu is set, else acc[m,:]
  * with acc stored in pre[M,N] when pre is given (the GELU's input, kept
- * for the backward pass). The bias is added to the finished product, then
- * the residual, in that order, as the unfused linear and add did. (The
- * whole schedule writes the bias into the destination first and lets the
- * GEMM accumulate onto it, beta 1. oneDNN adds such a C into the partial
- * sum of the first block of K: for K <= 128 both forms gave the same bits,
- * for U-ViT's K = 512 they differ in the last bits.)
+ * for the backward pass). Both schedules run the GEMM with beta 0 and
+ * then add the bias, then the residual, in that order, as the unfused
+ * linear and add did (and as the CUDA backend's epilogue adds its bias).
  *
  * Two schedules, chosen by shape only (never by timing), the same
  * arithmetic per element up to the library's summation order:
@@ -23,8 +20,8 @@
  *          thread-team wake-up per layer instead of three, and no pass
  *          over out in memory after the GEMM. Measured on U-ViT's small shapes (M 1600,
  *          N*K 16-64 Ki floats, Zen 5): as fast as the threaded GEMM alone.
- *   whole  larger weights (U-ViT-S/2: 0.25-1 Mi floats): the bias pass, one
- *          threaded GEMM, the residual or GELU pass; repacking 4 MB of
+ *   whole  larger weights (U-ViT-S/2: 0.25-1 Mi floats): one threaded
+ *          GEMM, then the bias, residual or GELU pass; repacking 4 MB of
  *          weights for every block would cost more than the passes save.
  *          With oneDNN, shapes it runs slowly as in @ w^T (N <= K) use
  *          transposed weights (linear.c says what was measured).

@@ -51,13 +51,6 @@ static int onednn_fp32(const Ctx *ctx)
     return ctx->precision == PRECISION_FP32 && cpu_gemm_library() == GEMM_ONEDNN;
 }
 
-/* rows [lo, hi) of the destination d[M,N] before the whole schedule's
-   GEMM: the bias, so the GEMM accumulates onto it (beta 1) */
-static void init_rows(float *d, const float *bias, int64_t N, int64_t lo, int64_t hi)
-{
-    for (int64_t m = lo; m < hi; m++) memcpy(d + m * N, bias, (size_t)N * sizeof(float));
-}
-
 /* rows of out per tile: CPU_LINEAR_TILE_FLOATS of the wider of in and
    out, at least 16 */
 static int64_t tile_rows(int64_t N, int64_t K)
@@ -127,24 +120,17 @@ void cpu_linear_run(Ctx *ctx, float *out, const float *in, const float *w, int64
         }
         return;
     }
-    float beta = e->bias ? 1.0f : 0.0f;
-    if (e->bias) {
-        #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t m = 0; m < M; m++) init_rows(d, e->bias, N, m, m + 1);
-    }
     if (onednn_fp32(ctx) && N <= K) {
         float *wt = ctx_scratch(ctx, (size_t)(N * K) * sizeof(float));  // wt is (K,N)
         transpose(ctx, wt, w, N, K, 0);
-        cpu_sgemm(GEMM_N, GEMM_N, M, N, K, 1.0f, in, K, wt, N, beta, d, N);
+        cpu_sgemm(GEMM_N, GEMM_N, M, N, K, 1.0f, in, K, wt, N, 0.0f, d, N);
     } else {
-        cpu_gemm(ctx, GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, beta, d, N);
+        cpu_gemm(ctx, GEMM_N, GEMM_T, M, N, K, 1.0f, in, K, w, K, 0.0f, d, N);
     }
-    if (e->res || e->gelu) {
-        CpuLinearEpilogue rest = *e;  /* the bias is in already */
-        rest.bias = NULL;
+    if (e->bias || e->res || e->gelu) {
         int64_t rows = tile_rows(N, 1);
         #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t r0 = 0; r0 < M; r0 += rows) finish_rows(out, d, &rest, N, r0, M - r0 < rows ? M : r0 + rows);
+        for (int64_t r0 = 0; r0 < M; r0 += rows) finish_rows(out, d, e, N, r0, M - r0 < rows ? M : r0 + rows);
     }
 }
 
