@@ -117,6 +117,10 @@ extern const OpTable cpu_op_table;
 /* 1 when the CPU backend computes at precision p on this machine: fp32
    always, bf16 when the CPU's flags (cpu_flags) name native bf16 products */
 int cpu_precision_supported(Precision p);
+/* the CPU side of ctx_split_threads and ctx_split_run (kernels/cpu/cpu_split.c) */
+int cpu_split_threads(const Ctx *ctx);
+void cpu_split_run(Ctx *ctx, int n, CtxPieceFn fn, void *user);
+void cpu_split_destroy(Ctx *ctx);
 #ifdef DEEDIFF_CUDA
 extern const OpTable cuda_op_table;
 /* fills ctx for device `device` (kernels/cuda/cuda_context.cu) */

@@ -137,6 +137,7 @@ int ctx_set_precision(Ctx *ctx, Precision p)
 
 void ctx_destroy(Ctx *ctx)
 {
+    if (ctx->workers) cpu_split_destroy(ctx);
     if (ctx->scratch) ctx->ops->free(ctx, ctx->scratch);
     if (ctx->ops && ctx->ops->destroy) ctx->ops->destroy(ctx);
     memset(ctx, 0, sizeof *ctx);
@@ -167,6 +168,19 @@ void *ctx_scratch(Ctx *ctx, size_t bytes)
         ctx->scratch_bytes = bytes;
     }
     return ctx->scratch;
+}
+
+int ctx_split_threads(const Ctx *ctx)
+{
+    return ctx->backend == BACKEND_CPU && ctx->precision == PRECISION_FP32 ? cpu_split_threads(ctx) : 1;
+}
+
+void ctx_split_run(Ctx *ctx, int n, CtxPieceFn fn, void *user)
+{
+    CHECK(n >= 1 && n <= ctx_split_threads(ctx), "ctx_split_run: %d pieces, at most %d on this context", n,
+          ctx_split_threads(ctx));
+    if (n == 1) fn(ctx, 0, user);
+    else cpu_split_run(ctx, n, fn, user);
 }
 
 /* ---- linear ------------------------------------------------------------------ */

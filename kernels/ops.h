@@ -53,6 +53,8 @@ typedef struct Ctx {
     size_t scratch_bytes;
     Precision precision;  /* CPU: fp32 (ctx_init_cpu) or bf16 (ctx_set_precision); CUDA: bf16 */
     const struct PhaseHooks *phases;  /* NULL unless a profiler listens (kernels/phase.h) */
+    struct Ctx *workers;  /* CPU: one-thread contexts of ctx_split_run, made on first use */
+    int num_workers;
 } Ctx;
 
 /* ---- contexts and memory ------------------------------------------------ */
@@ -89,6 +91,21 @@ void ctx_sync(Ctx *ctx);
 void *ctx_stream(Ctx *ctx);
 /* scratch of at least `bytes`, valid until the next call; grows only */
 void *ctx_scratch(Ctx *ctx, size_t bytes);
+
+/* ---- a batch run as pieces at once (CPU) ---------------------------------
+ * A model whose images are independent may run a batch as n pieces at the
+ * same time, each on a worker context of one thread with its own scratch,
+ * instead of letting every op split its rows across the threads: on small
+ * layers that saves the threads' meeting at the end of every op
+ * (model/uvit.c says when it pays).
+ * ctx_split_threads: the most pieces ctx can run at once: its threads on a
+ *   CPU context in fp32, else 1.
+ * ctx_split_run: fn(worker, piece, user) for pieces 0..n-1 (n at most
+ *   that), all at once; returns when every piece is done. A worker is a
+ *   one-thread CPU context with ctx's precision, kept until ctx_destroy. */
+typedef void (*CtxPieceFn)(Ctx *worker, int piece, void *user);
+int ctx_split_threads(const Ctx *ctx);
+void ctx_split_run(Ctx *ctx, int n, CtxPieceFn fn, void *user);
 
 /* ---- linear --------------------------------------------------------------
  * out[M,N] = in[M,K] @ w[N,K]^T + b[N]    (PyTorch nn.Linear layout)

@@ -10,10 +10,13 @@
  *   - the OpenBLAS core-type rule, and the library auto picks, on tables of
  *     CPU flag sets;
  *   - provenance lines, the environment bookkeeping, the DEEDIFF_GEMM
- *     refusal, and the CLI showing the settings.
+ *     refusal, and the CLI showing the settings;
+ *   - a batch run as pieces at once (ctx_split_run): one one-thread worker
+ *     per piece, all at the same time, none on a bf16 context.
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,4 +382,47 @@ Test(cpu_bench, busy_measures_a_slowdown, .timeout = 300)
     int rc = cli_run("bench --busy --quick --threads 2", out, sizeof out, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(strstr(out, "slowdown busy/idle") != NULL, "%s", out);
+}
+
+/* ---- a batch as pieces ---------------------------------------------------------- */
+
+typedef struct {
+    Ctx *workers[4];
+    int threads[4], in_parallel[4];
+} PieceLog;
+
+static void log_piece(Ctx *worker, int piece, void *user)
+{
+    PieceLog *log = user;
+    log->workers[piece] = worker;
+    log->threads[piece] = worker->threads;
+    log->in_parallel[piece] = omp_in_parallel();
+}
+
+Test(cpu_split, each_piece_runs_at_once_on_its_own_one_thread_worker)
+{
+    Ctx ctx;
+    ctx_init_cpu(&ctx, 3);
+    cr_assert_eq(ctx_split_threads(&ctx), 3);
+    PieceLog log = {0};
+    ctx_split_run(&ctx, 3, log_piece, &log);
+    cr_assert_eq(ctx.num_workers, 3);
+    for (int p = 0; p < 3; p++) {
+        cr_expect(log.workers[p] == &ctx.workers[p], "piece %d: not worker %d", p, p);
+        cr_expect_eq(log.threads[p], 1);
+        cr_expect(log.in_parallel[p], "piece %d ran outside a parallel region", p);
+    }
+    /* one piece: the context itself, no thread team */
+    memset(&log, 0, sizeof log);
+    ctx_split_run(&ctx, 1, log_piece, &log);
+    cr_expect(log.workers[0] == &ctx && !log.in_parallel[0]);
+    ctx_destroy(&ctx);
+    cr_expect(ctx.workers == NULL && ctx.num_workers == 0);
+    /* one thread, or bf16: no pieces */
+    ctx_init_cpu(&ctx, 1);
+    cr_expect_eq(ctx_split_threads(&ctx), 1);
+    ctx.threads = 2;
+    ctx.precision = PRECISION_BF16;
+    cr_expect_eq(ctx_split_threads(&ctx), 1);
+    ctx_destroy(&ctx);
 }

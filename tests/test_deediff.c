@@ -447,11 +447,13 @@ static void compare_rows(const float *batch, const float *alone, int b, int *dif
 }
 
 /* 3. compaction: an image in a batch whose other images leave early gets
-   what it gets alone; guidance > 0 wraps the method's predictor in CFG */
-static void expect_compaction(const char *json, double guidance)
+   what it gets alone; guidance > 0 wraps the method's predictor in CFG.
+   On threads > 1 the blocks run as pieces of the rows still going on. */
+static void expect_compaction_threads(const char *json, double guidance, int threads)
 {
     Net n;
     net_create(&n, json, 1, NULL, 0);
+    n.ctx.threads = threads;
     int distinct;
     double T = net_threshold(&n, guidance > 0, &distinct);
     cr_assert(distinct >= 2, "no threshold splits the images over two exits");
@@ -495,7 +497,17 @@ static void expect_compaction(const char *json, double guidance)
         cfg_predictor_destroy(&g, &n.ctx);
     }
     method_predictor_free(n.me, &n.ctx, p);
+    cr_expect_eq(n.ctx.num_workers, threads > 1 ? threads : 0, "%d threads: the blocks did not run as pieces",
+                 threads);
     net_destroy(&n);
+}
+
+static void expect_compaction(const char *json, double guidance) { expect_compaction_threads(json, guidance, 1); }
+
+Test(deediff, compaction_as_pieces_on_two_threads)
+{
+    expect_compaction_threads(TINY, 0, 2);
+    expect_compaction_threads(TINY_COND, 0.8, 2);
 }
 
 Test(deediff, compaction_an_image_in_a_batch_equals_it_alone)

@@ -2,8 +2,8 @@
  * test_uvit.c: U-ViT model checks that need no fixtures: parameter counts
  * against the official code's, multiply-adds, whole-model gradients against
  * finite differences (text-to-image's context_embed included), block-by-block
- * equals the full forward, batch-row independence, and the checkpoint round
- * trip.
+ * equals the full forward, batch-row independence, a batch run as pieces on
+ * several threads against one thread, and the checkpoint round trip.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -50,9 +50,9 @@ typedef struct {
     float context[3 * 5 * 4];   /* [3, L, Dc] for text-to-image configs of L * Dc <= 20 */
 } Tiny;
 
-static void tiny_setup(Tiny *s, const char *json, int batch)
+static void tiny_setup_threads(Tiny *s, const char *json, int batch, int threads)
 {
-    ctx_init_cpu(&s->ctx, 1);
+    ctx_init_cpu(&s->ctx, threads);
     UViTConfig c = config(json);
     uvit_create(&s->m, &s->ctx, &c);
     /* random everything, biases and norms included, so no gradient is trivially 0 */
@@ -69,6 +69,8 @@ static void tiny_setup(Tiny *s, const char *json, int batch)
     cr_assert(c.num_clip_token * c.clip_dim <= 20, "the tiny context holds 20 values per image");
     fill_uniform(s->context, 3 * 5 * 4, -2, 2, 17);
 }
+
+static void tiny_setup(Tiny *s, const char *json, int batch) { tiny_setup_threads(s, json, batch, 1); }
 
 static void tiny_teardown(Tiny *s)
 {
@@ -88,10 +90,10 @@ static void tiny_forward(void *user)
                  tensor1(s->t, DT_F32, B), cond, tensor4(s->out, DT_F32, B, 2, 8, 8));
 }
 
-static void check_all_gradients(const char *json)
+static void check_all_gradients_threads(const char *json, int threads)
 {
     Tiny s;
-    tiny_setup(&s, json, 3);
+    tiny_setup_threads(&s, json, 3, threads);
     tiny_forward(&s);
     uvit_zero_grads(&s.m, &s.ctx);
     uvit_backward(&s.ctx, &s.m, s.acts, tensor4(s.r, DT_F32, 3, 2, 8, 8));
@@ -104,6 +106,8 @@ static void check_all_gradients(const char *json)
     }
     tiny_teardown(&s);
 }
+
+static void check_all_gradients(const char *json) { check_all_gradients_threads(json, 1); }
 
 Test(uvit, gradients_unconditional_conv_pruned)
 {
@@ -150,6 +154,56 @@ Test(uvit, text_to_image_reads_every_context_token_per_image)
         cr_expect(rel_l2(s.out + 128, base + 128, 128) > 1e-4, "token %d: image 1 did not move", tok);
     }
     tiny_teardown(&s);
+}
+
+#define PRUNED_CONV "{\"img_size\":8,\"patch_size\":2,\"in_chans\":2,\"embed_dim\":12," \
+                    "\"depth\":2,\"num_heads\":3,\"mlp_ratio\":2,\"conv\":true," \
+                    "\"block_mlp_hidden\":[24,8,24],\"block_num_heads\":[3,1,2]}"
+
+/* the blocks as pieces on 2 threads (pieces of 1 and 2 images, so one
+   piece's gradients go through its own buffer): every gradient against
+   finite differences */
+Test(uvit, gradients_as_pieces_on_two_threads)
+{
+    check_all_gradients_threads(PRUNED_CONV, 2);
+}
+
+/* 2 and 3 threads against 1: the same outputs and gradients up to fp32
+   rounding (each piece's GEMMs have fewer rows, its weight gradients are
+   summed apart), with skips, pruned blocks, labels and contexts; and the
+   pieces did run (the context made its workers) */
+Test(uvit, pieces_on_threads_match_one_thread)
+{
+    const char *jsons[] = {PRUNED_CONV,
+                           "{\"img_size\":8,\"patch_size\":4,\"in_chans\":2,\"embed_dim\":8,\"depth\":4,"
+                           "\"num_heads\":2,\"qkv_bias\":true,\"mlp_time_embed\":true,\"num_classes\":3}",
+                           "{\"img_size\":8,\"patch_size\":4,\"in_chans\":2,\"embed_dim\":8,\"depth\":2,"
+                           "\"num_heads\":2,\"mlp_time_embed\":true,\"clip_dim\":4,\"num_clip_token\":5}"};
+    for (size_t j = 0; j < sizeof jsons / sizeof jsons[0]; j++) {
+        Tiny one;
+        tiny_setup(&one, jsons[j], 3);
+        tiny_forward(&one);
+        uvit_zero_grads(&one.m, &one.ctx);
+        uvit_backward(&one.ctx, &one.m, one.acts, tensor4(one.r, DT_F32, 3, 2, 8, 8));
+        for (int threads = 2; threads <= 3; threads++) {
+            Tiny s;
+            tiny_setup_threads(&s, jsons[j], 3, threads);
+            tiny_forward(&s);
+            uvit_zero_grads(&s.m, &s.ctx);
+            uvit_backward(&s.ctx, &s.m, s.acts, tensor4(s.r, DT_F32, 3, 2, 8, 8));
+            cr_expect_eq(s.ctx.num_workers, threads, "%s, %d threads: the blocks did not run as pieces", jsons[j],
+                         threads);
+            cr_expect(rel_l2(s.out, one.out, 3 * 128) < 1e-6, "%s, %d threads: output differs by %g", jsons[j],
+                      threads, rel_l2(s.out, one.out, 3 * 128));
+            for (int i = 0; i < s.m.num_params; i++) {
+                const ParamInfo *p = &s.m.params[i];
+                double err = rel_l2(s.m.grads + p->offset, one.m.grads + p->offset, (int64_t)p->numel);
+                cr_expect(err < 1e-5, "%s, %d threads: %s's gradient differs by %g", jsons[j], threads, p->name, err);
+            }
+            tiny_teardown(&s);
+        }
+        tiny_teardown(&one);
+    }
 }
 
 Test(uvit, rows_are_independent_and_blocks_compose)

@@ -9,6 +9,8 @@
  * (relative L2 < 1e-4), then run the backward with dL/dout = r (the loss is
  * L = sum(out * r)) and compare every parameter's gradient with
  * grad.<name> (relative L2 < 1e-3). A failure names the worst tensor.
+ * Each fixture runs on 1 thread and on 2 (where the blocks run as pieces,
+ * model/uvit.c).
  * Paths are relative to the repository root, where the tests run.
  */
 #include <criterion/criterion.h>
@@ -33,13 +35,13 @@ static void *upload(Ctx *ctx, const void *host, size_t bytes)
     return dev;
 }
 
-static void check_fixture(const char *name)
+static void check_fixture_threads(const char *name, int threads)
 {
     char model_path[FIXTURE_PATH_MAX], io_path[FIXTURE_PATH_MAX];
     fixture_paths("uvit", name, model_path, io_path);
 
     Ctx ctx;
-    ctx_init_cpu(&ctx, 1);
+    ctx_init_cpu(&ctx, threads);
     UViT m;
     cr_assert_eq(uvit_load(&m, &ctx, model_path), 0, "%s", err_msg());
     SafeTensors io;
@@ -139,6 +141,12 @@ static void check_fixture(const char *name)
     st_close(&io);
     uvit_destroy(&m, &ctx);
     ctx_destroy(&ctx);
+}
+
+static void check_fixture(const char *name)
+{
+    check_fixture_threads(name, 1);
+    check_fixture_threads(name, 2);
 }
 
 /* unconditional, final conv, no qkv bias, three structurally pruned blocks */
