@@ -195,15 +195,15 @@ static void layout(UViTActs *a, const UViTConfig *c, char *base)
  * On the CPU a block may run its batch as pieces at once (ctx_split_run),
  * each piece on one thread through every op of the block, instead of every
  * op splitting its rows across the threads and meeting them at its end. On
- * a 2-core Zen 5, for the Fashion-MNIST config (D = 128, T = 50, batch 32:
- * 0.8 MB of weights a block) that made the forward and the forward +
- * backward 13-17% faster; for D = 256 (3.1 MB) forwards ranged from 11%
- * slower to 8% faster; for U-ViT-S/2 (D = 512, 12.6 MB) the forward was 30%
- * slower, each thread streaming every weight itself. So a block runs as
- * pieces when the largest block's weights fit PIECE_MAX_WEIGHT_BYTES. In a
- * backward, piece k > 0 sums its weight gradients into its own zeroed
- * buffer (piece_grads), added to the model's after the block. */
-#define PIECE_MAX_WEIGHT_BYTES (2u << 20)
+ * a 2-core Zen 5, for the Fashion-MNIST config (D = 128, T = 50, batch 32;
+ * its largest block holds 0.88 MiB of weights) that made the forward and the
+ * forward + backward 7-17% faster; for D = 256 (3.5 MiB) forwards ranged
+ * from 11% slower to 8% faster; for U-ViT-S/2 (D = 512, 14 MiB) the forward
+ * was 30% slower, each thread streaming every weight itself. So blocks run
+ * as pieces when the largest one's weights fit UVIT_PIECE_MAX_WEIGHT_BYTES
+ * (uvit.h). In a backward, piece k > 0 sums its weight gradients into its
+ * own zeroed buffer (piece_grads), added to the model's after the block.
+ */
 enum { BLOCK_TENSORS = 14 };
 
 /* the block's parameter tensors (absent ones included) */
@@ -215,14 +215,19 @@ static void block_tensors(UViTBlockParams *b, Tensor *t[BLOCK_TENSORS])
     memcpy(t, all, sizeof all);
 }
 
-static size_t block_floats(UViTBlockParams b)
+size_t uvit_largest_block_params(const UViTConfig *c)
 {
-    Tensor *t[BLOCK_TENSORS];
-    block_tensors(&b, t);
-    size_t n = 0;
-    for (int k = 0; k < BLOCK_TENSORS; k++)
-        if (tensor_present(*t[k])) n += (size_t)tensor_numel(*t[k]);
-    return n;
+    size_t most = 0;
+    for (int i = 0; i < c->num_blocks; i++) {
+        size_t n = uvit_block_param_count(c, i);
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+int uvit_block_pieces(const Ctx *ctx, const UViTConfig *c)
+{
+    return uvit_largest_block_params(c) * sizeof(float) <= UVIT_PIECE_MAX_WEIGHT_BYTES ? ctx_split_threads(ctx) : 1;
 }
 
 /* points b's tensors into buf, packed in block_tensors' order */
@@ -264,11 +269,8 @@ UViTActs *uvit_acts_create(Ctx *ctx, const UViT *m, int max_batch, int training)
     layout(a, &m->cfg, NULL);
     a->arena = ctx_alloc(ctx, a->bytes);
     layout(a, &m->cfg, a->arena);
-    for (int i = 0; i < m->cfg.num_blocks; i++) {
-        size_t n = block_floats(m->w.blocks[i]);
-        if (n > a->block_grad_floats) a->block_grad_floats = n;
-    }
-    a->pieces = a->block_grad_floats * sizeof(float) <= PIECE_MAX_WEIGHT_BYTES ? ctx_split_threads(ctx) : 1;
+    a->block_grad_floats = uvit_largest_block_params(&m->cfg);
+    a->pieces = uvit_block_pieces(ctx, &m->cfg);
     if (training && a->pieces > 1)
         a->piece_grads = ctx_alloc(ctx, (size_t)(a->pieces - 1) * a->block_grad_floats * sizeof(float));
     return a;
@@ -613,7 +615,7 @@ static void block_backward_piece(Ctx *worker, int piece, void *user)
     if (piece > 0) {
         float *own = job->a->piece_grads + (size_t)(piece - 1) * job->a->block_grad_floats;
         block_repoint(&g, own);
-        ctx_zero(worker, tensor1(own, DT_F32, (int64_t)block_floats(g)));
+        ctx_zero(worker, tensor1(own, DT_F32, (int64_t)job->a->block_grad_floats));
     }
     block_backward(worker, job->m, &view, job->block, &g);
 }

@@ -143,5 +143,16 @@ typedef struct {
 } UViTMacs;
 void uvit_macs(const UViTConfig *c, UViTMacs *out);
 size_t uvit_param_count(const UViTConfig *c);
+/* the parameters of block i: its norms, attention, MLP and skip linear;
+   and the most any block has */
+size_t uvit_block_param_count(const UViTConfig *c, int block);
+size_t uvit_largest_block_params(const UViTConfig *c);
+
+/* How many pieces of a batch the blocks run as on ctx (model/uvit.c): one
+   per thread on a CPU context in fp32 when no block holds more than
+   UVIT_PIECE_MAX_WEIGHT_BYTES of weights, else 1 (each op then splits its
+   rows across the threads). */
+#define UVIT_PIECE_MAX_WEIGHT_BYTES (2u << 20)
+int uvit_block_pieces(const Ctx *ctx, const UViTConfig *c);
 
 #endif

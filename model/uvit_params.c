@@ -42,12 +42,13 @@ static int add_param(TableBuilder *tb, int ndim, const int64_t *shape, const cha
 
 /* indices of every parameter, -1 when the configuration has none */
 typedef struct {
+    int norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b;
+    int norm2_w, norm2_b, fc1_w, fc1_b, fc2_w, fc2_b, skip_w, skip_b;
+} BlockIndex;
+typedef struct {
     int patch_w, patch_b, time0_w, time0_b, time2_w, time2_b, context_w, context_b, label_emb, pos_embed;
     int norm_w, norm_b, dec_w, dec_b, final_w, final_b;
-    struct {
-        int norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b;
-        int norm2_w, norm2_b, fc1_w, fc1_b, fc2_w, fc2_b, skip_w, skip_b;
-    } blk[UVIT_MAX_BLOCKS];
+    BlockIndex blk[UVIT_MAX_BLOCKS];
 } ParamIndex;
 
 /* block i's state-dict prefix: in_blocks.i, mid_block, out_blocks.j */
@@ -314,6 +315,22 @@ size_t uvit_param_count(const UViTConfig *c)
     table_for(c, &m, &ix);
     size_t n = 0;
     for (int i = 0; i < m.num_params; i++) n += m.params[i].numel;
+    free(m.params);
+    return n;
+}
+
+size_t uvit_block_param_count(const UViTConfig *c, int block)
+{
+    CHECK(block >= 0 && block < c->num_blocks, "uvit_block_param_count: block %d of %d", block, c->num_blocks);
+    UViT m;
+    ParamIndex ix;
+    table_for(c, &m, &ix);
+    BlockIndex b = ix.blk[block];
+    int index[] = {b.norm1_w, b.norm1_b, b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.norm2_w,
+                   b.norm2_b, b.fc1_w,   b.fc1_b,   b.fc2_w, b.fc2_b, b.skip_w, b.skip_b};
+    size_t n = 0;
+    for (size_t k = 0; k < sizeof index / sizeof index[0]; k++)
+        if (index[k] >= 0) n += m.params[index[k]].numel;
     free(m.params);
     return n;
 }

@@ -331,6 +331,23 @@ Test(cpu_cli, info_shows_the_libraries_and_the_wait_policy)
     cr_assert(strstr(out, "omp wait     ACTIVE") != NULL, "%s", out);
 }
 
+/* small blocks as pieces (on a machine of 2 cores or more), U-ViT-S/2's op by op */
+Test(cpu_cli, info_says_whether_blocks_run_as_pieces)
+{
+    cli_need_binary();
+    int rc = cli_run("info --config '{\"img_size\":28,\"patch_size\":4,\"in_chans\":1,\"embed_dim\":128,"
+                     "\"depth\":12,\"num_heads\":4}'", out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect(strstr(out, "blocks       as pieces of the batch, one per thread") || strstr(out, "(one thread)"), "%s",
+              out);
+    cr_expect(strstr(out, "weights, 0.88 MiB") != NULL, "%s", out);
+    rc = cli_run("info --config '{\"img_size\":32,\"patch_size\":2,\"in_chans\":3,\"embed_dim\":512,"
+                 "\"depth\":12,\"num_heads\":8}'", out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect(strstr(out, "blocks       op by op") != NULL, "%s", out);
+    cr_expect(strstr(out, "weights, 14.02 MiB") != NULL, "%s", out);
+}
+
 Test(cpu_cli, bad_gemm_library_is_one_line_and_status_2)
 {
     cli_need_binary();

@@ -71,6 +71,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
     int threads = run->threads > 0 ? run->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     OurTimes ours[NMODELS];
     TorchTimes torch[NMODELS], fair[NMODELS];
+    int pieces[NMODELS];   /* how our blocks ran: uvit_block_pieces */
     /* measured before and after every model: one slow measurement on a busy
        machine cannot inflate the ratios below it */
     SgemmCeiling ceiling = {0};
@@ -79,6 +80,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         const BenchModel *bm = &bench_models[k];
         UViTConfig c;
         CHECK(uvit_config_parse(&c, bm->json, "bench") == 0, "%s", err_msg());
+        pieces[k] = uvit_block_pieces(&run->ctx, &c);
         UViT m;
         uvit_create(&m, &run->ctx, &c);
         uvit_init_random(&m, &run->ctx, 1);
@@ -139,6 +141,8 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         }
         printf("%-24s train step / forward = %.2f (a backward of 2 forwards gives 3)\n", "",
                ours[k].fwd_ips / ours[k].train_ips);
+        if (pieces[k] > 1) printf("%-24s our blocks ran as %d pieces of the batch, one per thread\n", "", pieces[k]);
+        else printf("%-24s our blocks ran op by op, each op across the threads\n", "");
         if (torch[k].version[0]) printf("%-24s torch %s, %d threads\n", "", torch[k].version, threads);
     }
     return 0;

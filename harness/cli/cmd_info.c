@@ -69,6 +69,17 @@ static void print_info(const char *source, const UViTConfig *c, size_t file_para
                PAPER_CIFAR10_GFLOPS, macs.total / 1e9, 2 * macs.total / 1e9);
     printf("\nCPU backend (%s)\n", bench_cpu_name());
     cpu_describe(stdout);
+    Ctx cpu;
+    ctx_init_cpu(&cpu, 0);
+    double mib = uvit_largest_block_params(c) * sizeof(float) / 1048576.0;
+    int pieces = uvit_block_pieces(&cpu, c);
+    if (pieces > 1)
+        printf("blocks       as pieces of the batch, one per thread (%d): the largest block's weights, %.2f MiB, "
+               "fit %.0f MiB\n", pieces, mib, UVIT_PIECE_MAX_WEIGHT_BYTES / 1048576.0);
+    else
+        printf("blocks       op by op, each op across the threads: the largest block's weights, %.2f MiB, "
+               "%s\n", mib, ctx_split_threads(&cpu) > 1 ? "are over the pieces' limit" : "(one thread)");
+    ctx_destroy(&cpu);
 }
 
 /* what the method adds: its parameters, and the cost of an exit after each block */
