@@ -18,6 +18,7 @@
 #include "kernels/cpu/cpu_math.h"
 #include "kernels/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_checks.h"
 
 #define PREFILL 0.25f
 #define GRAD_EPS 1e-2f
@@ -38,16 +39,6 @@ static float *filled(int64_t n, float v) { return new_filled(n, v); }
 static double *dzeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(double)); }
 
 /* every |got - want| within tol * max(1, |want|) */
-static void expect_close(const float *got, const double *want, int64_t n, double tol,
-                         const char *what)
-{
-    for (int64_t i = 0; i < n; i++) {
-        double err = fabs(got[i] - want[i]), scale = fmax(1.0, fabs(want[i]));
-        if (!(err <= tol * scale))
-            cr_assert_fail("%s[%lld]: got %.9g, want %.9g", what, (long long)i, got[i], want[i]);
-    }
-}
-
 static void expect_equal(const float *got, const float *want, int64_t n, const char *what)
 {
     for (int64_t i = 0; i < n; i++)
@@ -118,7 +109,7 @@ static void linear_case(int64_t B, int64_t T, int64_t K, int64_t N, int with_bia
             for (int64_t k = 0; k < K; k++) s += (double)in[m * K + k] * w[n * K + k];
             want[m * N + n] = s;
         }
-    expect_close(out, want, M * N, 1e-5, "linear out");
+    expect_close("linear out", out, want, M * N, 1e-5);
 
     float *din = filled(M * K, PREFILL), *dw = filled(N * K, PREFILL), *db = filled(N, PREFILL);
     op_linear_backward(&ctx, tensor3(din, DT_F32, B, T, K), tensor2(dw, DT_F32, N, K),
@@ -166,9 +157,9 @@ static void layernorm_case(int64_t M, int64_t C, int probes)
         for (int64_t k = 0; k < C; k++) want[m * C + k] = (in[m * C + k] - mu) * rs * w[k] + b[k];
         want_mean[m] = mu, want_rstd[m] = rs;
     }
-    expect_close(out, want, M * C, 1e-5, "layernorm out");
-    expect_close(mean, want_mean, M, 1e-6, "layernorm mean");
-    expect_close(rstd, want_rstd, M, 1e-5, "layernorm rstd");
+    expect_close("layernorm out", out, want, M * C, 1e-5);
+    expect_close("layernorm mean", mean, want_mean, M, 1e-6);
+    expect_close("layernorm rstd", rstd, want_rstd, M, 1e-5);
 
     float *r = uniform(M * C, -1, 1);
     float *din = filled(M * C, PREFILL), *dw = filled(C, PREFILL), *db = filled(C, PREFILL);
@@ -274,11 +265,11 @@ static void attention_case(int64_t B, int64_t T, int64_t A, int H, int probes)
     Tensor tq = tensor3(qkv, DT_F32, B, T, 3 * A), to = tensor3(out, DT_F32, B, T, A);
     Tensor tp = tensor4(probs, DT_F32, B, H, T, T);
     op_attention_forward(&ctx, to, tp, tq, H);
-    expect_close(out, want, no, 1e-5, "attention out");
-    expect_close(probs, want_p, np, 1e-6, "attention probs");
+    expect_close("attention out", out, want, no, 1e-5);
+    expect_close("attention probs", probs, want_p, np, 1e-6);
     float *out2 = filled(no, NAN);  /* inference: no probs kept */
     op_attention_forward(&ctx, tensor3(out2, DT_F32, B, T, A), tensor_none(), tq, H);
-    expect_close(out2, want, no, 1e-5, "attention out without probs");
+    expect_close("attention out without probs", out2, want, no, 1e-5);
 
     float *r = uniform(no, -1, 1), *dqkv = filled(nq, PREFILL), *dprobs = filled(np, NAN);
     op_attention_backward(&ctx, tensor3(dqkv, DT_F32, B, T, 3 * A),
@@ -290,7 +281,7 @@ static void attention_case(int64_t B, int64_t T, int64_t A, int H, int probes)
     attention_backward_naive(want_d, want_p, qkv, r, B, T, A, H);
     float *got_d = filled(nq, 0);
     for (int64_t i = 0; i < nq; i++) got_d[i] = dqkv[i] - PREFILL;
-    expect_close(got_d, want_d, nq, 1e-5, "attention dqkv");
+    expect_close("attention dqkv", got_d, want_d, nq, 1e-5);
     Call c = {.out = to, .a = tq, .b = tensor_none(), .arg = H};
     GradCheck g = {out, no, r, fwd_attention, &c};
     check_grad(&g, qkv, dqkv, nq, probes, "attention dqkv");
@@ -362,7 +353,7 @@ static void activation_case(void (*fwd)(void *), double (*ref)(double),
     for (int64_t i = 0; i < n; i++) want[i] = ref(x[i]);
     Call c = {.out = tensor2(y, DT_F32, 1, n), .a = tensor2(x, DT_F32, 1, n)};
     fwd(&c);
-    expect_close(y, want, n, 1e-6, what);
+    expect_close(what, y, want, n, 1e-6);
     bwd(&ctx, tensor2(dx, DT_F32, 1, n), tensor2(r, DT_F32, 1, n), c.a);
     GradCheck g = {y, n, r, fwd, &c};
     check_grad(&g, x, dx, n, probes, what);
