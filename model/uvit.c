@@ -13,6 +13,7 @@
  * only the hidden state after each block is kept (skips and early exits
  * need them) and one set of intermediates is shared by all blocks.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "../kernels/errors.h"
@@ -205,6 +206,10 @@ static void layout(UViTActs *a, const UViTConfig *c, char *base)
  * own zeroed buffer (piece_grads), added to the model's after the block.
  */
 enum { BLOCK_TENSORS = 14 };
+/* every tensor of a block's parameters is in block_tensors' list: one left
+   out would have the pieces add to the model's gradient at once */
+_Static_assert(sizeof(UViTBlockParams) == offsetof(UViTBlockParams, norm1_w) + BLOCK_TENSORS * sizeof(Tensor),
+               "UViTBlockParams: block_tensors must list every tensor");
 
 /* the block's parameter tensors (absent ones included) */
 static void block_tensors(UViTBlockParams *b, Tensor *t[BLOCK_TENSORS])
@@ -213,16 +218,6 @@ static void block_tensors(UViTBlockParams *b, Tensor *t[BLOCK_TENSORS])
                                   &b->proj_b,  &b->norm2_w, &b->norm2_b, &b->fc1_w,   &b->fc1_b,
                                   &b->fc2_w,   &b->fc2_b,   &b->skip_w,  &b->skip_b};
     memcpy(t, all, sizeof all);
-}
-
-size_t uvit_largest_block_params(const UViTConfig *c)
-{
-    size_t most = 0;
-    for (int i = 0; i < c->num_blocks; i++) {
-        size_t n = uvit_block_param_count(c, i);
-        if (n > most) most = n;
-    }
-    return most;
 }
 
 int uvit_block_pieces(const Ctx *ctx, const UViTConfig *c)
@@ -290,7 +285,7 @@ void uvit_acts_destroy(Ctx *ctx, UViTActs *a)
    `per_image` elements of `bytes` each per image */
 static void *first(const UViTActs *a, void *p, int64_t per_image, size_t bytes)
 {
-    return (char *)p + (size_t)a->b0 * (size_t)per_image * bytes;
+    return p ? (char *)p + (size_t)a->b0 * (size_t)per_image * bytes : NULL;
 }
 static Tensor v2(const UViTActs *a, void *p, int64_t d1)
 {

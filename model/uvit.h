@@ -143,9 +143,8 @@ typedef struct {
 } UViTMacs;
 void uvit_macs(const UViTConfig *c, UViTMacs *out);
 size_t uvit_param_count(const UViTConfig *c);
-/* the parameters of block i: its norms, attention, MLP and skip linear;
-   and the most any block has */
-size_t uvit_block_param_count(const UViTConfig *c, int block);
+/* the most parameters any block has (its norms, attention, MLP and skip
+   linear) */
 size_t uvit_largest_block_params(const UViTConfig *c);
 
 /* How many pieces of a batch the blocks run as on ctx (model/uvit.c): one

@@ -319,20 +319,30 @@ size_t uvit_param_count(const UViTConfig *c)
     return n;
 }
 
-size_t uvit_block_param_count(const UViTConfig *c, int block)
+/* the parameters of block i of the table tmp with indices ix */
+static size_t block_params(const UViT *tmp, const ParamIndex *ix, int block)
 {
-    CHECK(block >= 0 && block < c->num_blocks, "uvit_block_param_count: block %d of %d", block, c->num_blocks);
-    UViT m;
-    ParamIndex ix;
-    table_for(c, &m, &ix);
-    BlockIndex b = ix.blk[block];
+    BlockIndex b = ix->blk[block];
     int index[] = {b.norm1_w, b.norm1_b, b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.norm2_w,
                    b.norm2_b, b.fc1_w,   b.fc1_b,   b.fc2_w, b.fc2_b, b.skip_w, b.skip_b};
     size_t n = 0;
     for (size_t k = 0; k < sizeof index / sizeof index[0]; k++)
-        if (index[k] >= 0) n += m.params[index[k]].numel;
-    free(m.params);
+        if (index[k] >= 0) n += tmp->params[index[k]].numel;
     return n;
+}
+
+size_t uvit_largest_block_params(const UViTConfig *c)
+{
+    UViT tmp;
+    ParamIndex ix;
+    table_for(c, &tmp, &ix);
+    size_t most = 0;
+    for (int i = 0; i < c->num_blocks; i++) {
+        size_t n = block_params(&tmp, &ix, i);
+        if (n > most) most = n;
+    }
+    free(tmp.params);
+    return most;
 }
 
 void uvit_macs(const UViTConfig *c, UViTMacs *out)

@@ -338,8 +338,8 @@ Test(cpu_cli, info_says_whether_blocks_run_as_pieces)
     int rc = cli_run("info --config '{\"img_size\":28,\"patch_size\":4,\"in_chans\":1,\"embed_dim\":128,"
                      "\"depth\":12,\"num_heads\":4}'", out, sizeof out, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
-    cr_expect(strstr(out, "blocks       as pieces of the batch, one per thread") || strstr(out, "(one thread)"), "%s",
-              out);
+    cr_expect(strstr(out, "blocks       as pieces of the batch, one per thread") ||
+                  strstr(out, "blocks       op by op, on one thread"), "%s", out);
     cr_expect(strstr(out, "weights, 0.88 MiB") != NULL, "%s", out);
     rc = cli_run("info --config '{\"img_size\":32,\"patch_size\":2,\"in_chans\":3,\"embed_dim\":512,"
                  "\"depth\":12,\"num_heads\":8}'", out, sizeof out, err, sizeof err);
@@ -429,6 +429,11 @@ Test(cpu_split, each_piece_runs_at_once_on_its_own_one_thread_worker)
         cr_expect_eq(log.threads[p], 1);
         cr_expect(log.in_parallel[p], "piece %d ran outside a parallel region", p);
     }
+    /* more threads since the first split: more workers */
+    ctx.threads = 4;
+    ctx_split_run(&ctx, 4, log_piece, &log);
+    cr_assert_eq(ctx.num_workers, 4);
+    for (int p = 0; p < 4; p++) cr_expect(log.workers[p] == &ctx.workers[p] && log.threads[p] == 1);
     /* one piece: the context itself, no thread team */
     memset(&log, 0, sizeof log);
     ctx_split_run(&ctx, 1, log_piece, &log);

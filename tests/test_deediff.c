@@ -140,6 +140,25 @@ static void check_joint(const char *const *options, int n_options, const char *w
     method_joint_teardown(&j);
 }
 
+/* a training step on 2 threads, the backbone's blocks as pieces: the same
+   loss and gradients as on 1 thread up to fp32 rounding */
+Test(deediff, joint_step_as_pieces_matches_one_thread)
+{
+    MethodJoint one, two;
+    method_joint_setup(&one, TINY, "deediff", NULL, 0, 1, 1);
+    method_joint_setup_threads(&two, TINY, "deediff", NULL, 0, 1, 1, 2);
+    method_joint_step(&one);
+    method_joint_step(&two);
+    cr_expect_eq(two.ctx.num_workers, 2, "the blocks did not run as pieces");
+    cr_expect(fabs(two.last.loss - one.last.loss) <= 1e-6 * fabs(one.last.loss), "loss %.9g on 2 threads, %.9g on 1",
+              two.last.loss, one.last.loss);
+    double eb = rel_l2(two.m.grads, one.m.grads, (int64_t)one.m.total);
+    double em = rel_l2(two.me->grads, one.me->grads, (int64_t)one.me->total);
+    cr_expect(eb < 1e-5 && em < 1e-5, "gradients differ: backbone %g, method %g", eb, em);
+    method_joint_teardown(&one);
+    method_joint_teardown(&two);
+}
+
 /* lambda 0: no detached target anywhere, so every parameter's gradient is
    the derivative of the loss; u reached through L_UAL */
 Test(deediff, joint_loss_gradients_all_parameters)

@@ -45,6 +45,7 @@ typedef struct {
     Ctx ctx;
     UViT m;
     UViTActs *acts;
+    int B;      /* images of a forward: the arena's max_batch, at most 3 */
     float x[3 * 2 * 8 * 8], t[3], out[3 * 2 * 8 * 8], r[3 * 2 * 8 * 8];
     int64_t y[3];
     float context[3 * 5 * 4];   /* [3, L, Dc] for text-to-image configs of L * Dc <= 20 */
@@ -53,6 +54,7 @@ typedef struct {
 static void tiny_setup_threads(Tiny *s, const char *json, int batch, int threads)
 {
     ctx_init_cpu(&s->ctx, threads);
+    s->B = batch;
     UViTConfig c = config(json);
     uvit_create(&s->m, &s->ctx, &c);
     /* random everything, biases and norms included, so no gradient is trivially 0 */
@@ -83,7 +85,7 @@ static void tiny_forward(void *user)
 {
     Tiny *s = user;
     const UViTConfig *c = &s->m.cfg;
-    int B = 3;
+    int B = s->B;
     Conditioning cond = cond_labels(c->num_classes > 0 ? tensor1(s->y, DT_I64, B) : tensor_none());
     if (uvit_is_text(c)) cond.context = tensor3(s->context, DT_F32, B, c->num_clip_token, c->clip_dim);
     uvit_forward(&s->ctx, &s->m, s->acts, tensor4(s->x, DT_F32, B, 2, 8, 8),
@@ -168,10 +170,20 @@ Test(uvit, gradients_as_pieces_on_two_threads)
     check_all_gradients_threads(PRUNED_CONV, 2);
 }
 
-/* 2 and 3 threads against 1: the same outputs and gradients up to fp32
+/* forward and backward of batch B on `threads` threads (B * 128 outputs) */
+static void tiny_run(Tiny *s, const char *json, int B, int threads)
+{
+    tiny_setup_threads(s, json, B, threads);
+    tiny_forward(s);
+    uvit_zero_grads(&s->m, &s->ctx);
+    uvit_backward(&s->ctx, &s->m, s->acts, tensor4(s->r, DT_F32, B, 2, 8, 8));
+}
+
+/* more threads against 1: the same outputs and gradients up to fp32
    rounding (each piece's GEMMs have fewer rows, its weight gradients are
-   summed apart), with skips, pruned blocks, labels and contexts; and the
-   pieces did run (the context made its workers) */
+   summed apart), with skips, pruned blocks, labels and contexts; batches
+   that split unevenly (3 on 2 threads), into single images (3 on 3), over
+   fewer images than threads (2 on 3) or not at all (1 on 2) */
 Test(uvit, pieces_on_threads_match_one_thread)
 {
     const char *jsons[] = {PRUNED_CONV,
@@ -179,31 +191,27 @@ Test(uvit, pieces_on_threads_match_one_thread)
                            "\"num_heads\":2,\"qkv_bias\":true,\"mlp_time_embed\":true,\"num_classes\":3}",
                            "{\"img_size\":8,\"patch_size\":4,\"in_chans\":2,\"embed_dim\":8,\"depth\":2,"
                            "\"num_heads\":2,\"mlp_time_embed\":true,\"clip_dim\":4,\"num_clip_token\":5}"};
-    for (size_t j = 0; j < sizeof jsons / sizeof jsons[0]; j++) {
-        Tiny one;
-        tiny_setup(&one, jsons[j], 3);
-        tiny_forward(&one);
-        uvit_zero_grads(&one.m, &one.ctx);
-        uvit_backward(&one.ctx, &one.m, one.acts, tensor4(one.r, DT_F32, 3, 2, 8, 8));
-        for (int threads = 2; threads <= 3; threads++) {
-            Tiny s;
-            tiny_setup_threads(&s, jsons[j], 3, threads);
-            tiny_forward(&s);
-            uvit_zero_grads(&s.m, &s.ctx);
-            uvit_backward(&s.ctx, &s.m, s.acts, tensor4(s.r, DT_F32, 3, 2, 8, 8));
-            cr_expect_eq(s.ctx.num_workers, threads, "%s, %d threads: the blocks did not run as pieces", jsons[j],
-                         threads);
-            cr_expect(rel_l2(s.out, one.out, 3 * 128) < 1e-6, "%s, %d threads: output differs by %g", jsons[j],
-                      threads, rel_l2(s.out, one.out, 3 * 128));
+    const int runs[][2] = {{3, 2}, {3, 3}, {2, 3}, {1, 2}};   /* batch, threads */
+    for (size_t j = 0; j < sizeof jsons / sizeof jsons[0]; j++)
+        for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+            int B = runs[k][0], threads = runs[k][1];
+            Tiny one, s;
+            tiny_run(&one, jsons[j], B, 1);
+            tiny_run(&s, jsons[j], B, threads);
+            int pieces = B < threads ? B : threads;
+            cr_expect_eq(s.ctx.num_workers, pieces > 1 ? threads : 0, "%s, batch %d, %d threads: %d workers",
+                         jsons[j], B, threads, s.ctx.num_workers);
+            double out_err = rel_l2(s.out, one.out, B * 128);
+            cr_expect(out_err < 1e-6, "%s, batch %d, %d threads: output differs by %g", jsons[j], B, threads, out_err);
             for (int i = 0; i < s.m.num_params; i++) {
                 const ParamInfo *p = &s.m.params[i];
                 double err = rel_l2(s.m.grads + p->offset, one.m.grads + p->offset, (int64_t)p->numel);
-                cr_expect(err < 1e-5, "%s, %d threads: %s's gradient differs by %g", jsons[j], threads, p->name, err);
+                cr_expect(err < 1e-5, "%s, batch %d, %d threads: %s's gradient differs by %g", jsons[j], B, threads,
+                          p->name, err);
             }
             tiny_teardown(&s);
+            tiny_teardown(&one);
         }
-        tiny_teardown(&one);
-    }
 }
 
 Test(uvit, rows_are_independent_and_blocks_compose)

@@ -81,6 +81,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         UViTConfig c;
         CHECK(uvit_config_parse(&c, bm->json, "bench") == 0, "%s", err_msg());
         pieces[k] = uvit_block_pieces(&run->ctx, &c);
+        if (pieces[k] > bm->batch) pieces[k] = bm->batch;
         UViT m;
         uvit_create(&m, &run->ctx, &c);
         uvit_init_random(&m, &run->ctx, 1);
@@ -142,7 +143,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         printf("%-24s train step / forward = %.2f (a backward of 2 forwards gives 3)\n", "",
                ours[k].fwd_ips / ours[k].train_ips);
         if (pieces[k] > 1) printf("%-24s our blocks ran as %d pieces of the batch, one per thread\n", "", pieces[k]);
-        else printf("%-24s our blocks ran op by op, each op across the threads\n", "");
+        else if (run->ctx.backend == BACKEND_CPU) printf("%-24s our blocks ran op by op, each op across the threads\n", "");
         if (torch[k].version[0]) printf("%-24s torch %s, %d threads\n", "", torch[k].version, threads);
     }
     return 0;

@@ -76,9 +76,11 @@ static void print_info(const char *source, const UViTConfig *c, size_t file_para
     if (pieces > 1)
         printf("blocks       as pieces of the batch, one per thread (%d): the largest block's weights, %.2f MiB, "
                "fit %.0f MiB\n", pieces, mib, UVIT_PIECE_MAX_WEIGHT_BYTES / 1048576.0);
+    else if (ctx_split_threads(&cpu) == 1)
+        printf("blocks       op by op, on one thread\n");
     else
         printf("blocks       op by op, each op across the threads: the largest block's weights, %.2f MiB, "
-               "%s\n", mib, ctx_split_threads(&cpu) > 1 ? "are over the pieces' limit" : "(one thread)");
+               "are over the pieces' limit of %.0f MiB\n", mib, UVIT_PIECE_MAX_WEIGHT_BYTES / 1048576.0);
     ctx_destroy(&cpu);
 }
 

@@ -12,24 +12,25 @@
 
 int cpu_split_threads(const Ctx *ctx) { return cpu_threads(ctx); }
 
-/* the workers, one per thread of ctx, made before any piece runs */
-static void make_workers(Ctx *ctx)
+/* at least n workers, one per thread of ctx, made outside any piece: a
+   context whose thread count rose since its first split gets more */
+static void make_workers(Ctx *ctx, int n)
 {
-    int n = cpu_threads(ctx);
-    ctx->workers = xcalloc((size_t)n, sizeof *ctx->workers);
-    for (int i = 0; i < n; i++) {
-        ctx_init_cpu(&ctx->workers[i], 1);
-        ctx->workers[i].precision = ctx->precision;
-    }
-    ctx->num_workers = n;
+    int want = cpu_threads(ctx) > n ? cpu_threads(ctx) : n;
+    if (ctx->num_workers >= want) return;
+    ctx->workers = xrealloc(ctx->workers, (size_t)want * sizeof *ctx->workers);
+    for (int i = ctx->num_workers; i < want; i++) ctx_init_cpu(&ctx->workers[i], 1);
+    ctx->num_workers = want;
 }
 
 void cpu_split_run(Ctx *ctx, int n, CtxPieceFn fn, void *user)
 {
-    if (!ctx->workers) make_workers(ctx);
-    CHECK(n <= ctx->num_workers, "ctx_split_run: %d pieces for %d workers", n, ctx->num_workers);
+    make_workers(ctx, n);
     #pragma omp parallel for num_threads(n) schedule(static, 1)
-    for (int piece = 0; piece < n; piece++) fn(&ctx->workers[piece], piece, user);
+    for (int piece = 0; piece < n; piece++) {
+        ctx->workers[piece].precision = ctx->precision;
+        fn(&ctx->workers[piece], piece, user);
+    }
 }
 
 void cpu_split_destroy(Ctx *ctx)

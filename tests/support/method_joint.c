@@ -11,11 +11,11 @@
 #include "method_joint.h"
 #include "tiny_uvit.h"
 
-void method_joint_setup(MethodJoint *j, const char *json, const char *kind, const char *const *options,
-                        int n_options, int train_backbone, int64_t step)
+void method_joint_setup_threads(MethodJoint *j, const char *json, const char *kind, const char *const *options,
+                                int n_options, int train_backbone, int64_t step, int threads)
 {
     memset(j, 0, sizeof *j);
-    ctx_init_cpu(&j->ctx, 1);
+    ctx_init_cpu(&j->ctx, threads);
     tiny_uvit_create(&j->m, &j->ctx, json, 3);
     move_params(j->m.params, j->m.num_params, j->m.weights, 0.1f, 100);
     cr_assert_eq(method_new(&j->me, kind), 0, "%s", err_msg());
@@ -33,6 +33,12 @@ void method_joint_setup(MethodJoint *j, const char *json, const char *kind, cons
     j->x0 = fvec((int64_t)JOINT_BATCH * c->in_chans * c->img_size * c->img_size, -1, 1, 21);
     j->train_backbone = train_backbone;
     j->step = step;
+}
+
+void method_joint_setup(MethodJoint *j, const char *json, const char *kind, const char *const *options,
+                        int n_options, int train_backbone, int64_t step)
+{
+    method_joint_setup_threads(j, json, kind, options, n_options, train_backbone, step, 1);
 }
 
 void method_joint_teardown(MethodJoint *j)

@@ -29,6 +29,9 @@ typedef struct {
    (key, value pairs), ready to step */
 void method_joint_setup(MethodJoint *j, const char *json, const char *kind, const char *const *options,
                         int n_options, int train_backbone, int64_t step);
+/* the same on a context of `threads` threads (the blocks then run as pieces) */
+void method_joint_setup_threads(MethodJoint *j, const char *json, const char *kind, const char *const *options,
+                                int n_options, int train_backbone, int64_t step, int threads);
 void method_joint_teardown(MethodJoint *j);
 /* one training step on the same draw (same t, eps): gradients zeroed first;
    train_step's return code */
