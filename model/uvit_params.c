@@ -308,17 +308,6 @@ int uvit_save(const UViT *m, Ctx *ctx, const char *path, int n_meta,
 
 /* ---- counts ---------------------------------------------------------------------- */
 
-size_t uvit_param_count(const UViTConfig *c)
-{
-    UViT m;
-    ParamIndex ix;
-    table_for(c, &m, &ix);
-    size_t n = 0;
-    for (int i = 0; i < m.num_params; i++) n += m.params[i].numel;
-    free(m.params);
-    return n;
-}
-
 /* the parameters of block i of the table tmp with indices ix */
 static size_t block_params(const UViT *tmp, const ParamIndex *ix, int block)
 {
@@ -331,18 +320,34 @@ static size_t block_params(const UViT *tmp, const ParamIndex *ix, int block)
     return n;
 }
 
-size_t uvit_largest_block_params(const UViTConfig *c)
+/* configuration c's parameter count, and the most any block has */
+static void count_params(const UViTConfig *c, size_t *total, size_t *largest_block)
 {
     UViT tmp;
     ParamIndex ix;
     table_for(c, &tmp, &ix);
-    size_t most = 0;
+    *total = 0;
+    for (int i = 0; i < tmp.num_params; i++) *total += tmp.params[i].numel;
+    *largest_block = 0;
     for (int i = 0; i < c->num_blocks; i++) {
         size_t n = block_params(&tmp, &ix, i);
-        if (n > most) most = n;
+        if (n > *largest_block) *largest_block = n;
     }
     free(tmp.params);
-    return most;
+}
+
+size_t uvit_param_count(const UViTConfig *c)
+{
+    size_t total, largest;
+    count_params(c, &total, &largest);
+    return total;
+}
+
+size_t uvit_largest_block_params(const UViTConfig *c)
+{
+    size_t total, largest;
+    count_params(c, &total, &largest);
+    return largest;
 }
 
 void uvit_macs(const UViTConfig *c, UViTMacs *out)
