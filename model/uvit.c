@@ -33,7 +33,7 @@ typedef struct {
 struct UViTActs {
     int max_batch, training, B;
     int b0;                   /* a piece's view: its first image in the buffers (0 for the arena) */
-    int pieces;               /* the most pieces a block runs as (block_pieces) */
+    int pieces;               /* the most pieces a block runs as (uvit_block_pieces) */
     float *piece_grads;       /* training, pieces > 1: [pieces - 1, block_grad_floats] */
     size_t block_grad_floats; /* the largest block's parameter count */
     int T, D;                 /* tokens and width, for uvit_hidden */
