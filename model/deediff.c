@@ -286,8 +286,8 @@ static void rule_begin(EarlyExitRule *r, Ctx *ctx, int B, const double *t, Tenso
     for (int b = 0; b < B; b++) q->bucket[b] = uem_bucket(t[b], d->o.buckets);
 }
 
-/* score = the mean of the uncertainty map u_i of each row */
-static void rule_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B, float *score)
+/* score = the mean of the uncertainty map u_i of each of rows [r0, r0 + n) */
+static void rule_score_rows(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int r0, int n, float *score)
 {
     UemRule *q = r->state;
     const UViTConfig *c = &q->m->cfg;
@@ -295,15 +295,24 @@ static void rule_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B
     ExitHead h = head_view(q->me, q->me->weights, block);
     Uem w = uem_view(q->me, q->me->weights, block);
     int64_t per = dm.C * dm.H * dm.H;
-    exit_head_norm(ctx, c, &h, &q->e, uvit_hidden(a, block));
-    uem_forward(ctx, c, &w, &q->e, B, tensor2(q->temb, DT_F32, B, dm.D), q->bucket,
-                tensor4(q->u, DT_F32, B, dm.C, dm.H, dm.H));
-    ctx_download(ctx, q->u_host, q->u, (size_t)(B * per) * sizeof(float));
-    for (int b = 0; b < B; b++) {
+    ExitActs e = exit_acts_rows(&q->e, c, r0);
+    Tensor hidden = uvit_hidden(a, block);   // hidden is (B, T, D); rows r0.. of it
+    size_t row = (size_t)(dm.T * dm.D) * dtype_size(hidden.dtype);
+    exit_head_norm(ctx, c, &h, &e, tensor3((char *)hidden.data + (size_t)r0 * row, hidden.dtype, n, dm.T, dm.D));
+    float *u = q->u + (size_t)r0 * per, *u_host = q->u_host + (size_t)r0 * per;
+    uem_forward(ctx, c, &w, &e, n, tensor2(q->temb + (size_t)r0 * dm.D, DT_F32, n, dm.D), q->bucket + r0,
+                tensor4(u, DT_F32, n, dm.C, dm.H, dm.H));
+    ctx_download(ctx, u_host, u, (size_t)(n * per) * sizeof(float));
+    for (int b = 0; b < n; b++) {
         double sum = 0;
-        for (int64_t j = 0; j < per; j++) sum += q->u_host[b * per + j];
+        for (int64_t j = 0; j < per; j++) sum += u_host[b * per + j];
         score[b] = (float)(sum / (double)per);
     }
+}
+
+static void rule_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B, float *score)
+{
+    rule_score_rows(r, ctx, a, block, 0, B, score);
 }
 
 static void rule_head(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const int *rows, int n, Tensor out)
@@ -342,7 +351,8 @@ static EarlyExitRule *deediff_exit_rule(Method *me, Ctx *ctx, const UViT *bb, in
     q->ln_rows = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * sizeof(float));
     q->u_host = xmalloc((size_t)B * dm.C * dm.H * dm.H * sizeof(float));
     q->bucket = xmalloc((size_t)B * sizeof(int));
-    q->rule = (EarlyExitRule){.begin = rule_begin, .score = rule_score, .head = rule_head, .keep = rule_keep,
+    q->rule = (EarlyExitRule){.begin = rule_begin, .score = rule_score, .score_rows = rule_score_rows,
+                              .head = rule_head, .keep = rule_keep,
                               .macs_score = me->kind->macs_estimator(me, c), .macs_head = me->kind->macs_head(me, c),
                               .state = q};
     (void)threshold;

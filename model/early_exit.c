@@ -29,6 +29,7 @@ typedef struct {
     int *keep, *leave;          /* host [max_batch] */
     float *score;               /* host [max_batch] */
     unsigned char *ready;       /* host [max_batch] image index in the call -> its rule said leave */
+    int pieces;                 /* the most pieces the blocks, and a rule's score_rows, run as */
 } EarlyExitPredictor;
 
 static void account(EarlyExitPredictor *p, const int64_t *ids, int eval, const double *t, int image,
@@ -51,6 +52,31 @@ static void check_partners(const int *partner, int B)
     for (int i = 0; i < B; i++)
         CHECK(partner[i] >= 0 && partner[i] < B && partner[i] != i && partner[partner[i]] == i,
               "early exit: exit_partner[%d] = %d does not pair the %d images", i, partner[i], B);
+}
+
+/* the rule's scores of the n rows after block `block`: as pieces of rows
+   at once, as the blocks run (uvit_block_pieces), when the rule can */
+typedef struct {
+    EarlyExitPredictor *p;
+    int block, n, pieces;
+} ScorePieces;
+
+static void score_piece(Ctx *worker, int piece, void *user)
+{
+    const ScorePieces *job = user;
+    int r0 = job->n * piece / job->pieces, r1 = job->n * (piece + 1) / job->pieces;
+    EarlyExitRule *rule = job->p->rule;
+    rule->score_rows(rule, worker, job->p->acts, job->block, r0, r1 - r0, job->p->score + r0);
+}
+
+static void score_rows(EarlyExitPredictor *p, Ctx *ctx, int block, int n)
+{
+    int pieces = p->pieces < n ? p->pieces : n;
+    if (pieces > ctx_split_threads(ctx)) pieces = ctx_split_threads(ctx);
+    if (p->rule->score_rows && pieces > 1)
+        ctx_split_run(ctx, pieces, score_piece, &(ScorePieces){p, block, n, pieces});
+    else
+        p->rule->score(p->rule, ctx, p->acts, block, n, p->score);
 }
 
 static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Conditioning cond,
@@ -77,7 +103,7 @@ static int early_exit_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const do
         uvit_block(ctx, p->m, p->acts, blk);
         if (blk == L - 1 || !scoring) continue;
         phase_begin(ctx, PHASE_EXIT_RULE, blk);
-        p->rule->score(p->rule, ctx, p->acts, blk, n, p->score);
+        score_rows(p, ctx, blk, n);
         phase_end(ctx, PHASE_EXIT_RULE);
         /* a row's decision is its first score below the threshold; it leaves
            then, or under paired exits once its partner has decided too */
@@ -135,6 +161,7 @@ NoisePredictor *early_exit_predictor_new(Ctx *ctx, const UViT *m, int max_batch,
     p->rule = rule;
     p->account = account;
     p->acts = uvit_acts_create(ctx, m, max_batch, 0);
+    p->pieces = uvit_block_pieces(ctx, c);
     for (int i = 0; i < c->num_blocks; i++) {
         int scored = threshold > 0 ? (i < c->num_blocks - 1 ? i + 1 : i) : 0;
         p->macs_exit[i] = exit_path_macs(c, i, scored, rule->macs_score, rule->macs_head);

@@ -38,6 +38,11 @@ struct EarlyExitRule {
     void (*begin)(EarlyExitRule *r, Ctx *ctx, int B, const double *t, Tensor net_t);
     /* after block `block` ran on the B rows now in the arena: score[B] (host) */
     void (*score)(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B, float *score);
+    /* optional: the same for rows [r0, r0 + n) of them only, into score[n];
+       called at once from pieces of disjoint rows, each on its own worker
+       context (ctx_split_run), as the predictor's blocks run; NULL: score
+       is called for all rows on the calling context */
+    void (*score_rows)(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int r0, int n, float *score);
     /* head `block`'s prediction for rows[n] of the last score call -> out[n,C,H,W] */
     void (*head)(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const int *rows, int n, Tensor out);
     /* only rows keep[n] (ascending) of the last score call stay */

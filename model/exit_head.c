@@ -35,6 +35,16 @@ void exit_acts_alloc(Ctx *ctx, ExitActs *e, const UViTConfig *c, int B)
     e->tbias = ctx_alloc(ctx, rows * d.P * f);
 }
 
+ExitActs exit_acts_rows(const ExitActs *e, const UViTConfig *c, int r0)
+{
+    ExitDims d = exit_dims(c);
+    size_t r = (size_t)r0;
+    return (ExitActs){.hs = e->hs + r * d.N * d.D, .ln = e->ln + r * d.N * d.D, .mean = e->mean + r * d.N,
+                      .rstd = e->rstd + r * d.N, .dec = e->dec + r * d.N * d.P,
+                      .img = e->img + r * d.C * d.H * d.H, .z = e->z + r * d.N * d.P,
+                      .utok = e->utok + r * d.N * d.P, .tbias = e->tbias + r * d.P};
+}
+
 void exit_acts_free(Ctx *ctx, ExitActs *e)
 {
     float *all[] = {e->hs, e->ln, e->mean, e->rstd, e->dec, e->img, e->z, e->utok, e->tbias};

@@ -67,6 +67,8 @@ ExitDims exit_dims(const UViTConfig *c);
 
 /* allocates / frees one ExitActs for B rows */
 void exit_acts_alloc(Ctx *ctx, ExitActs *e, const UViTConfig *c, int B);
+/* the buffers of rows r0.. of e, as an ExitActs of its own */
+ExitActs exit_acts_rows(const ExitActs *e, const UViTConfig *c, int r0);
 void exit_acts_free(Ctx *ctx, ExitActs *e);
 
 /* the bucket of continuous time t in [0,1] among K */

@@ -529,6 +529,53 @@ Test(deediff, compaction_as_pieces_on_two_threads)
     expect_compaction_threads(TINY_COND, 0.8, 2);
 }
 
+/* the scores an evaluation records, in order */
+typedef struct {
+    int n;
+    float score[64];
+    int exit_block[64];
+} ScoreLog;
+
+static void log_score(void *user, int64_t id, int eval, double t, int exit_block, float uncertainty)
+{
+    ScoreLog *log = user;
+    cr_assert(log->n < 64);
+    log->exit_block[log->n] = exit_block;
+    log->score[log->n++] = uncertainty;
+}
+
+/* on 2 threads the UEM scores run as pieces of rows (the rule's score_rows):
+   the same scores, exits and predictions as on 1 thread */
+Test(deediff, exit_scores_as_pieces_match_one_thread)
+{
+    Net n[2];
+    ScoreLog log[2] = {0};
+    float out[2][NS * IMG];
+    for (int k = 0; k < 2; k++) {
+        net_create(&n[k], TINY, 1, NULL, 0);
+        n[k].ctx.threads = k + 1;
+        int distinct;
+        double T = net_threshold(&n[k], 0, &distinct);
+        cr_assert(distinct >= 2, "no threshold splits the images over two exits");
+        SampleAccount acc = {.record = log_score, .record_user = &log[k]};
+        NoisePredictor *p = method_predictor(n[k].me, &n[k].ctx, &n[k].m, NS, SCHEDULE_VPSDE, T, &acc);
+        predict_rows(&n[k], p, 0, NS, out[k]);
+        method_predictor_free(n[k].me, &n[k].ctx, p);
+    }
+    cr_expect_eq(n[1].ctx.num_workers, 2, "the scores and blocks did not run as pieces");
+    cr_assert_eq(log[0].n, NS);
+    cr_assert_eq(log[1].n, NS);
+    for (int i = 0; i < NS; i++) {
+        cr_expect_eq(log[1].exit_block[i], log[0].exit_block[i], "image %d: exit %d on 2 threads, %d on 1", i,
+                     log[1].exit_block[i], log[0].exit_block[i]);
+        cr_expect(fabsf(log[1].score[i] - log[0].score[i]) <= 1e-6f * fabsf(log[0].score[i]),
+                  "image %d: score %.9g on 2 threads, %.9g on 1", i, log[1].score[i], log[0].score[i]);
+    }
+    cr_expect(rel_l2(out[1], out[0], NS * IMG) <= COMPACTION_TOL, "predictions differ by %g",
+              rel_l2(out[1], out[0], NS * IMG));
+    for (int k = 0; k < 2; k++) net_destroy(&n[k]);
+}
+
 Test(deediff, compaction_an_image_in_a_batch_equals_it_alone)
 {
     expect_compaction(TINY, 0);
