@@ -175,6 +175,12 @@ int ctx_split_threads(const Ctx *ctx)
     return ctx->backend == BACKEND_CPU && ctx->precision == PRECISION_FP32 ? cpu_split_threads(ctx) : 1;
 }
 
+int ctx_split_pieces(const Ctx *ctx, int most, int items)
+{
+    int n = most < items ? most : items, threads = ctx_split_threads(ctx);
+    return n < threads ? n : threads;
+}
+
 void ctx_split_run(Ctx *ctx, int n, CtxPieceFn fn, void *user)
 {
     CHECK(n >= 1 && n <= ctx_split_threads(ctx), "ctx_split_run: %d pieces, at most %d on this context", n,

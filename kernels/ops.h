@@ -100,11 +100,18 @@ void *ctx_scratch(Ctx *ctx, size_t bytes);
  * (model/uvit.c says when it pays).
  * ctx_split_threads: the most pieces ctx can run at once: its threads on a
  *   CPU context in fp32, else 1.
+ * ctx_split_pieces: pieces for `items` independent items (images, rows)
+ *   when at most `most` are wanted: never more than items or than
+ *   ctx_split_threads.
+ * ctx_piece_start: where piece k of n starts among `items` (piece k is
+ *   [start(k), start(k + 1))).
  * ctx_split_run: fn(worker, piece, user) for pieces 0..n-1 (n at most
- *   that), all at once; returns when every piece is done. A worker is a
- *   one-thread CPU context with ctx's precision, kept until ctx_destroy. */
+ *   ctx_split_threads), all at once; returns when every piece is done. A
+ *   worker is a one-thread fp32 CPU context, kept until ctx_destroy. */
 typedef void (*CtxPieceFn)(Ctx *worker, int piece, void *user);
 int ctx_split_threads(const Ctx *ctx);
+int ctx_split_pieces(const Ctx *ctx, int most, int items);
+static inline int ctx_piece_start(int items, int k, int n) { return (int)((int64_t)items * k / n); }
 void ctx_split_run(Ctx *ctx, int n, CtxPieceFn fn, void *user);
 
 /* ---- linear --------------------------------------------------------------

@@ -64,15 +64,14 @@ typedef struct {
 static void score_piece(Ctx *worker, int piece, void *user)
 {
     const ScorePieces *job = user;
-    int r0 = job->n * piece / job->pieces, r1 = job->n * (piece + 1) / job->pieces;
+    int r0 = ctx_piece_start(job->n, piece, job->pieces), r1 = ctx_piece_start(job->n, piece + 1, job->pieces);
     EarlyExitRule *rule = job->p->rule;
     rule->score_rows(rule, worker, job->p->acts, job->block, r0, r1 - r0, job->p->score + r0);
 }
 
 static void score_rows(EarlyExitPredictor *p, Ctx *ctx, int block, int n)
 {
-    int pieces = p->pieces < n ? p->pieces : n;
-    if (pieces > ctx_split_threads(ctx)) pieces = ctx_split_threads(ctx);
+    int pieces = ctx_split_pieces(ctx, p->pieces, n);
     if (p->rule->score_rows && pieces > 1)
         ctx_split_run(ctx, pieces, score_piece, &(ScorePieces){p, block, n, pieces});
     else

@@ -238,18 +238,14 @@ static void block_repoint(UViTBlockParams *b, float *buf)
 }
 
 /* how many pieces a's blocks run as for its current batch */
-static int pieces_now(Ctx *ctx, const UViTActs *a)
-{
-    int n = a->pieces < a->B ? a->pieces : a->B, most = ctx_split_threads(ctx);
-    return n < most ? n : most;
-}
+static int pieces_now(Ctx *ctx, const UViTActs *a) { return ctx_split_pieces(ctx, a->pieces, a->B); }
 
-/* piece k of n of a's current batch: images [B k / n, B (k + 1) / n) */
+/* piece k of n of a's current batch */
 static void piece_view(UViTActs *view, const UViTActs *a, int k, int n)
 {
     *view = *a;
-    view->b0 = a->b0 + a->B * k / n;
-    view->B = a->B * (k + 1) / n - a->B * k / n;
+    view->b0 = a->b0 + ctx_piece_start(a->B, k, n);
+    view->B = ctx_piece_start(a->B, k + 1, n) - ctx_piece_start(a->B, k, n);
 }
 
 UViTActs *uvit_acts_create(Ctx *ctx, const UViT *m, int max_batch, int training)

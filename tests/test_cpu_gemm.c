@@ -421,6 +421,11 @@ Test(cpu_split, each_piece_runs_at_once_on_its_own_one_thread_worker)
     Ctx ctx;
     ctx_init_cpu(&ctx, 3);
     cr_assert_eq(ctx_split_threads(&ctx), 3);
+    /* never more pieces than wanted, than items or than threads; pieces tile the items */
+    cr_expect_eq(ctx_split_pieces(&ctx, 2, 5), 2);
+    cr_expect_eq(ctx_split_pieces(&ctx, 8, 2), 2);
+    cr_expect_eq(ctx_split_pieces(&ctx, 8, 8), 3);
+    cr_expect(ctx_piece_start(5, 0, 2) == 0 && ctx_piece_start(5, 1, 2) == 2 && ctx_piece_start(5, 2, 2) == 5);
     PieceLog log = {0};
     ctx_split_run(&ctx, 3, log_piece, &log);
     cr_assert_eq(ctx.num_workers, 3);

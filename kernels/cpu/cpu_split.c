@@ -27,10 +27,7 @@ void cpu_split_run(Ctx *ctx, int n, CtxPieceFn fn, void *user)
 {
     make_workers(ctx, n);
     #pragma omp parallel for num_threads(n) schedule(static, 1)
-    for (int piece = 0; piece < n; piece++) {
-        ctx->workers[piece].precision = ctx->precision;
-        fn(&ctx->workers[piece], piece, user);
-    }
+    for (int piece = 0; piece < n; piece++) fn(&ctx->workers[piece], piece, user);
 }
 
 void cpu_split_destroy(Ctx *ctx)
