@@ -418,7 +418,7 @@ bench: deps deps-pytorch $(BUILD)/deediff
 # kernels/cuda/NOTES.md). A failed step does not stop the ones after it;
 # the target fails at the end, naming it.
 # CUDA_ARCH='-gencode arch=compute_90,code=sm_90' builds for Hopper only.
-ifneq ($(filter gpu-check,$(MAKECMDGOALS)),)
+ifneq ($(filter gpu-check gpu-bundle,$(MAKECMDGOALS)),)
 ifneq ($(HAVE_CUDA),1)
 $(error gpu-check: this build has no CUDA (nvcc not found, CUDA=0 or SAN=1))
 endif
@@ -429,17 +429,17 @@ $(BUILD)/bench_cuda_ops: $(BUILD)/obj/tests/cuda_bench/bench_cuda_ops.o $(BUILD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcublas
 
 gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
-	@rm -f $(BUILD)/gpu-check.failed
-	nvidia-smi -L || true
-	$(BUILD)/deediff ops
-	$(BUILD)/deediff-tests --filter 'cuda/*' --verbose -j4 || echo "the CUDA tests" >> $(BUILD)/gpu-check.failed
-	$(BUILD)/deediff bench --backend cuda || echo "deediff bench --backend cuda" >> $(BUILD)/gpu-check.failed
-	$(BUILD)/bench_cuda_ops || echo "bench_cuda_ops" >> $(BUILD)/gpu-check.failed
-	@if [ -e $(BUILD)/gpu-check.failed ]; then echo "gpu-check failed:" $$(cat $(BUILD)/gpu-check.failed | paste -sd,); exit 1; fi
+	tests/cuda_bench/gpu_check.sh $(BUILD)
+
+# a GPU machine without our Debian libraries: the gpu-check binaries and the
+# libraries they load in one archive (tests/cuda_bench/gpu_bundle.sh says how
+# to run it there)
+gpu-bundle: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
+	tests/cuda_bench/gpu_bundle.sh $(BUILD) $(BUILD)/gpu-bundle.tar.xz
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all $(EXPERIMENTS) $(FIGURES) figures paper merge-shards regress rebaseline regress-history train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning baselines-sweep spruning-ratios deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check clean
+.PHONY: all $(EXPERIMENTS) $(FIGURES) figures paper merge-shards regress rebaseline regress-history train-deediff train-deediff-frozen train-berxit train-calm train-calm-meta prune-spruning train-spruning baselines-sweep spruning-ratios deediff-sweep pretrain pretrain-figures deps deps-pytorch test test-asan fuzz fixtures bench gpu-check gpu-bundle clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,60 @@
+#!/bin/bash
+# gpu_check.sh: the steps of `make gpu-check`, in one place, so a device run
+# from a bundle (gpu_bundle.sh) runs exactly what `make gpu-check` runs.
+#
+#   tests/cuda_bench/gpu_check.sh BIN [STEP[:SECONDS],...]
+#
+# BIN holds deediff, deediff-tests and bench_cuda_ops; run from the
+# repository root (the tests read tests/fixtures, the bench results/weights).
+# Steps, in the order given (default: all, in this order):
+#   info       the card and `deediff ops` (which backend implements each op)
+#   tests      every cuda/* test: each CUDA op, the model and a training step
+#              against the CPU reference
+#   ops-bench  bench_cuda_ops: each op's time next to its floor on this card
+#   bench      deediff bench --backend cuda: U-ViT-S/2 forward and training
+#              step against PyTorch on the same card, Inception, early exit
+#   sanitize   the cuda/* tests under compute-sanitizer's memcheck (slow)
+# A step with :SECONDS is stopped after that long and counts as failed. The
+# exit status is 1 when any step failed; the failed steps are named last.
+set -u
+bin=${1:?usage: gpu_check.sh BIN [STEP[:SECONDS],...]}
+steps=${2:-info,tests,ops-bench,bench}
+failed=
+
+run() { # NAME LIMIT COMMAND...: one step, timed, its exit status noted
+    local name=$1 limit=$2 t0=$SECONDS rc
+    shift 2
+    echo "== $name: $*"
+    if [ -n "$limit" ]; then timeout -k 5 "$limit" "$@"; else "$@"; fi
+    rc=$?
+    echo "== $name: exit status $rc after $((SECONDS - t0)) s"
+    [ "$rc" = 0 ] || failed="$failed $name"
+}
+
+for step in ${steps//,/ }; do
+    name=${step%%:*}
+    limit=
+    [ "$name" = "$step" ] || limit=${step#*:}
+    case $name in
+    info)
+        nvidia-smi -L
+        run info "$limit" "$bin/deediff" ops ;;
+    tests)
+        run tests "$limit" "$bin/deediff-tests" --filter 'cuda/*' --verbose -j4 ;;
+    ops-bench)
+        run ops-bench "$limit" "$bin/bench_cuda_ops" ;;
+    bench)
+        run bench "$limit" "$bin/deediff" bench --backend cuda ;;
+    sanitize)
+        run sanitize "$limit" compute-sanitizer --tool memcheck --error-exitcode 3 \
+            "$bin/deediff-tests" --filter 'cuda/*' -j1 ;;
+    *)
+        echo "gpu_check.sh: unknown step '$name' (info, tests, ops-bench, bench, sanitize)" >&2
+        exit 2 ;;
+    esac
+done
+if [ -n "$failed" ]; then
+    echo "gpu-check failed:$failed"
+    exit 1
+fi
+echo "gpu-check: every step passed"
