@@ -139,7 +139,12 @@ Test(cpu_gemm, provenance_names_library_version_and_kernels)
     }
     cr_assert_str_eq(cpu_gemm_library_name(GEMM_ONEDNN), "onednn");
     cr_assert_str_eq(cpu_gemm_library_name(GEMM_OPENBLAS), "openblas");
-    cr_assert_str_eq(cpu_gemm_provenance(), cpu_gemm_provenance_of(cpu_gemm_library()));
+    const char *threaded = cpu_gemm_provenance_of(cpu_gemm_library());
+    cr_assert(!strncmp(cpu_gemm_provenance(), threaded, strlen(threaded)), "%s", cpu_gemm_provenance());
+    if (cpu_gemm_library_one_thread() != cpu_gemm_library())
+        cr_assert(strstr(cpu_gemm_provenance(), "; on one thread onednn ") != NULL, "%s", cpu_gemm_provenance());
+    else
+        cr_assert_str_eq(cpu_gemm_provenance(), threaded);
 }
 
 /* each test runs in its own process, so the environment decides afresh */
@@ -147,7 +152,9 @@ Test(cpu_gemm, environment_chooses_the_library)
 {
     setenv("DEEDIFF_GEMM", "openblas", 1);
     cr_assert_eq(cpu_gemm_library(), GEMM_OPENBLAS);
+    cr_assert_eq(cpu_gemm_library_one_thread(), GEMM_OPENBLAS);  /* named: everywhere */
     cr_assert(!strncmp(cpu_gemm_provenance(), "openblas ", 9));
+    cr_assert(strchr(cpu_gemm_provenance(), ';') == NULL, "%s", cpu_gemm_provenance());
 }
 
 Test(cpu_gemm, auto_rule)
@@ -157,6 +164,47 @@ Test(cpu_gemm, auto_rule)
     cr_assert_eq(cpu_gemm_auto(0, NULL), GEMM_ONEDNN);          /* no AVX: no known best */
     setenv("DEEDIFF_GEMM", "auto", 1);
     cr_assert_eq(cpu_gemm_library(), cpu_gemm_auto(cpu_openblas_below_best(), cpu_openblas_best_coretype()));
+    cr_assert_eq(cpu_gemm_library_one_thread(), GEMM_ONEDNN);
+}
+
+/* a product made inside a parallel region runs on its thread alone, by the
+   one-thread library; outside, by the threaded one: the same bits as those
+   libraries called by name in the same place (the bits tell the libraries
+   apart only where they differ: OpenBLAS at its best core, which this test
+   process, not re-executed by cpu_startup, rarely runs; the rule and the
+   thread count it is given are checked on their own) */
+Test(cpu_gemm, products_on_one_thread_use_the_one_thread_library)
+{
+    setenv("DEEDIFF_GEMM", "auto", 1);
+    cr_assert_eq(cpu_gemm_library_for(1, GEMM_OPENBLAS, GEMM_ONEDNN), GEMM_ONEDNN);
+    cr_assert_eq(cpu_gemm_library_for(2, GEMM_OPENBLAS, GEMM_ONEDNN), GEMM_OPENBLAS);
+    cr_assert_eq(cpu_gemm_library_for(16, GEMM_ONEDNN, GEMM_ONEDNN), GEMM_ONEDNN);
+    omp_set_num_threads(3);
+    cr_assert_eq(cpu_gemm_threads_here(), 3);
+    omp_set_num_threads(1);
+    cr_assert_eq(cpu_gemm_threads_here(), 1);
+    int inside[2] = {0, 0};
+    #pragma omp parallel num_threads(2)
+    inside[omp_get_thread_num()] = cpu_gemm_threads_here();
+    cr_assert(inside[0] == 1 && inside[1] == 1);
+    enum { M = 37, N = 29, K = 800 }; /* K past both libraries' first K block: their bits differ */
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float got[2][M * N], want[2][M * N];
+    for (int i = 0; i < M * K; i++) A[i] = sinf(0.37f * (float)i);
+    for (int i = 0; i < K * N; i++) B[i] = cosf(0.11f * (float)i);
+    omp_set_num_threads(2);
+    cpu_sgemm(GEMM_N, GEMM_N, M, N, K, 1.0f, A, K, B, N, 0.0f, got[0], N);
+    cpu_sgemm_with(cpu_gemm_library(), GEMM_N, GEMM_N, M, N, K, 1.0f, A, K, B, N, 0.0f, want[0], N);
+    #pragma omp parallel num_threads(2)
+    if (omp_get_thread_num() == 0) {
+        cr_assert(omp_in_parallel());
+        cpu_sgemm(GEMM_N, GEMM_N, M, N, K, 1.0f, A, K, B, N, 0.0f, got[1], N);
+        cpu_sgemm_with(GEMM_ONEDNN, GEMM_N, GEMM_N, M, N, K, 1.0f, A, K, B, N, 0.0f, want[1], N);
+    }
+    cr_assert(!memcmp(got[0], want[0], sizeof got[0]), "threaded product: not the threaded library's bits");
+    cr_assert(!memcmp(got[1], want[1], sizeof got[1]), "one-thread product: not oneDNN's bits");
+    free(A);
+    free(B);
 }
 
 Test(cpu_gemm, bad_library_name_exits_2, .exit_code = 2)

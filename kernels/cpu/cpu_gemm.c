@@ -5,6 +5,7 @@
  */
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
 
-static GemmLibrary chosen = GEMM_ONEDNN;
+static GemmLibrary chosen = GEMM_ONEDNN, chosen_one_thread = GEMM_ONEDNN;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
 GemmLibrary cpu_gemm_auto(int openblas_below_best, const char *openblas_best_core)
@@ -30,10 +31,11 @@ GemmLibrary cpu_gemm_auto(int openblas_below_best, const char *openblas_best_cor
 static void choose(void)
 {
     const char *env = getenv("DEEDIFF_GEMM");
-    if (!env || !*env || !strcmp(env, "auto"))
+    if (!env || !*env || !strcmp(env, "auto")) {
         chosen = cpu_gemm_auto(cpu_openblas_below_best(), cpu_openblas_best_coretype());
-    else if (!strcmp(env, "onednn")) chosen = GEMM_ONEDNN;
-    else if (!strcmp(env, "openblas")) chosen = GEMM_OPENBLAS;
+        chosen_one_thread = GEMM_ONEDNN;
+    } else if (!strcmp(env, "onednn")) chosen = chosen_one_thread = GEMM_ONEDNN;
+    else if (!strcmp(env, "openblas")) chosen = chosen_one_thread = GEMM_OPENBLAS;
     else {
         fprintf(stderr, "deediff: DEEDIFF_GEMM: '%s' is not auto, onednn or openblas\n", env);
         exit(EXIT_BAD_INPUT);
@@ -44,6 +46,22 @@ GemmLibrary cpu_gemm_library(void)
 {
     pthread_once(&choose_once, choose);
     return chosen;
+}
+
+GemmLibrary cpu_gemm_library_one_thread(void)
+{
+    pthread_once(&choose_once, choose);
+    return chosen_one_thread;
+}
+
+int cpu_gemm_threads_here(void)
+{
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+}
+
+GemmLibrary cpu_gemm_library_for(int threads, GemmLibrary threaded, GemmLibrary one_thread)
+{
+    return threads <= 1 ? one_thread : threaded;
 }
 
 const char *cpu_gemm_library_name(GemmLibrary lib)
@@ -97,7 +115,24 @@ const char *cpu_gemm_provenance_of(GemmLibrary lib)
     return provenance[lib == GEMM_ONEDNN ? GEMM_ONEDNN : GEMM_OPENBLAS];
 }
 
-const char *cpu_gemm_provenance(void) { return cpu_gemm_provenance_of(cpu_gemm_library()); }
+static char provenance_both[300];
+
+static void fill_provenance_both(void)
+{
+    GemmLibrary many = cpu_gemm_library(), one = cpu_gemm_library_one_thread();
+    if (many == one)
+        snprintf(provenance_both, sizeof provenance_both, "%s", cpu_gemm_provenance_of(many));
+    else
+        snprintf(provenance_both, sizeof provenance_both, "%s; on one thread %s", cpu_gemm_provenance_of(many),
+                 cpu_gemm_provenance_of(one));
+}
+
+const char *cpu_gemm_provenance(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fill_provenance_both);
+    return provenance_both;
+}
 
 void cpu_sgemm_with(GemmLibrary lib, GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K,
                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
@@ -130,7 +165,8 @@ void cpu_sgemm(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, floa
                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                int64_t ldc)
 {
-    cpu_sgemm_with(cpu_gemm_library(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    GemmLibrary lib = cpu_gemm_library_for(cpu_gemm_threads_here(), cpu_gemm_library(), cpu_gemm_library_one_thread());
+    cpu_sgemm_with(lib, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void cpu_gemm(const Ctx *ctx, GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K,

@@ -22,8 +22,18 @@
  * U-ViT's shapes OpenBLAS's SkylakeX kernels were faster on the Zen 5 we
  * measured (fc2's K = 2048 and the weight gradients: 180-190 GFLOP/s
  * against oneDNN's 130-150; U-ViT-S/2 forward 78% of the ceiling against
- * 60%), while oneDNN needs no core type fixed. The rule is deterministic:
- * no timing at start-up, so a run's numbers never depend on a noisy probe.
+ * 60%), while oneDNN needs no core type fixed. Under auto a product made
+ * on one thread (called inside an OpenMP parallel region: a piece's worker,
+ * cpu_split.c, or a thread's share of a layer or of the attention heads; or
+ * in a one-thread process) goes through oneDNN whatever the threaded
+ * choice: on the small model's shapes (800 x 128 x 384 and its kin, one
+ * product per core at once) its kernels ran 300-325 GFLOP/s against
+ * OpenBLAS SkylakeX's 260-285 on an Emerald Rapids, and 230-325 against
+ * 220-290 at the 128-row tiles of cpu_linear.h, where OpenBLAS's per-call
+ * cost shows; the small model's forward went 12-15% faster, its training
+ * step 11-30%, U-ViT-S/2 unchanged within the noise. The rule is
+ * deterministic: no timing at start-up, so a run's numbers never depend on
+ * a noisy probe.
  * It is made once, by cpu_startup (first thing in main) or else on the
  * first call of any function below, and never changes. The sanitizer build
  * (make test-asan) runs the same rule: oneDNN's JIT code is not
@@ -79,8 +89,18 @@ void cpu_gemm(const Ctx *ctx, GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, 
               float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
               float *C, int64_t ldc);
 
-/* the library this process uses */
+/* the library this process uses for products on several threads */
 GemmLibrary cpu_gemm_library(void);
+/* the library for products on one thread: oneDNN under auto, else the
+   library DEEDIFF_GEMM names                                              */
+GemmLibrary cpu_gemm_library_one_thread(void);
+/* the threads a product made here would run on: 1 inside an OpenMP
+   parallel region, else the process's OpenMP thread count               */
+int cpu_gemm_threads_here(void);
+/* the library for a product on `threads` threads, given the threaded and
+   the one-thread choice; pure (cpu_sgemm passes cpu_gemm_threads_here()
+   and the two above)                                                      */
+GemmLibrary cpu_gemm_library_for(int threads, GemmLibrary threaded, GemmLibrary one_thread);
 /* the auto rule above, pure: OpenBLAS unless it runs below the best core
    type for the flags or the flags have none (openblas_best_core NULL)     */
 GemmLibrary cpu_gemm_auto(int openblas_below_best, const char *openblas_best_core);
@@ -91,8 +111,9 @@ const char *cpu_gemm_library_name(GemmLibrary lib);
    CPU, e.g. "onednn 2.6.3 avx512_core_bf16" or "openblas 0.3.21 SkylakeX";
    static storage                                                           */
 const char *cpu_gemm_provenance_of(GemmLibrary lib);
-/* the provenance of the library this process uses (results.db records it
-   with every run)                                                          */
+/* the provenance of the libraries this process uses (results.db records it
+   with every run): the threaded one's, then "; on one thread " and the
+   one-thread products' library when that differs                           */
 const char *cpu_gemm_provenance(void);
 
 #endif

@@ -147,8 +147,9 @@ void cpu_describe(FILE *f)
     const char *env = getenv("DEEDIFF_GEMM");
     fprintf(f, "gemm         %s (%s; DEEDIFF_GEMM=auto|onednn|openblas chooses)\n", cpu_gemm_provenance(),
             env && *env && strcmp(env, "auto") ? "DEEDIFF_GEMM"
-            : cpu_gemm_library() == GEMM_OPENBLAS ? "auto: OpenBLAS runs its best core for this CPU"
-                                                  : "auto: OpenBLAS is below its best core here");
+            : cpu_gemm_library() == GEMM_OPENBLAS
+                ? "auto: OpenBLAS runs its best core for this CPU, oneDNN is faster on one thread"
+                : "auto: OpenBLAS is below its best core here");
     fprintf(f, "openblas     %s", cpu_gemm_provenance_of(GEMM_OPENBLAS));
     if (set_by_us("OPENBLAS_CORETYPE"))
         fprintf(f, " (forced by deediff: OpenBLAS detected %s on a CPU whose flags support %s)",
