@@ -9,8 +9,10 @@
 # There, from the repository root:
 #   mkdir -p /tmp/g && tar xJf OUT.tar.xz -C /tmp/g
 #   tests/cuda_bench/gpu_check.sh /tmp/g
-# Build BUILD with a portable OPT (say -march=x86-64-v3): -march=native
-# code may not run on the GPU machine's processor. Needs patchelf.
+# Run from the repository root. Build BUILD with a portable OPT (say
+# -march=x86-64-v3): -march=native code may not run on the GPU machine's
+# processor. Needs patchelf. Prints the archive's size beside the tracked
+# tree's: a device call carries both, 64 MiB at most.
 set -eu
 build=${1:?usage: gpu_bundle.sh BUILD OUT.tar.xz}
 out=${2:?usage: gpu_bundle.sh BUILD OUT.tar.xz}
@@ -24,12 +26,20 @@ for b in $bins; do
     cp "$build/$b" "$stage/"
     # DT_RPATH (not RUNPATH) so the libraries' own dependencies are found
     # there too; CUDA's folder stays for cudart, cuBLAS and CUPTI
+    # shellcheck disable=SC2016 # $ORIGIN is for the loader, not the shell
     patchelf --force-rpath --set-rpath '$ORIGIN/lib:/usr/local/cuda/lib64' "$stage/$b"
 done
 # the C runtime and CUDA come from the GPU machine; everything else travels
+# shellcheck disable=SC2086 # one word per binary
 (cd "$build" && ldd $bins) | awk '/=> \//{print $3}' | sort -u |
     grep -v -E '/(libc|libm|libdl|libpthread|librt|libresolv|libgcc_s|libstdc\+\+)\.so|/libcu[a-zA-Z]*\.so' |
     while read -r lib; do cp -L "$lib" "$stage/lib/"; done
 tar cf - -C "$stage" . | xz -9 -T0 > "$out.tmp"
 mv "$out.tmp" "$out"
-ls -la "$out"
+# a device call carries the tracked tree and this archive, 64 MiB at most
+tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1)
+size=$(stat -c %s "$out")
+awk -v a="$size" -v t="$tree" -v o="$out" 'BEGIN { m = 1048576
+    printf "%s: %.1f MiB; with the tracked tree (%.1f MiB) %.1f of the 64 MiB a device call carries\n",
+           o, a / m, t / m, (a + t) / m }'
+[ $((size + tree)) -le $((64 << 20)) ] || echo "gpu_bundle.sh: too large for one device call" >&2
