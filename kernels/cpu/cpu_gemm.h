@@ -27,9 +27,9 @@
  * cpu_split.c, or a thread's share of a layer or of the attention heads; or
  * in a one-thread process) goes through oneDNN whatever the threaded
  * choice: on the small model's shapes (800 x 128 x 384 and its kin, one
- * product per core at once) its kernels ran 300-325 GFLOP/s against
- * OpenBLAS SkylakeX's 260-285 on an Emerald Rapids, and 230-325 against
- * 220-290 at the 128-row tiles of cpu_linear.h, where OpenBLAS's per-call
+ * product per core at once) its kernels ran 284-325 GFLOP/s against
+ * OpenBLAS SkylakeX's 257-285 on an Emerald Rapids, and 234-324 against
+ * 223-292 at the 128-row tiles of cpu_linear.h, where OpenBLAS's per-call
  * cost shows; the small model's forward went 12-15% faster, its training
  * step 11-30%, U-ViT-S/2 unchanged within the noise. The rule is
  * deterministic: no timing at start-up, so a run's numbers never depend on
