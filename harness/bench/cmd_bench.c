@@ -80,8 +80,7 @@ static int bench_uvit(RunContext *run, const char *backend, int quick, int no_to
         const BenchModel *bm = &bench_models[k];
         UViTConfig c;
         CHECK(uvit_config_parse(&c, bm->json, "bench") == 0, "%s", err_msg());
-        pieces[k] = uvit_block_pieces(&run->ctx, &c);
-        if (pieces[k] > bm->batch) pieces[k] = bm->batch;
+        pieces[k] = ctx_split_pieces(&run->ctx, uvit_block_pieces(&run->ctx, &c), bm->batch);
         UViT m;
         uvit_create(&m, &run->ctx, &c);
         uvit_init_random(&m, &run->ctx, 1);
