@@ -444,3 +444,23 @@ Test(cli, backend_auto_and_bad_backends)
     snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, c);
     cr_expect_eq(system(cmd), 0, "--backend auto and cpu wrote different outputs");
 }
+
+/* the device scripts (tests/cuda_bench): a bad step or a missing build is
+   one line naming it, exit status 2, before anything runs or is written */
+Test(cli, gpu_scripts_refuse_bad_input)
+{
+    char out[4096], err[4096];
+    int rc = shell_run("tests/cuda_bench/gpu_check.sh /nonexistent tests:5,nope", out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 2, "%s%s", out, err);
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert(strstr(err, "unknown step 'nope'") != NULL, "%s", err);
+    cr_assert(strstr(out, "== tests") == NULL, "a step ran before the list was checked: %s", out);
+    rc = shell_run("command -v patchelf >/dev/null || exit 77; "
+                   "tests/cuda_bench/gpu_bundle.sh /nonexistent /tmp/deediff-no-bundle.tar.xz",
+                   out, sizeof out, err, sizeof err);
+    if (rc == 77) return;  /* no patchelf here: the script says so first */
+    cr_assert_eq(rc, 2, "%s%s", out, err);
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert(strstr(err, "/nonexistent/deediff: not built") != NULL, "%s", err);
+    cr_assert(access("/tmp/deediff-no-bundle.tar.xz", F_OK) != 0);
+}

@@ -31,6 +31,14 @@ run() { # NAME LIMIT COMMAND...: one step, timed, its exit status noted
     [ "$rc" = 0 ] || failed="$failed $name"
 }
 
+for step in ${steps//,/ }; do  # the whole list is checked before a step runs
+    case ${step%%:*} in
+    info | tests | ops-bench | bench | sanitize) ;;
+    *)
+        echo "gpu_check.sh: unknown step '${step%%:*}' (info, tests, ops-bench, bench, sanitize)" >&2
+        exit 2 ;;
+    esac
+done
 for step in ${steps//,/ }; do
     name=${step%%:*}
     limit=
@@ -48,9 +56,6 @@ for step in ${steps//,/ }; do
     sanitize)
         run sanitize "$limit" compute-sanitizer --tool memcheck --error-exitcode 3 \
             "$bin/deediff-tests" --filter 'cuda/*' -j1 ;;
-    *)
-        echo "gpu_check.sh: unknown step '$name' (info, tests, ops-bench, bench, sanitize)" >&2
-        exit 2 ;;
     esac
 done
 if [ -n "$failed" ]; then
