@@ -25,7 +25,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
 OPENBLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
 # GEMMs through oneDNN (kernels/cpu/cpu_gemm.h); OpenBLAS for LAPACK, the
 # double-precision BLAS of the statistics, and the fallback GEMM
-LDLIBS = -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -llapacke \
+LDLIBS = -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas \
          -lsqlite3 -lcjson -lpng -ljpeg -lzip -lz -lm -fopenmp
 
 ifeq ($(SAN),1)
@@ -152,7 +152,7 @@ $(BUILD)/deediff-tests: $(TEST_OBJ) $(BUILD)/libdeediff.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 # ---- Debian packages ----------------------------------------------------------
-DEBIAN_PACKAGES = gcc make libdnnl-dev libopenblas-openmp-dev liblapacke-dev libsqlite3-dev \
+DEBIAN_PACKAGES = gcc make libdnnl-dev libopenblas-openmp-dev libsqlite3-dev \
   libcjson-dev libpng-dev libjpeg-dev libzip-dev zlib1g-dev gnuplot-nox \
   libcriterion-dev dataset-fashion-mnist clang libclang-rt-14-dev pkg-config
 PYTORCH_PACKAGES = python3-torch python3-torchvision python3-numpy

@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include <cblas.h>
-#include <lapacke.h>
 
 #include "../kernels/errors.h"
 #include "frechet.h"
+#include "lapack.h"
 
 /* the upper triangle of a (n, n) must be finite */
 static int check_finite(const char *mu_name, const char *what, int n, const double *mu, const double *sigma)
@@ -32,7 +32,7 @@ static int check_finite(const char *mu_name, const char *what, int n, const doub
    a is destroyed; with vectors, column k of a becomes eigenvector k */
 static int eig_sym(const char *what, int n, double *a, double *w, int vectors)
 {
-    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', n, a, n, w);
+    int info = lapack_eig_sym(n, a, w, vectors);
     CHECK(info >= 0, "dsyevd: argument %d is invalid", (int)-info);
     if (info > 0) return err_set("%s: the eigendecomposition did not converge (dsyevd info %d)", what, (int)info);
     return 0;

@@ -16,12 +16,12 @@
 #include <string.h>
 
 #include <cblas.h>
-#include <lapacke.h>
 
 #include "../kernels/errors.h"
 #include "../kernels/philox.h"
 #include "../model/fid_stats.h"
 #include "../model/frechet.h"
+#include "../model/lapack.h"
 #include "../model/npy.h"
 
 static double *normal_matrix(int rows, int cols, uint32_t step)
@@ -47,10 +47,8 @@ static double *random_spd(int n, uint32_t step, double floor)
 /* a random orthogonal (n, n) from the QR factorisation of a normal matrix */
 static double *random_orthogonal(int n, uint32_t step)
 {
-    double *q = normal_matrix(n, n, step), *tau = malloc(sizeof(double) * n);
-    cr_assert_eq(LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, n, n, q, n, tau), 0);
-    cr_assert_eq(LAPACKE_dorgqr(LAPACK_ROW_MAJOR, n, n, n, q, n, tau), 0);
-    free(tau);
+    double *q = normal_matrix(n, n, step);
+    cr_assert_eq(lapack_orthogonal_from_qr(n, q), 0);
     return q;
 }
 
@@ -158,7 +156,7 @@ Test(frechet, sampled_gaussians)
             // a is the lower Cholesky factor of the true covariance
             double *a = malloc(sizeof(double) * n * n);
             memcpy(a, sig[k], sizeof(double) * n * n);
-            cr_assert_eq(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, a, n), 0);
+            cr_assert_eq(lapack_cholesky_lower(n, a), 0);
             for (int i = 0; i < n; i++)
                 for (int j = i + 1; j < n; j++) a[i * n + j] = 0;
             // z is (N, n) standard normal; xd = z a^T, x = xd + mu in float

@@ -24,10 +24,10 @@
 #include <string.h>
 
 #include <cblas.h>
-#include <lapacke.h>
 
 #include "../../kernels/errors.h"
 #include "../../kernels/philox.h"
+#include "../../model/lapack.h"
 #include "../../model/fid_stats.h"
 #include "../../model/frechet.h"
 #include "bench_util.h"
@@ -49,12 +49,10 @@ static void synthetic_stats(int dim, int n_samples, uint32_t step, double decay,
 }
 
 /* inverse of a (n, n) in place; returns log|det a| */
-static double invert(int n, double *a, lapack_int *ipiv)
+static double invert(int n, double *a)
 {
-    CHECK(LAPACKE_dgetrf(LAPACK_ROW_MAJOR, n, n, a, n, ipiv) == 0, "dgetrf: singular matrix");
-    double logdet = 0;
-    for (int i = 0; i < n; i++) logdet += log(fabs(a[(size_t)i * n + i]));
-    CHECK(LAPACKE_dgetri(LAPACK_ROW_MAJOR, n, a, n, ipiv) == 0, "dgetri failed");
+    double logdet;
+    CHECK(lapack_invert(n, a, &logdet) == 0, "dgetrf/dgetri: singular matrix");
     return logdet;
 }
 
@@ -64,7 +62,6 @@ static double trace_sqrt_denman_beavers(int n, const double *s1, const double *s
     size_t nn = (size_t)n * n;
     double *y = xmalloc(sizeof(double) * nn), *z = xcalloc(nn, sizeof(double));
     double *yi = xmalloc(sizeof(double) * nn), *zi = xmalloc(sizeof(double) * nn);
-    lapack_int *ipiv = xmalloc(sizeof(lapack_int) * (size_t)n);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, s1, n, s2, n, 0.0, y, n);
     for (int i = 0; i < n; i++) z[(size_t)i * n + i] = 1;
     int k;
@@ -72,7 +69,7 @@ static double trace_sqrt_denman_beavers(int n, const double *s1, const double *s
     for (k = 1; k <= 100; k++) {
         memcpy(yi, y, sizeof(double) * nn);
         memcpy(zi, z, sizeof(double) * nn);
-        double logdet = invert(n, yi, ipiv) + invert(n, zi, ipiv);
+        double logdet = invert(n, yi) + invert(n, zi);
         double g = exp(-logdet / (2.0 * n));
         double change = 0, norm = 0;
         for (size_t i = 0; i < nn; i++) {
@@ -90,7 +87,7 @@ static double trace_sqrt_denman_beavers(int n, const double *s1, const double *s
     *iters = k;
     double tr = 0;
     for (int i = 0; i < n; i++) tr += y[(size_t)i * n + i];
-    free(y), free(z), free(yi), free(zi), free(ipiv);
+    free(y), free(z), free(yi), free(zi);
     return tr;
 }
 
