@@ -77,6 +77,11 @@ Test(cuda, table_fills_every_entry)
 /* ---- linear ---------------------------------------------------------------------- */
 
 /* out[M,N] = in[M,K] w[N,K]^T + b and the backward; w_dt: the GPU weights' dtype */
+/* bias: 0 none, 1 its own allocation, BIAS_OFFSET two elements into one
+   (8 bytes in F32: packed parameters put exit-head biases there, which a
+   fused-bias cuBLASLt kernel may not read) */
+enum { BIAS_OFFSET = 2 };
+
 static void check_linear(int64_t M, int64_t K, int64_t N, int bias, DType dt, DType w_dt, const char *what)
 {
     double tol = dt == DT_F32 ? CC_TOL_GEMM_F32 : CC_TOL_BF16;
@@ -87,6 +92,13 @@ static void check_linear(int64_t M, int64_t K, int64_t N, int bias, DType dt, DT
     op_linear_forward(&cc_cpu, hy, hx, hw, hb);
     Tensor dx = cc_upload(hx, dt), dw = cc_upload(hw, w_dt), dy = cc_zeros(hy, dt);
     Tensor db = bias ? cc_upload(hb, w_dt) : tensor_none();
+    if (bias == BIAS_OFFSET) {
+        // a (N + 2) buffer whose last N elements are b
+        float *wide = cc_values(N + 2, -1, 1, 3, w_dt);
+        memcpy(wide + 2, b, sizeof(float) * (size_t)N);
+        Tensor whole = cc_upload(tensor1(wide, DT_F32, N + 2), w_dt);
+        db = tensor1((char *)whole.data + 2 * dtype_size(w_dt), w_dt, N);
+    }
     op_linear_forward(&cc_gpu, dy, dx, dw, db);
     cc_expect_close(what, dy, y, tol);
     if (w_dt != DT_F32) return; /* gradients are for F32 master weights */
@@ -120,6 +132,7 @@ static void linear_cases(DType dt)
     check_linear(9, 40, 1, 1, dt, DT_F32, "linear 9x40 -> 1 + b");
     check_linear(2 * 257, 512, 1536, 1, dt, DT_F32, "linear 514x512 -> 1536 + b (U-ViT qkv)");
     check_linear(130, 64, 64, 1, dt, DT_F32, "linear 130 rows (db's row groups)");
+    check_linear(4 * 33, 96, 80, BIAS_OFFSET, dt, DT_F32, "linear 132x96 -> 80 + b at 2 elements in");
     if (dt == DT_BF16) check_linear(64, 128, 96, 1, dt, DT_BF16, "linear BF16 weights");
     cc_finish();
 }

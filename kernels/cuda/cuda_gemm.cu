@@ -249,5 +249,9 @@ void cuda_gemm(Ctx *ctx, const CudaGemm *g)
                                         s->stream));
         return;
     }
-    if (!(s->use_lt && gemm_lt(s, g))) gemm_ex(ctx, g);
+    /* cuBLASLt takes no alignment for the bias, and its fused-bias kernels
+       may read it in 16-byte vectors: a bias less aligned (exit heads' and
+       the UEM's, packed among the parameters) goes to cublasGemmEx */
+    int bias_aligned = ((uintptr_t)g->bias & 15) == 0;
+    if (!(s->use_lt && bias_aligned && gemm_lt(s, g))) gemm_ex(ctx, g);
 }
