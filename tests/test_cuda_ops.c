@@ -238,6 +238,7 @@ static void attention_cases(DType dt)
     check_attention(1, 1100, 1, 64, dt); /* the longest U-ViT sequence */
     check_attention(2, 70, 2, 256, dt);  /* wider than the fused tiles: the composed path */
     check_attention(2, 64, 1, 512, dt);  /* the KL autoencoder's mid-block attention (8 x 8 latents) */
+    check_attention(32769, 2, 2, 32, dt); /* B*H = 65538 pairs: past the grid's y extent, into z */
     cc_finish();
 }
 

@@ -44,6 +44,18 @@ typedef struct {
     float scale; /* hd^-0.5, as the CPU forms it: 1 / sqrtf(hd) */
 } AttShape;
 
+/* a grid's y extent stops at 65535, and B*H passes it (batch 8192 with 8
+   heads): the (b, h) pairs run along y, then z in slices of gridDim.y */
+#define ATT_GRID_Y_MAX 65535
+
+/* the (b, h) pair this block owns, or -1 for a spare block of the last z
+   slice (the whole block returns at once, before any barrier) */
+__device__ __forceinline__ int64_t att_block_bh(const AttShape &s)
+{
+    int64_t bh = blockIdx.y + (int64_t)blockIdx.z * gridDim.y;
+    return bh < s.B * s.H ? bh : -1;
+}
+
 /* the offset of (b, h)'s row i of the lse / D vectors inside probs / dprobs */
 __device__ __forceinline__ int64_t att_stat_index(const AttShape &s, int64_t bh, int64_t i)
 {
@@ -92,6 +104,10 @@ __device__ __forceinline__ float att_row_max(float v)
 
 /* host: the shape of an attention op, FATAL for a grid too large */
 AttShape att_shape(const char *op, Tensor qkv, Tensor out, int heads);
+
+/* host: the grid of the fused kernels: 32 rows of one (b, h) a block, the
+   row tiles along x and the (b, h) pairs as att_block_bh reads them */
+dim3 att_grid(const AttShape &s);
 
 /* host: heads wider than ATT_FUSED_MAX_HD (cuda_attention_wide.cu), after
    the callers' checks: probs[B,H,T,T] F32 receives P (or is absent: then

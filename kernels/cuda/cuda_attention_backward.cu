@@ -34,7 +34,9 @@ attention_dq_kernel(CudaOut dqkv, float *dsum, CudaIn dout, CudaIn qkv, const fl
     extern __shared__ float smem[];
     float *Qs = smem, *Gs = Qs + ATT_ROWS * LD, *Ks = Gs + ATT_ROWS * LD, *Vs = Ks + ATT_ROWS * LD;
     float *Ss = Vs + ATT_ROWS * LD;
-    int64_t bh = blockIdx.y, b = bh / s.H, h = bh % s.H, q0 = (int64_t)blockIdx.x * ATT_ROWS;
+    int64_t bh = att_block_bh(s);
+    if (bh < 0) return;
+    int64_t b = bh / s.H, h = bh % s.H, q0 = (int64_t)blockIdx.x * ATT_ROWS;
     int r = threadIdx.x >> 2, sub = threadIdx.x & 3;
     int64_t ld = 3 * s.A, q = q0 + r;
 
@@ -93,7 +95,9 @@ attention_dkv_kernel(CudaOut dqkv, CudaIn dout, CudaIn qkv, const float *lse, co
     float *Ks = smem, *Vs = Ks + ATT_ROWS * LD, *Qs = Vs + ATT_ROWS * LD, *Gs = Qs + ATT_ROWS * LD;
     float *Pt = Gs + ATT_ROWS * LD, *dSt = Pt + ATT_ROWS * ATT_SLD;
     float *lse_s = dSt + ATT_ROWS * ATT_SLD, *D_s = lse_s + ATT_ROWS;
-    int64_t bh = blockIdx.y, b = bh / s.H, h = bh % s.H, k0 = (int64_t)blockIdx.x * ATT_ROWS;
+    int64_t bh = att_block_bh(s);
+    if (bh < 0) return;
+    int64_t b = bh / s.H, h = bh % s.H, k0 = (int64_t)blockIdx.x * ATT_ROWS;
     int c = threadIdx.x >> 2, sub = threadIdx.x & 3;
     int64_t ld = 3 * s.A, key = k0 + c;
 
@@ -162,7 +166,7 @@ static void attention_backward(Ctx *ctx, int set, Tensor dqkv, Tensor dprobs, Te
         cuda_attention_wide_backward(ctx, s, set, dqkv, dprobs, dout, qkv, probs);
         return;
     }
-    dim3 grid((unsigned)((s.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(s.B * s.H));
+    dim3 grid = att_grid(s);
 #define LAUNCH(HD)                                                                                   \
     do {                                                                                             \
         size_t smem = att_smem_bytes((const void *)attention_dq_kernel<HD>, HD, 4, 1, 0);            \

@@ -22,7 +22,9 @@ attention_forward_kernel(CudaOut out, float *lse, CudaIn qkv, AttShape s)
     constexpr int LD = HD + 1;
     extern __shared__ float smem[];
     float *Qs = smem, *Ks = Qs + ATT_ROWS * LD, *Vs = Ks + ATT_ROWS * LD, *Ps = Vs + ATT_ROWS * LD;
-    int64_t bh = blockIdx.y, b = bh / s.H, h = bh % s.H, q0 = (int64_t)blockIdx.x * ATT_ROWS;
+    int64_t bh = att_block_bh(s);
+    if (bh < 0) return;
+    int64_t b = bh / s.H, h = bh % s.H, q0 = (int64_t)blockIdx.x * ATT_ROWS;
     int r = threadIdx.x >> 2, sub = threadIdx.x & 3;
     int64_t ld = 3 * s.A;
 
@@ -82,9 +84,15 @@ AttShape att_shape(const char *op, Tensor qkv, Tensor out, int heads)
     s.B = out.shape[0], s.T = out.shape[1], s.A = out.shape[2], s.H = heads, s.hd = s.A / heads;
     s.scale = 1.0f / sqrtf((float)s.hd);
     cuda_same_dtype(op, qkv, out);
-    if (s.B * s.H > 65535 || (s.T + ATT_ROWS - 1) / ATT_ROWS > INT32_MAX)
-        FATAL("%s on cuda: B*H = %lld exceeds the grid", op, (long long)(s.B * s.H));
+    if (s.B * s.H > (int64_t)ATT_GRID_Y_MAX * ATT_GRID_Y_MAX || (s.T + ATT_ROWS - 1) / ATT_ROWS > INT32_MAX)
+        FATAL("%s on cuda: B*H = %lld, T = %lld exceed the grid", op, (long long)(s.B * s.H), (long long)s.T);
     return s;
+}
+
+dim3 att_grid(const AttShape &s)
+{
+    int64_t pairs = s.B * s.H, y = pairs < ATT_GRID_Y_MAX ? pairs : ATT_GRID_Y_MAX;
+    return dim3((unsigned)((s.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)y, (unsigned)((pairs + y - 1) / y));
 }
 
 size_t att_smem_bytes(const void *kernel, int hd_tile, int tiles, int scores, int extra)
@@ -108,7 +116,7 @@ void cuda_attention_forward(Ctx *ctx, Tensor out, Tensor probs, Tensor qkv, int 
         cuda_attention_wide_forward(ctx, s, out, probs, qkv);
         return;
     }
-    dim3 grid((unsigned)((s.T + ATT_ROWS - 1) / ATT_ROWS), (unsigned)(s.B * s.H));
+    dim3 grid = att_grid(s);
 #define LAUNCH(HD)                                                                           \
     do {                                                                                     \
         size_t smem = att_smem_bytes((const void *)attention_forward_kernel<HD>, HD, 3, 1, 0); \
