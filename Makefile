@@ -413,7 +413,8 @@ bench: deps deps-pytorch $(BUILD)/deediff
 # logged), then `deediff bench --backend cuda` (ours against PyTorch on the
 # same card: U-ViT-S/2 forward and training step, eager and torch.compile,
 # MFU over the card's BF16 GEMM rate, the Inception, early exit; the peer's
-# Python is $DEEDIFF_PYTHON or python3), then the op benchmark: each op's
+# Python is $DEEDIFF_PYTHON, else the first whose torch sees the GPU), then
+# the op benchmark: each op's
 # time next to its floor on this card (tests/cuda_bench/bench_cuda_ops.c,
 # kernels/cuda/NOTES.md). A failed step does not stop the ones after it;
 # the target fails at the end, naming it.

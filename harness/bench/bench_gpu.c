@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../kernels/errors.h"
@@ -134,6 +135,7 @@ static void run_peer(FILE *out, Ctx *ctx, const UvitRun *u, const char *weights)
              "%s tests/reference/bench_torch.py --device cuda --config '%s' --model '%s' --batch %d "
              "--train-batch %d --iters %d --train-iters %d --warmup %d",
              bench_python(ctx), uvit_s2_json, weights, FWD_BATCH, TRAIN_BATCH, FWD_ITERS, TRAIN_ITERS, WARMUP);
+    bench_peer_env(0); /* the peer starts as the user started us, not with our CPU settings */
     FILE *p = popen(cmd, "r");
     if (!p) {
         fprintf(out, "  PyTorch: cannot start the peer (%s): no ratios\n", cmd);
@@ -145,8 +147,10 @@ static void run_peer(FILE *out, Ctx *ctx, const UvitRun *u, const char *weights)
         if (line[0] == '{') print_peer_line(out, u, line), lines++;
     int status = pclose(p);
     if (status != 0 || lines == 0)
-        fprintf(out, "  PyTorch: the peer stopped (exit status %d, its message on stderr above; set DEEDIFF_PYTHON "
-                     "to a Python with a CUDA PyTorch): no ratios past this line\n", status);
+        fprintf(out, "  PyTorch: the peer stopped (%s %d, its message on stderr above; set DEEDIFF_PYTHON "
+                     "to a Python with a CUDA PyTorch): no ratios past this line\n",
+                WIFEXITED(status) ? "exit status" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? WTERMSIG(status) : status);
     fflush(out);
 }
 

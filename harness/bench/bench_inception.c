@@ -145,6 +145,7 @@ static int bench_cuda(FILE *out, Ctx *gpu, const char *weights, int rounds)
     fprintf(out, "FID Inception pool3, fp32, batch %d of %dx%d -> 299x299, %s, best of %d round%s\n", GPU_BATCH,
             BENCH_SIZE, BENCH_SIZE, bench_device_name(gpu), rounds, rounds > 1 ? "s" : "");
     fflush(out);
+    bench_peer_env(0); /* the GPU peer starts as the user started us */
     for (int r = 0; r < rounds; r++) {
         double o = ours_on(gpu, weights, GPU_BATCH, GPU_ITERS);
         if (o > ours) ours = o;

@@ -6,19 +6,22 @@
 #
 # BIN holds deediff, deediff-tests and bench_cuda_ops; run from the
 # repository root (the tests read tests/fixtures, the bench results/weights).
-# Steps, in the order given (default: all, in this order):
+# Steps, in the order given (default: info,tests,bench,ops-bench):
 #   info       the card and `deediff ops` (which backend implements each op)
 #   tests      every cuda/* test: each CUDA op, the model and a training step
 #              against the CPU reference
-#   ops-bench  bench_cuda_ops: each op's time next to its floor on this card
 #   bench      deediff bench --backend cuda: U-ViT-S/2 forward and training
 #              step against PyTorch on the same card, Inception, early exit
+#   ops-bench  bench_cuda_ops: each op's time next to its floor on this card
 #   sanitize   the cuda/* tests under compute-sanitizer's memcheck (slow)
 # A step with :SECONDS is stopped after that long and counts as failed. The
 # exit status is 1 when any step failed; the failed steps are named last.
+# First, without a step: any library BIN's programs cannot find, and the
+# Python the PyTorch peer runs with: $DEEDIFF_PYTHON, else the first of
+# python3 on PATH and /opt/torch's that imports a torch which sees a GPU.
 set -u
 bin=${1:?usage: gpu_check.sh BIN [STEP[:SECONDS],...]}
-steps=${2:-info,tests,ops-bench,bench}
+steps=${2:-info,tests,bench,ops-bench}
 failed=
 
 run() { # NAME LIMIT COMMAND...: one step, timed, its exit status noted
@@ -39,6 +42,21 @@ for step in ${steps//,/ }; do  # the whole list is checked before a step runs
         exit 2 ;;
     esac
 done
+missing=$(cd "$bin" && ldd deediff deediff-tests bench_cuda_ops 2>&1 | awk '/not found/ {print $1}' | sort -u |
+    tr '\n' ' ')
+[ -z "$missing" ] || echo "gpu_check.sh: libraries not found: $missing"
+if [ -z "${DEEDIFF_PYTHON:-}" ]; then
+    for py in python3 /opt/torch/.venv/bin/python3 /opt/torch/bin/python3 /opt/torch/bin/python; do
+        if "$py" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+            DEEDIFF_PYTHON=$(command -v "$py")
+            export DEEDIFF_PYTHON
+            break
+        fi
+    done
+fi
+echo "gpu_check.sh: the PyTorch peer runs with ${DEEDIFF_PYTHON:-python3 (no Python here imports a torch that sees a GPU)}"
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+
 for step in ${steps//,/ }; do
     name=${step%%:*}
     limit=
@@ -54,7 +72,7 @@ for step in ${steps//,/ }; do
     bench)
         run bench "$limit" "$bin/deediff" bench --backend cuda ;;
     sanitize)
-        run sanitize "$limit" compute-sanitizer --tool memcheck --error-exitcode 3 \
+        run sanitize "$limit" "$sanitizer" --tool memcheck --error-exitcode 3 \
             "$bin/deediff-tests" --filter 'cuda/*' -j1 ;;
     esac
 done

@@ -101,13 +101,13 @@ def run_cuda(model, args):
 
     for mode in ("eager", "compile"):
         if mode == "compile":
-            try:
-                import torch._dynamo  # noqa: F401
-                net_fwd = torch.compile(model, dynamic=False)
-                net_train = torch.compile(model, dynamic=False)
-            except Exception as e:  # noqa: BLE001: report and stop, the eager lines stand
-                print("bench_torch: torch.compile unavailable: %s" % e, file=sys.stderr)
+            # no `import torch._dynamo` here: importing a submodule in a
+            # function makes `torch` a local name of the whole function
+            if not hasattr(torch, "compile"):
+                print("bench_torch: torch.compile unavailable (torch %s)" % torch.__version__, file=sys.stderr)
                 return 0
+            net_fwd = torch.compile(model, dynamic=False)
+            net_train = torch.compile(model, dynamic=False)
         else:
             net_fwd = net_train = model
 
@@ -126,7 +126,13 @@ def run_cuda(model, args):
 
         for name, fn, b, iters in (("forward", forward, args.batch, args.iters),
                                    ("train", train, args.train_batch, args.train_iters)):
-            sec, first = cuda_seconds(fn, args.warmup, iters)
+            try:
+                sec, first = cuda_seconds(fn, args.warmup, iters)
+            except Exception as e:  # noqa: BLE001: torch.compile fails at the first call, not before
+                if mode == "eager":
+                    raise
+                print("bench_torch: compiled %s failed: %s" % (name, e), file=sys.stderr)
+                continue
             line = {"pass": name, "mode": mode, "batch": b, "ips": round(b / sec, 2)}
             if mode == "compile":
                 line["compile_s"] = round(first, 1)

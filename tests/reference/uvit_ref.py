@@ -100,7 +100,7 @@ def timestep_embedding(t, dim, dtype):
     f_i = exp(-ln(10000) * i / half). As in U-ViT, f and the products t*f are
     float32 (rounded); cos and sin are then taken in `dtype`."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = (t.float()[:, None] * freqs[None, :]).to(dtype)    # [B, half]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     if dim % 2:
