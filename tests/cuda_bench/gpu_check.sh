@@ -64,6 +64,8 @@ for step in ${steps//,/ }; do
     case $name in
     info)
         nvidia-smi -L
+        # an exclusive-process card would refuse the PyTorch peers a context
+        nvidia-smi --query-gpu=compute_mode,clocks.max.sm,power.limit --format=csv
         run info "$limit" "$bin/deediff" ops ;;
     tests)
         run tests "$limit" "$bin/deediff-tests" --filter 'cuda/*' --verbose -j4 ;;
