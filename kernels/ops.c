@@ -483,6 +483,37 @@ static void check_slice(const char *op, Tensor part, Tensor whole, int at)
     need(part.shape[0] == whole.shape[0] && part.shape[2] == whole.shape[2] && at >= 0 &&
          at + part.shape[1] <= whole.shape[1], op, "slice does not fit", part, whole);
 }
+/* the length of a row index list: a 1-d I64 tensor */
+static int64_t index_count(const char *op, Tensor rows, Tensor t)
+{
+    need(rows.dtype == DT_I64 && rows.ndim == 1, op, "row indices must be a 1-d I64 tensor", rows, t);
+    return rows.shape[0];
+}
+
+/* the elements of one row: everything past the first dimension */
+static int64_t row_numel(Tensor t)
+{
+    int64_t n = 1;
+    for (int i = 1; i < t.ndim; i++) n *= t.shape[i];
+    return n;
+}
+
+void op_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows)
+{
+    const char *op = "rows_copy";
+    need(out.ndim >= 1 && in.ndim >= 1 && out.dtype == in.dtype && row_numel(out) == row_numel(in), op,
+         "out and in differ in dtype or row size", out, in);
+    int has_out = tensor_present(out_rows), has_in = tensor_present(in_rows);
+    int64_t n = has_out ? index_count(op, out_rows, out) : has_in ? index_count(op, in_rows, in) : out.shape[0];
+    if (has_out && has_in) need(index_count(op, in_rows, in) == n, op, "the index lists differ in length", out_rows, in_rows);
+    need(has_out || n <= out.shape[0], op, "more rows than out has", out, in);
+    need(has_in || n <= in.shape[0], op, "more rows than in has", out, in);
+    if (out.data == in.data)
+        need(!has_out && has_in && n <= in.shape[0], op, "in place needs in_rows alone (a compaction)", out, in);
+    if (n == 0 || row_numel(in) == 0) return;
+    CALL(rows_copy, ctx, out, out_rows, in, in_rows);
+}
+
 void op_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at)
 {
     check_slice("token_slice_forward", out, in, at);

@@ -207,6 +207,19 @@ void op_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at);
 void op_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at);
 void op_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at);
 
+/* ---- row copies: early exit's compaction, gathers and scatters -----------
+ * out[dst_k] = in[src_k] for k < n, a row being everything past the first
+ * dimension (out and in: one dtype, one row size); src_k = in_rows[k], or k
+ * when in_rows is none, likewise dst_k with out_rows; n is the index lists'
+ * length (the same when both are given), else out's rows. The lists are I64
+ * on the context's backend, their rows in range and the dst_k distinct (the
+ * callers' to keep: they live where the host cannot check them). out may be
+ * in itself only with out_rows none and in_rows ascending, in_rows[k] >= k:
+ * a compaction, the kept rows moved to the front in order. One op however
+ * many rows (a GPU copy a row would cost a launch a row). No backward:
+ * inference moves rows, training never does.                               */
+void op_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows);
+
 /* ---- 2-D convolution (cross-correlation, as PyTorch) --------------------
  * out[B,Co,Ho,Wo] = conv(in[B,Ci,H,W], w[Co,Ci,kh,kw]) + b[Co]
  * Ho = (H + 2 pad_h - kh) / stride_h + 1, likewise Wo. b may be none.     */

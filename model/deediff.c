@@ -35,6 +35,7 @@
 #include "early_exit.h"
 #include "exit_heads.h"
 #include "method.h"
+#include "row_list.h"
 
 typedef struct {
     int shared_heads, shared_uem, buckets, time_input, ual_detach_u, plain_layer_loss;
@@ -275,6 +276,7 @@ typedef struct {
     float *u, *temb, *ln_rows;   /* [B,C,H,W], [B,D], [B,N,D] */
     float *u_host;               /* host [B*C*H*W] */
     int *bucket;                 /* host [B] */
+    RowList rows;                /* the rows a head or a compaction moves */
     int B;
 } UemRule;
 
@@ -319,8 +321,9 @@ static void rule_head(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const 
 {
     UemRule *q = r->state;
     ExitDims dm = exit_dims(&q->m->cfg);
-    size_t row = (size_t)dm.N * dm.D * sizeof(float);
-    for (int k = 0; k < n; k++) ctx_copy(ctx, (char *)q->ln_rows + k * row, (char *)q->e.ln + (size_t)rows[k] * row, row);
+    // ln_rows (n, N, D) = the leaving rows of e.ln (B, N, D)
+    op_rows_copy(ctx, tensor3(q->ln_rows, DT_F32, n, dm.N, dm.D), tensor_none(),
+                 tensor3(q->e.ln, DT_F32, q->B, dm.N, dm.D), row_list_set(&q->rows, ctx, rows, NULL, n));
     ExitHead h = head_view(q->me, q->me->weights, block);
     exit_head_decode(ctx, &q->m->cfg, &h, &q->e, q->ln_rows, n, out);
     (void)a;
@@ -329,12 +332,12 @@ static void rule_head(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const 
 static void rule_keep(EarlyExitRule *r, Ctx *ctx, const int *keep, int n)
 {
     UemRule *q = r->state;
-    size_t row = (size_t)q->m->cfg.embed_dim * sizeof(float);
-    for (int k = 0; k < n; k++) {
-        if (keep[k] != k && ((const DeeDiff *)q->me->impl)->o.time_input)
-            ctx_copy(ctx, (char *)q->temb + k * row, (char *)q->temb + (size_t)keep[k] * row, row);
-        q->bucket[k] = q->bucket[keep[k]];
+    if (((const DeeDiff *)q->me->impl)->o.time_input && keep[n - 1] != n - 1) {
+        // temb (B, D): rows keep[k] -> k, in place
+        Tensor temb = tensor2(q->temb, DT_F32, q->B, q->m->cfg.embed_dim);
+        op_rows_copy(ctx, temb, tensor_none(), temb, row_list_set(&q->rows, ctx, keep, NULL, n));
     }
+    for (int k = 0; k < n; k++) q->bucket[k] = q->bucket[keep[k]];
 }
 
 static EarlyExitRule *deediff_exit_rule(Method *me, Ctx *ctx, const UViT *bb, int B, double threshold)
@@ -351,6 +354,7 @@ static EarlyExitRule *deediff_exit_rule(Method *me, Ctx *ctx, const UViT *bb, in
     q->ln_rows = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * sizeof(float));
     q->u_host = xmalloc((size_t)B * dm.C * dm.H * dm.H * sizeof(float));
     q->bucket = xmalloc((size_t)B * sizeof(int));
+    row_list_create(&q->rows, ctx, B);
     q->rule = (EarlyExitRule){.begin = rule_begin, .score = rule_score, .score_rows = rule_score_rows,
                               .head = rule_head, .keep = rule_keep,
                               .macs_score = me->kind->macs_estimator(me, c), .macs_head = me->kind->macs_head(me, c),
@@ -368,6 +372,7 @@ static void deediff_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
     ctx_free(ctx, q->ln_rows);
     free(q->u_host);
     free(q->bucket);
+    row_list_destroy(&q->rows, ctx);
     free(q);
     (void)me;
 }

@@ -11,6 +11,7 @@
 #include "../kernels/phase.h"
 #include "denoiser.h"
 #include "early_exit.h"
+#include "row_list.h"
 
 typedef struct {
     NoisePredictor base;
@@ -27,6 +28,7 @@ typedef struct {
     float *out_rows;            /* backend [max_batch, C, H, W] predictions of leaving or last rows */
     int *pos;                   /* host [max_batch] row -> image index in the call */
     int *keep, *leave;          /* host [max_batch] */
+    RowList places;             /* the images rows of out_rows go to, on the backend */
     float *score;               /* host [max_batch] */
     unsigned char *ready;       /* host [max_batch] image index in the call -> its rule said leave */
     int pieces;                 /* the most pieces the blocks, and a rule's score_rows, run as */
@@ -38,12 +40,13 @@ static void account(EarlyExitPredictor *p, const int64_t *ids, int eval, const d
     sample_account_add(p->account, ids[image], eval, t[image], exit_block, macs, score);
 }
 
-/* rows[n] of out_rows -> their images' places in eps_out */
+/* out_rows' first n rows, the predictions of rows[n] -> their images'
+   places in eps_out */
 static void scatter(Ctx *ctx, EarlyExitPredictor *p, Tensor eps_out, const int *rows, int n)
 {
-    size_t img = (size_t)tensor_numel(eps_out) / (size_t)eps_out.shape[0] * sizeof(float);
-    for (int k = 0; k < n; k++)
-        ctx_copy(ctx, (char *)eps_out.data + (size_t)p->pos[rows[k]] * img, (char *)p->out_rows + (size_t)k * img, img);
+    // eps_out is (B, C, H, W), out_rows (n, C, H, W)
+    Tensor from = tensor4(p->out_rows, DT_F32, n, eps_out.shape[1], eps_out.shape[2], eps_out.shape[3]);
+    op_rows_copy(ctx, eps_out, row_list_set(&p->places, ctx, rows, p->pos, n), from, tensor_none());
 }
 
 /* cond.exit_partner must pair the call's images two by two */
@@ -174,6 +177,7 @@ NoisePredictor *early_exit_predictor_new(Ctx *ctx, const UViT *m, int max_batch,
     p->leave = xmalloc((size_t)max_batch * sizeof(int));
     p->score = xmalloc((size_t)max_batch * sizeof(float));
     p->ready = xmalloc((size_t)max_batch);
+    row_list_create(&p->places, ctx, max_batch);
     return &p->base;
 }
 
@@ -189,6 +193,7 @@ void early_exit_predictor_free(Ctx *ctx, NoisePredictor *base)
     free(p->leave);
     free(p->score);
     free(p->ready);
+    row_list_destroy(&p->places, ctx);
     free(p);
 }
 

@@ -149,12 +149,14 @@ void exit_head_rows_alloc(ExitHeadRows *r, Ctx *ctx, const ExitHeadSet *heads, c
     r->m = m;
     exit_acts_alloc(ctx, &r->e, &m->cfg, B);
     r->rows = ctx_alloc(ctx, (size_t)B * dm.T * dm.D * dtype_size(ctx->act_dtype));
+    row_list_create(&r->list, ctx, B);
 }
 
 void exit_head_rows_free(ExitHeadRows *r, Ctx *ctx)
 {
     exit_acts_free(ctx, &r->e);
     ctx_free(ctx, r->rows);
+    row_list_destroy(&r->list, ctx);
 }
 
 void exit_head_rows_predict(ExitHeadRows *r, Ctx *ctx, Tensor hidden, int block, const int *rows, int n,
@@ -164,11 +166,11 @@ void exit_head_rows_predict(ExitHeadRows *r, Ctx *ctx, Tensor hidden, int block,
     ExitDims dm = exit_dims(c);
     /* hidden is the backbone's activation dtype (BF16 on CUDA): rows are
        gathered in it, and exit_head_norm's slice converts to F32 */
-    size_t row = (size_t)dm.T * dm.D * dtype_size(hidden.dtype);
     int leading = 1;   // rows 0..n-1 (the whole batch leaving, as the static exit's) need no gather
     for (int k = 0; k < n && leading; k++) leading = rows[k] == k;
-    for (int k = 0; k < n && !leading; k++)
-        ctx_copy(ctx, (char *)r->rows + (size_t)k * row, (char *)hidden.data + (size_t)rows[k] * row, row);
+    if (!leading)
+        op_rows_copy(ctx, tensor3(r->rows, hidden.dtype, n, dm.T, dm.D), tensor_none(), hidden,
+                     row_list_set(&r->list, ctx, rows, NULL, n));
     ExitHead h = exit_heads_view(r->heads, r->me, r->me->weights, block);
     exit_head_norm(ctx, c, &h, &r->e, tensor3(leading ? hidden.data : r->rows, hidden.dtype, n, dm.T, dm.D));
     exit_head_decode(ctx, c, &h, &r->e, r->e.ln, n, out);

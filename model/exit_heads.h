@@ -25,6 +25,7 @@
 
 #include "exit_head.h"
 #include "method.h"
+#include "row_list.h"
 
 typedef struct {
     int norm_w, norm_b, dec_w, dec_b, final_w, final_b;   /* method parameter indices (-1: absent) */
@@ -79,6 +80,7 @@ typedef struct {
     const UViT *m;
     ExitActs e;
     void *rows;                /* [B,T,D] gathered hidden rows, in the activation dtype */
+    RowList list;              /* which rows, on the backend */
 } ExitHeadRows;
 
 void exit_head_rows_alloc(ExitHeadRows *r, Ctx *ctx, const ExitHeadSet *heads, const Method *me, const UViT *m,

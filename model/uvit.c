@@ -18,6 +18,7 @@
 
 #include "../kernels/errors.h"
 #include "../kernels/phase.h"
+#include "row_list.h"
 #include "uvit.h"
 
 typedef struct {
@@ -35,6 +36,7 @@ struct UViTActs {
     int b0;                   /* a piece's view: its first image in the buffers (0 for the arena) */
     int pieces;               /* the most pieces a block runs as (uvit_block_pieces) */
     float *piece_grads;       /* training, pieces > 1: [pieces - 1, block_grad_floats] */
+    RowList kept;             /* the rows uvit_keep_rows keeps, on the backend */
     size_t block_grad_floats; /* the largest block's parameter count */
     int T, D;                 /* tokens and width, for uvit_hidden */
     DType dt;
@@ -264,6 +266,7 @@ UViTActs *uvit_acts_create(Ctx *ctx, const UViT *m, int max_batch, int training)
     a->pieces = uvit_block_pieces(ctx, &m->cfg);
     if (training && a->pieces > 1)
         a->piece_grads = ctx_alloc(ctx, (size_t)(a->pieces - 1) * a->block_grad_floats * sizeof(float));
+    if (!training) row_list_create(&a->kept, ctx, max_batch);
     return a;
 }
 
@@ -272,6 +275,7 @@ void uvit_acts_destroy(Ctx *ctx, UViTActs *a)
     if (!a) return;
     ctx_free(ctx, a->arena);
     ctx_free(ctx, a->piece_grads);
+    if (!a->training) row_list_destroy(&a->kept, ctx);
     free(a);
 }
 
@@ -667,11 +671,11 @@ void uvit_backward(Ctx *ctx, UViT *m, UViTActs *a, Tensor dout)
 
 /* ---- early exit: dropping rows ------------------------------------------------- */
 
-/* moves rows keep[0..n) of a [B, row] buffer to rows 0..n-1, in order */
-static void keep_rows(Ctx *ctx, char *buf, size_t row_bytes, const int *keep, int n)
+/* moves rows kept[k] of a [B, T, D] buffer of the arena to rows k, in order */
+static void keep_rows(Ctx *ctx, const UViTActs *a, void *buf, Tensor kept)
 {
-    for (int k = 0; k < n; k++)
-        if (keep[k] != k) ctx_copy(ctx, buf + (size_t)k * row_bytes, buf + (size_t)keep[k] * row_bytes, row_bytes);
+    Tensor t = tensor3(buf, a->dt, a->B, a->T, a->D);
+    op_rows_copy(ctx, t, tensor_none(), t, kept);
 }
 
 void uvit_keep_rows(Ctx *ctx, const UViT *m, UViTActs *a, int block, const int *keep, int n)
@@ -682,12 +686,15 @@ void uvit_keep_rows(Ctx *ctx, const UViT *m, UViTActs *a, int block, const int *
     for (int k = 0; k < n; k++)
         CHECK(keep[k] >= k && keep[k] < a->B && (k == 0 || keep[k] > keep[k - 1]),
               "uvit_keep_rows: keep must be ascending rows of the batch");
-    size_t row = (size_t)a->T * a->D * dtype_size(a->dt);
-    keep_rows(ctx, a->hidden[block], row, keep, n);
-    /* the long skips still to be read by the out blocks after this one */
-    for (int r = block + 1; r < c->num_blocks; r++) {
-        int j = skip_source(c, r);
-        if (j >= 0 && j != block) keep_rows(ctx, a->hidden[j], row, keep, n);
+    if (keep[n - 1] != n - 1) { /* else the first n rows stay where they are */
+        Tensor kept = row_list_set(&a->kept, ctx, keep, NULL, n);
+        keep_rows(ctx, a, a->hidden[block], kept);
+        /* the long skips still to be read by the out blocks after this one,
+           from in blocks that ran (a later in block writes its own rows) */
+        for (int r = block + 1; r < c->num_blocks; r++) {
+            int j = skip_source(c, r);
+            if (j >= 0 && j < block) keep_rows(ctx, a, a->hidden[j], kept);
+        }
     }
     a->B = n;
 }

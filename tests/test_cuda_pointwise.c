@@ -3,7 +3,7 @@
  * ops against the CPU reference, forward and backward, F32 and BF16:
  * activations (GELU, SiLU, sigmoid, ReLU, affine), sums (add, accumulate,
  * the broadcast add), token slices, concatenation, patches, the timestep and
- * label embeddings (rules: tests/support/cuda_compare.h). Copies must be
+ * label embeddings, row copies (rules: tests/support/cuda_compare.h). Copies must be
  * exact. Every backward starts from a nonzero gradient: ops must add.
  */
 #include <criterion/criterion.h>
@@ -151,6 +151,41 @@ static void token_case(DType dt)
 
 Test(cuda, token_slice_place_f32) { token_case(DT_F32); }
 Test(cuda, token_slice_place_bf16) { token_case(DT_BF16); }
+
+/* rows_copy, exact: a gather, a scatter, and the in-place compaction (the
+   GPU's goes through scratch), for rows of R elements; R picks the copy
+   unit: F32 4 -> 16 bytes, F32 5 -> 4, BF16 3 -> 2 */
+static void rows_copy_case(int64_t R, DType dt)
+{
+    cc_start();
+    int64_t B = 6, gather[] = {5, 0, 5, 2}, scatter[] = {3, 0, 2, 5}, keep[] = {1, 2, 4, 5};
+    float *in = cc_values(B * R, -1, 1, 21, dt), *out = cc_values(B * R, -1, 1, 22, dt);
+    Tensor hin = tensor2(in, DT_F32, B, R), hout = tensor2(out, DT_F32, B, R);
+    Tensor din = cc_upload(hin, dt), dout = cc_upload(hout, dt);
+    Tensor hg = tensor1(gather, DT_I64, 4), hs = tensor1(scatter, DT_I64, 4), hk = tensor1(keep, DT_I64, 4);
+    Tensor dg = cc_upload_raw(hg), ds = cc_upload_raw(hs), dk = cc_upload_raw(hk);
+    Tensor hfront = tensor2(out, DT_F32, 4, R), dfront = dout;
+    dfront.shape[0] = 4;
+    op_rows_copy(&cc_cpu, hfront, tensor_none(), hin, hg);
+    op_rows_copy(&cc_gpu, dfront, tensor_none(), din, dg);
+    cc_expect_close("rows_copy gather", dout, out, 1e-30);
+    Tensor hin4 = hin, din4 = din;
+    hin4.shape[0] = din4.shape[0] = 4;
+    op_rows_copy(&cc_cpu, hout, hs, hin4, tensor_none());
+    op_rows_copy(&cc_gpu, dout, ds, din4, tensor_none());
+    cc_expect_close("rows_copy scatter", dout, out, 1e-30);
+    op_rows_copy(&cc_cpu, hin, tensor_none(), hin, hk);
+    op_rows_copy(&cc_gpu, din, tensor_none(), din, dk);
+    cc_expect_close("rows_copy compaction", din, in, 1e-30);
+    cc_finish();
+}
+
+Test(cuda, rows_copy)
+{
+    rows_copy_case(4, DT_F32);
+    rows_copy_case(5, DT_F32);
+    rows_copy_case(3, DT_BF16);
+}
 
 /* an exit head slices F32 rows out of the backbone's BF16 activations: the
    copies convert when the two sides' dtypes differ (BF16 values, so exact) */

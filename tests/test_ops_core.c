@@ -501,3 +501,41 @@ Test(ops_core, token_slice_and_place)
     check_grad(&gp, src, dsrc, B * n * D, 1000, "place dsrc");
     free(seq), free(part), free(r), free(dseq), free(src), free(before), free(rs), free(dsrc);
 }
+
+/* rows_copy: a gather, a scatter, both lists, and the in-place compaction,
+   each against the row it names; BF16 rows move as bytes, 3 of them a row
+   (6 bytes: no wider unit divides it). Threads split only the large case. */
+static void rows_copy_cases(int64_t B, int64_t R)
+{
+    float *in = uniform(B * R, -1, 1), *out = filled(B * R, NAN);
+    int64_t gather[] = {4, 0, 4, 2}, scatter[] = {3, 0, 2, 1};   /* a row twice is fine to read */
+    Tensor tin = tensor2(in, DT_F32, B, R), tout = tensor2(out, DT_F32, B, R);
+    op_rows_copy(&ctx, tensor2(out, DT_F32, 4, R), tensor_none(), tin, tensor1(gather, DT_I64, 4));
+    for (int k = 0; k < 4; k++) expect_equal(out + k * R, in + gather[k] * R, R, "gather");
+    op_rows_copy(&ctx, tout, tensor1(scatter, DT_I64, 4), tensor2(in, DT_F32, 4, R), tensor_none());
+    for (int k = 0; k < 4; k++) expect_equal(out + scatter[k] * R, in + k * R, R, "scatter");
+    op_rows_copy(&ctx, tout, tensor1(scatter, DT_I64, 4), tin, tensor1(gather, DT_I64, 4));
+    for (int k = 0; k < 4; k++) expect_equal(out + scatter[k] * R, in + gather[k] * R, R, "both");
+
+    /* compaction: rows 1, 2, 4 of 5 (row 0 leaves, 3 leaves) to the front */
+    int64_t keep[] = {1, 2, 4};
+    float *before = malloc((size_t)(B * R) * sizeof(float));
+    memcpy(before, in, (size_t)(B * R) * sizeof(float));
+    op_rows_copy(&ctx, tin, tensor_none(), tin, tensor1(keep, DT_I64, 3));
+    for (int k = 0; k < 3; k++) expect_equal(in + k * R, before + keep[k] * R, R, "compaction");
+    expect_equal(in + 3 * R, before + 3 * R, (B - 3) * R, "rows past the kept ones untouched");
+    free(in), free(out), free(before);
+}
+
+Test(ops_core, rows_copy)
+{
+    rows_copy_cases(5, 7);
+    rows_copy_cases(5, 300000);   /* past CPU_PARALLEL_MIN: the threaded gather */
+    uint16_t in[5 * 3], out[4 * 3];
+    for (int i = 0; i < 15; i++) in[i] = (uint16_t)(1000 + i);
+    int64_t rows[] = {4, 1, 3, 0};
+    op_rows_copy(&ctx, tensor2(out, DT_BF16, 4, 3), tensor_none(), tensor2(in, DT_BF16, 5, 3),
+                 tensor1(rows, DT_I64, 4));
+    for (int k = 0; k < 4; k++)
+        cr_assert(memcmp(out + 3 * k, in + 3 * rows[k], 6) == 0, "bf16 row %d", k);
+}

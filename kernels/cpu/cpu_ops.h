@@ -53,6 +53,7 @@ void cpu_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at);
 void cpu_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at);
 void cpu_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at);
 void cpu_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at);
+void cpu_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows);
 void cpu_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
                         Conv2dParams p);
 void cpu_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,

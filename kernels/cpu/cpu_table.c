@@ -73,6 +73,7 @@ const OpTable cpu_op_table = {
     .token_slice_backward = cpu_token_slice_backward,
     .token_place_forward = cpu_token_place_forward,
     .token_place_backward = cpu_token_place_backward,
+    .rows_copy = cpu_rows_copy,
     .conv2d_forward = cpu_conv2d_forward,
     .conv2d_backward = cpu_conv2d_backward,
     .conv2d_relu_forward = cpu_conv2d_relu_forward,

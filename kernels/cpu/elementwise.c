@@ -1,5 +1,6 @@
 /*
- * elementwise.c: adds, broadcast adds, concatenation and token slices.
+ * elementwise.c: adds, broadcast adds, concatenation, token slices and row
+ * copies.
  *
  * All of these move memory and do at most one add per float, so the only
  * goals are streaming loops that vectorise and an even split across threads
@@ -168,4 +169,25 @@ void cpu_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at)
     int64_t B = dsrc.shape[0], len = dsrc.shape[1] * dsrc.shape[2];
     #pragma omp parallel for num_threads(cpu_threads(ctx)) if (B * len > CPU_PARALLEL_MIN) schedule(static)
     for (int64_t b = 0; b < B; b++) add_into(tensor_f32(dsrc) + b * len, tokens_at(dseq, b, at), len);
+}
+
+void cpu_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows)
+{
+    // out is (B_out, row), in is (B_in, row); out row dst[k] = in row src[k]
+    const int64_t *dst = tensor_present(out_rows) ? (const int64_t *)out_rows.data : NULL;
+    const int64_t *src = tensor_present(in_rows) ? (const int64_t *)in_rows.data : NULL;
+    int64_t n = dst ? out_rows.shape[0] : src ? in_rows.shape[0] : out.shape[0];
+    size_t row = tensor_bytes(in) / (size_t)in.shape[0];
+    char *o = out.data;
+    const char *i = in.data;
+    if (out.data == in.data) {
+        /* a compaction: in order, each row lands where a row already moved
+           (or this one) was; src[k] > k, so a moved row never overlaps */
+        for (int64_t k = 0; k < n; k++)
+            if (src[k] != k) memcpy(o + (size_t)k * row, i + (size_t)src[k] * row, row);
+        return;
+    }
+    #pragma omp parallel for num_threads(cpu_threads(ctx)) if ((int64_t)(n * row) > CPU_PARALLEL_MIN * 4) schedule(static)
+    for (int64_t k = 0; k < n; k++)
+        memcpy(o + (size_t)(dst ? dst[k] : k) * row, i + (size_t)(src ? src[k] : k) * row, row);
 }

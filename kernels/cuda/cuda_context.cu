@@ -184,6 +184,7 @@ extern "C" const OpTable cuda_op_table = {
     .token_slice_backward = cuda_token_slice_backward,
     .token_place_forward = cuda_token_place_forward,
     .token_place_backward = cuda_token_place_backward,
+    .rows_copy = cuda_rows_copy,
     .conv2d_forward = cuda_conv2d_forward,
     .conv2d_backward = cuda_conv2d_backward,
     .patchify_forward = cuda_patchify_forward,

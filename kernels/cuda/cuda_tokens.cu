@@ -3,6 +3,7 @@
  *   token slice:  out[B,n,D] = in[B, at:at+n, D]
  *   token place:  seq[B, at:at+n, D] = src[B,n,D]
  *   concat:       out[M, Ca+Cb] = [a[M,Ca], b[M,Cb]]
+ *   rows copy:    out[dst_k] = in[src_k], rows picked by I64 index lists
  *
  * Every forward is R rows of `width` contiguous elements copied between two
  * row pitches: one cudaMemcpy2DAsync when both sides have one dtype, else
@@ -104,4 +105,44 @@ void cuda_concat_backward(Ctx *ctx, Tensor da, Tensor db, Tensor dout)
     int64_t Ca = tensor_present(da) ? tensor_cols(da) : C - (tensor_present(db) ? tensor_cols(db) : 0);
     if (tensor_present(da)) accumulate_rows(ctx, "concat_backward", da, Ca, 0, dout, C, 0, Ca, M);
     if (tensor_present(db)) accumulate_rows(ctx, "concat_backward", db, C - Ca, 0, dout, C, Ca, C - Ca, M);
+}
+
+/* ---- rows copy -------------------------------------------------------------------------- */
+
+// out row (dst ? dst[k] : k) = in row (src ? src[k] : k), rows of `units` U each
+template <typename U>
+__global__ void rows_copy_kernel(U *out, const int64_t *dst, const U *in, const int64_t *src, int64_t units,
+                                 int64_t n)
+{
+    CUDA_GRID_STRIDE(i, n * units) {
+        int64_t k = i / units, j = i % units;
+        out[(dst ? dst[k] : k) * units + j] = in[(src ? src[k] : k) * units + j];
+    }
+}
+
+template <typename U>
+static void launch_rows_copy(Ctx *ctx, void *out, const int64_t *dst, const void *in, const int64_t *src,
+                             size_t row, int64_t n)
+{
+    int64_t units = (int64_t)(row / sizeof(U));
+    CUDA_LAUNCH(ctx, n * units, rows_copy_kernel<U>, (U *)out, dst, (const U *)in, src, units, n);
+}
+
+void cuda_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows)
+{
+    const int64_t *dst = tensor_present(out_rows) ? (const int64_t *)out_rows.data : NULL;
+    const int64_t *src = tensor_present(in_rows) ? (const int64_t *)in_rows.data : NULL;
+    int64_t n = dst ? out_rows.shape[0] : src ? in_rows.shape[0] : out.shape[0];
+    size_t row = tensor_bytes(in) / (size_t)in.shape[0];
+    /* in place, threads would read rows others are writing: gather into
+       scratch, then one copy back */
+    void *to = out.data == in.data ? ctx_scratch(ctx, (size_t)n * row) : out.data;
+    /* the widest unit that divides the row and both sides' addresses */
+    uintptr_t al = (uintptr_t)to | (uintptr_t)in.data | (uintptr_t)row;
+    if (al % 16 == 0) launch_rows_copy<uint4>(ctx, to, dst, in.data, src, row, n);
+    else if (al % 4 == 0) launch_rows_copy<uint32_t>(ctx, to, dst, in.data, src, row, n);
+    else if (al % 2 == 0) launch_rows_copy<uint16_t>(ctx, to, dst, in.data, src, row, n);
+    else launch_rows_copy<uint8_t>(ctx, to, dst, in.data, src, row, n);
+    if (to != out.data)
+        cudaCheck(cudaMemcpyAsync(out.data, to, (size_t)n * row, cudaMemcpyDeviceToDevice, cuda_stream(ctx)));
 }
