@@ -102,11 +102,12 @@ int cfg_exit_from_name(const char *name, CfgExit *out)
     return err_set("cfg-exit: '%s' is not independent or paired", name);
 }
 
-/* rows 0..B-1 of dst [B, L, Dc] = the empty context */
+/* rows 0..B-1 of dst [B, L, Dc] = the empty context, in one op (a copy
+   an image was a launch an image on the GPU) */
 static void fill_empty(Ctx *ctx, const CfgPredictor *c, float *dst, int64_t B)
 {
-    for (int64_t i = 0; i < B; i++)
-        ctx_copy(ctx, dst + i * c->context_numel, c->empty, (size_t)c->context_numel * sizeof(float));
+    op_rows_copy(ctx, tensor2(dst, DT_F32, B, c->context_numel), tensor_none(),
+                 tensor2(c->empty, DT_F32, 1, c->context_numel), tensor1(c->zeros, DT_I64, B));
 }
 
 /* the unconditional rows' conditioning for B images, built in y_dst / ctx_dst */
@@ -222,6 +223,10 @@ int cfg_predictor_init(CfgPredictor *c, Ctx *ctx, NoisePredictor *inner, const C
         c->ctx2 = ctx_alloc(ctx, (size_t)(mb * c->context_numel) * sizeof(float));
         c->empty = ctx_alloc(ctx, (size_t)c->context_numel * sizeof(float));
         ctx_upload(ctx, c->empty, s->empty_context, (size_t)c->context_numel * sizeof(float));
+        c->zeros = ctx_alloc(ctx, (size_t)mb * sizeof(int64_t));
+        int64_t *zeros = xcalloc((size_t)mb, sizeof(int64_t));
+        ctx_upload(ctx, c->zeros, zeros, (size_t)mb * sizeof(int64_t));
+        free(zeros);
     }
     c->t2 = xmalloc((size_t)2 * mb * sizeof(double));
     c->ids2 = xmalloc((size_t)2 * mb * sizeof(int64_t));
@@ -233,7 +238,7 @@ int cfg_predictor_init(CfgPredictor *c, Ctx *ctx, NoisePredictor *inner, const C
 
 void cfg_predictor_destroy(CfgPredictor *c, Ctx *ctx)
 {
-    void *dev[] = {c->x2, c->eps2, c->y2, c->y_null, c->ctx2, c->empty};
+    void *dev[] = {c->x2, c->eps2, c->y2, c->y_null, c->ctx2, c->empty, c->zeros};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) ctx_free(ctx, dev[i]);
     free(c->t2);

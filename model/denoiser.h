@@ -95,6 +95,7 @@ typedef struct {
     int64_t *y2, *y_null;  /* backend [inner max_batch] I64; y_null all null_class (labels only) */
     float *ctx2;           /* backend [inner max_batch, L, Dc] (contexts only) */
     float *empty;          /* backend [L, Dc]: the empty context (contexts only) */
+    int64_t *zeros;        /* backend [inner max_batch] I64 zeros: row 0 of empty for every image */
     double *t2;            /* host [2 x inner max_batch] */
     int64_t *ids2;         /* host [2 x inner max_batch] */
     int *partner2;         /* host [inner max_batch]: cond.exit_partner under paired exits */
