@@ -504,8 +504,9 @@ void op_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_ro
     need(out.ndim >= 1 && in.ndim >= 1 && out.dtype == in.dtype && row_numel(out) == row_numel(in), op,
          "out and in differ in dtype or row size", out, in);
     int has_out = tensor_present(out_rows), has_in = tensor_present(in_rows);
-    int64_t n = has_out ? index_count(op, out_rows, out) : has_in ? index_count(op, in_rows, in) : out.shape[0];
-    if (has_out && has_in) need(index_count(op, in_rows, in) == n, op, "the index lists differ in length", out_rows, in_rows);
+    int64_t n_out = has_out ? index_count(op, out_rows, out) : -1, n_in = has_in ? index_count(op, in_rows, in) : -1;
+    int64_t n = has_out ? n_out : has_in ? n_in : out.shape[0];
+    need(!has_out || !has_in || n_in == n_out, op, "the index lists differ in length", out_rows, in_rows);
     need(has_out || n <= out.shape[0], op, "more rows than out has", out, in);
     need(has_in || n <= in.shape[0], op, "more rows than in has", out, in);
     if (out.data == in.data)

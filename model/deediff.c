@@ -332,7 +332,7 @@ static void rule_head(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, const 
 static void rule_keep(EarlyExitRule *r, Ctx *ctx, const int *keep, int n)
 {
     UemRule *q = r->state;
-    if (((const DeeDiff *)q->me->impl)->o.time_input && keep[n - 1] != n - 1) {
+    if (((const DeeDiff *)q->me->impl)->o.time_input && !rows_in_place(keep, n)) {
         // temb (B, D): rows keep[k] -> k, in place
         Tensor temb = tensor2(q->temb, DT_F32, q->B, q->m->cfg.embed_dim);
         op_rows_copy(ctx, temb, tensor_none(), temb, row_list_set(&q->rows, ctx, keep, NULL, n));

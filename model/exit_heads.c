@@ -166,8 +166,7 @@ void exit_head_rows_predict(ExitHeadRows *r, Ctx *ctx, Tensor hidden, int block,
     ExitDims dm = exit_dims(c);
     /* hidden is the backbone's activation dtype (BF16 on CUDA): rows are
        gathered in it, and exit_head_norm's slice converts to F32 */
-    int leading = 1;   // rows 0..n-1 (the whole batch leaving, as the static exit's) need no gather
-    for (int k = 0; k < n && leading; k++) leading = rows[k] == k;
+    int leading = rows_in_place(rows, n);   // the whole batch leaving, as the static exit's: no gather
     if (!leading)
         op_rows_copy(ctx, tensor3(r->rows, hidden.dtype, n, dm.T, dm.D), tensor_none(), hidden,
                      row_list_set(&r->list, ctx, rows, NULL, n));

@@ -20,6 +20,13 @@ void row_list_destroy(RowList *l, Ctx *ctx)
     *l = (RowList){0};
 }
 
+int rows_in_place(const int *rows, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (rows[k] != k) return 0;
+    return 1;
+}
+
 Tensor row_list_set(RowList *l, Ctx *ctx, const int *rows, const int *map, int n)
 {
     CHECK(n >= 0 && n <= l->cap, "row_list_set: %d rows for a list of %d", n, l->cap);

@@ -21,4 +21,8 @@ void row_list_destroy(RowList *l, Ctx *ctx);
    valid until the next set */
 Tensor row_list_set(RowList *l, Ctx *ctx, const int *rows, const int *map, int n);
 
+/* 1 when rows[k] == k for every k < n: a gather or compaction by them would
+   move nothing (the rows that go are all past the ones that stay) */
+int rows_in_place(const int *rows, int n);
+
 #endif

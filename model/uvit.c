@@ -686,7 +686,7 @@ void uvit_keep_rows(Ctx *ctx, const UViT *m, UViTActs *a, int block, const int *
     for (int k = 0; k < n; k++)
         CHECK(keep[k] >= k && keep[k] < a->B && (k == 0 || keep[k] > keep[k - 1]),
               "uvit_keep_rows: keep must be ascending rows of the batch");
-    if (keep[n - 1] != n - 1) { /* else the first n rows stay where they are */
+    if (!rows_in_place(keep, n)) {
         Tensor kept = row_list_set(&a->kept, ctx, keep, NULL, n);
         keep_rows(ctx, a, a->hidden[block], kept);
         /* the long skips still to be read by the out blocks after this one,
