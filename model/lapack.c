@@ -95,21 +95,15 @@ int lapack_invert(int n, double *a, double *log_abs_det)
 int lapack_orthogonal_from_qr(int n, double *a)
 {
     int lda = n > 1 ? n : 1, info, query = -1;
-    double *tau = xmalloc(sizeof(double) * (size_t)lda), answer;
-    dgeqrf_(&n, &n, a, &lda, tau, &answer, &query, &info);
+    double *tau = xmalloc(sizeof(double) * (size_t)lda), qr_answer, q_answer;
+    /* one workspace, the larger of the two routines' answers */
+    dgeqrf_(&n, &n, a, &lda, tau, &qr_answer, &query, &info);
+    if (info == 0) dorgqr_(&n, &n, &n, a, &lda, tau, &q_answer, &query, &info);
     if (info == 0) {
-        int lwork = work_size(answer);
+        int lwork = work_size(qr_answer > q_answer ? qr_answer : q_answer);
         double *work = xmalloc(sizeof(double) * (size_t)lwork);
         dgeqrf_(&n, &n, a, &lda, tau, work, &lwork, &info);
-        if (info == 0) {
-            dorgqr_(&n, &n, &n, a, &lda, tau, &answer, &query, &info);
-            if (info == 0 && work_size(answer) > lwork) {
-                lwork = work_size(answer);
-                free(work);
-                work = xmalloc(sizeof(double) * (size_t)lwork);
-            }
-            if (info == 0) dorgqr_(&n, &n, &n, a, &lda, tau, work, &lwork, &info);
-        }
+        if (info == 0) dorgqr_(&n, &n, &n, a, &lda, tau, work, &lwork, &info);
         free(work);
     }
     free(tau);
