@@ -10,6 +10,8 @@
 #   make fixtures   regenerates tests/fixtures with tests/reference/ (PyTorch)
 #   make gpu-check  on a CUDA machine: op coverage, CUDA kernels vs the CPU
 #                   reference, each op's time against its floor
+#   make emu-check  without a GPU: the CUDA backend's host side on a CPU
+#                   emulation of it (tests/cuda_emu/README.md)
 #
 # Variables: BUILD (output folder, default build), CUDA=0 (skip CUDA even
 # when nvcc exists), SAN=1 (sanitizer build), CC, NVCC.
@@ -437,6 +439,33 @@ gpu-check: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 # to run it there)
 gpu-bundle: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 	tests/cuda_bench/gpu_bundle.sh $(BUILD) $(BUILD)/gpu-bundle.tar.xz
+
+# ---- the CUDA backend emulated on the CPU (tests/cuda_emu/README.md) ------------
+# emu-check: a CUDA=0 build in $(BUILD)/emu whose "cuda" context is the CPU
+# kernels behind device pointers the host cannot read, BF16 activations and
+# the CUDA backend's dtype rules (ctx_init_cuda wrapped at link time); on it
+# an early-exit sampling against the CPU's and the cuda/* tests
+# (tests/cuda_emu/emu_check.sh). Needs no GPU and no nvcc; the CUDA kernels
+# themselves never run.
+EMU_OBJ = $(BUILD)/obj/tests/cuda_emu/emu.o $(BUILD)/obj/tests/cuda_emu/emu_rules.o $(BUILD)/obj/gen/emu_ops.o
+EMU_WRAP = -Wl,--wrap=ctx_init_cuda -Wl,--wrap=ctx_cuda_available
+
+# the emulator's wrapper of every op, from the table itself
+$(BUILD)/gen/emu_ops.c: kernels/op_table.h tests/cuda_emu/gen_ops.awk
+	@mkdir -p $(dir $@)
+	awk -f tests/cuda_emu/gen_ops.awk kernels/op_table.h > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/deediff-emu: $(BUILD)/obj/harness/cli/main.o $(EMU_OBJ) $(BUILD)/libdeediff.a
+	$(CC) $(LDFLAGS) $(EMU_WRAP) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/deediff-tests-emu: $(TEST_OBJ) $(EMU_OBJ) $(BUILD)/libdeediff.a
+	$(CC) $(LDFLAGS) $(EMU_WRAP) -o $@ $^ $(LDLIBS) -lcriterion
+
+emu-check: deps
+	$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(BUILD)/emu CUDA=0 $(BUILD)/emu/deediff-emu $(BUILD)/emu/deediff-tests-emu
+	tests/cuda_emu/emu_check.sh $(BUILD)/emu
+
+.PHONY: emu-check
 
 clean:
 	rm -rf $(BUILD)
