@@ -2,9 +2,10 @@
 #
 #   make            the deediff binary (CPU always; CUDA too when nvcc is found)
 #   make test       installs missing Debian packages, then runs the unit and
-#                   golden tests, the same tests under ASan+UBSan, a bounded
-#                   fuzz run of the file parsers, and make regress (the smoke
-#                   experiments against results/baseline.json)
+#                   golden tests, make emu-check, the same tests under
+#                   ASan+UBSan, a bounded fuzz run of the file parsers, and
+#                   make regress (the smoke experiments against
+#                   results/baseline.json)
 #   make table1     the paper's Table 1 (also table3, table5, figures, paper)
 #   make bench      performance ratios (ours vs OpenBLAS sgemm and vs PyTorch)
 #   make fixtures   regenerates tests/fixtures with tests/reference/ (PyTorch)
@@ -187,6 +188,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/deediff $(BUILD)/deediff-tests
 	DEEDIFF=$(BUILD)/deediff $(BUILD)/deediff-tests -j2
+	$(MAKE) --no-print-directory emu-check
 	$(MAKE) --no-print-directory -j$(JOBS) test-asan
 	$(MAKE) --no-print-directory -j$(JOBS) fuzz
 	$(MAKE) --no-print-directory regress
