@@ -182,12 +182,10 @@ typedef struct {
     EarlyExitRule rule;
     ExitHeadRows hr;
     const Calm *x;
-    int64_t state;                   /* T*D values per row */
-    float *prev, *cur;               /* host [B, T*D]: the state before and after the block */
-    /* (the arena's hidden state before the block is the one to compare:
+    /* the arena's hidden state before the block is the one to compare:
        compaction moves the rows of the block that just ran, so the state
-       the next block reads is already in the rows' new order) */
-    float *widened;                  /* backend [B, T*D] F32 when activations are not (CUDA's BF16) */
+       the next block reads is already in the rows' new order */
+    float *unsat;                    /* backend [B]: 1 - cos(h_i-1, h_i) of each row */
     float *pooled, *z;               /* backend [B,D], [B,2] (calm-meta) */
     float *z_host;                   /* host [B*2] */
 } CalmRule;
@@ -195,21 +193,6 @@ typedef struct {
 static void calm_begin(EarlyExitRule *r, Ctx *ctx, int B, const double *t, Tensor net_t)
 {
     (void)r, (void)ctx, (void)B, (void)t, (void)net_t;
-}
-
-/* host[B, T*D] = the first B rows of hidden [., T, D] as floats: widened
-   on the device first (a converting slice of every token) when the
-   activations are not F32 */
-static void download_state(CalmRule *q, Ctx *ctx, float *host, Tensor hidden, int B)
-{
-    ExitDims dm = exit_dims(&q->hr.m->cfg);
-    const void *src = hidden.data;
-    if (hidden.dtype != DT_F32) {
-        op_token_slice_forward(ctx, tensor3(q->widened, DT_F32, B, dm.T, dm.D),
-                               tensor3(hidden.data, hidden.dtype, B, dm.T, dm.D), 0);
-        src = q->widened;
-    }
-    ctx_download(ctx, host, src, (size_t)B * q->state * sizeof(float));
 }
 
 static void calm_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B, float *score)
@@ -224,9 +207,11 @@ static void calm_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B
         for (int b = 0; b < B; b++)   // 1 - softmax(z)[1] = sigmoid(z0 - z1)
             score[b] = 1.0f / (1.0f + expf(q->z_host[2 * b + 1] - q->z_host[2 * b]));
     } else {
-        download_state(q, ctx, q->prev, uvit_hidden(a, block - 1), B);   // block -1: the embedded tokens
-        download_state(q, ctx, q->cur, uvit_hidden(a, block), B);
-        calm_unsaturation(q->prev, q->cur, B, q->state, score);
+        // block -1's hidden state: the embedded tokens; rows past B are other evaluations'
+        Tensor prev = uvit_hidden(a, block - 1), cur = uvit_hidden(a, block);
+        prev.shape[0] = cur.shape[0] = B;
+        op_row_cosine_distance(ctx, tensor1(q->unsat, DT_F32, B), prev, cur);
+        ctx_download(ctx, score, q->unsat, (size_t)B * sizeof(float));
     }
     if (x->batch_all) calm_batch_rule(score, B);
 }
@@ -263,15 +248,12 @@ static EarlyExitRule *calm_exit_rule(Method *me, Ctx *ctx, const UViT *bb, int B
     CalmRule *q = xcalloc(1, sizeof *q);
     q->x = x;
     exit_head_rows_alloc(&q->hr, ctx, &x->heads, me, bb, B);
-    q->state = dm.T * dm.D;
     if (x->meta) {
         q->pooled = ctx_alloc(ctx, (size_t)B * dm.D * sizeof(float));
         q->z = ctx_alloc(ctx, (size_t)B * 2 * sizeof(float));
         q->z_host = xmalloc((size_t)B * 2 * sizeof(float));
     } else {
-        q->prev = xmalloc((size_t)B * q->state * sizeof(float));
-        q->cur = xmalloc((size_t)B * q->state * sizeof(float));
-        if (ctx->act_dtype != DT_F32) q->widened = ctx_alloc(ctx, (size_t)B * q->state * sizeof(float));
+        q->unsat = ctx_alloc(ctx, (size_t)B * sizeof(float));
     }
     q->rule = (EarlyExitRule){.begin = calm_begin, .score = calm_score, .head = calm_head, .keep = calm_keep,
                               .macs_score = calm_macs_estimator(me, &bb->cfg),
@@ -286,10 +268,8 @@ static void calm_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
     exit_head_rows_free(&q->hr, ctx);
     if (q->pooled) ctx_free(ctx, q->pooled);
     if (q->z) ctx_free(ctx, q->z);
-    if (q->widened) ctx_free(ctx, q->widened);
+    if (q->unsat) ctx_free(ctx, q->unsat);
     free(q->z_host);
-    free(q->prev);
-    free(q->cur);
     free(q);
     (void)me;
 }

@@ -16,9 +16,6 @@ int berxit_step_is_final(int64_t step);
    exits i < L-1, and the final output's L / (L (L+1) / 2), returned */
 float calm_anytime_weights(int L, float *w_exit);
 
-/* CALM's state saturation of each of B rows: 1 - cos(prev_b, cur_b) over
-   the row's n values (0: the state stopped changing; a zero row scores 1) */
-void calm_unsaturation(const float *prev, const float *cur, int B, int64_t n, float *score);
 /* CALM's original batch rule: every row gets the batch's largest score, so
    the batch leaves only when every image is confident */
 void calm_batch_rule(float *score, int B);

@@ -57,6 +57,8 @@ struct OpTable {
     void (*token_place_forward)(Ctx *, Tensor, Tensor, int);
     void (*token_place_backward)(Ctx *, Tensor, Tensor, int);
     void (*rows_copy)(Ctx *, Tensor, Tensor, Tensor, Tensor);
+    void (*row_mean)(Ctx *, Tensor, Tensor);
+    void (*row_cosine_distance)(Ctx *, Tensor, Tensor, Tensor);
     void (*conv2d_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
     void (*conv2d_backward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Conv2dParams);
     void (*conv2d_relu_forward)(Ctx *, Tensor, Tensor, Tensor, Tensor, Conv2dParams);  /* optional */

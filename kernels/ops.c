@@ -515,6 +515,29 @@ void op_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_ro
     CALL(rows_copy, ctx, out, out_rows, in, in_rows);
 }
 
+/* out is F32 [rows of in], one score a row */
+static void check_row_scores(const char *op, Tensor out, Tensor in)
+{
+    need(in.ndim >= 1 && out.ndim == 1 && out.dtype == DT_F32 && out.shape[0] == in.shape[0], op,
+         "out is not F32 [rows] of in", out, in);
+}
+
+void op_row_mean(Ctx *ctx, Tensor out, Tensor in)
+{
+    check_row_scores("row_mean", out, in);
+    need(in.dtype == DT_F32 && row_numel(in) > 0, "row_mean", "in must be F32 with non-empty rows", out, in);
+    if (out.shape[0] > 0) CALL(row_mean, ctx, out, in);
+}
+
+void op_row_cosine_distance(Ctx *ctx, Tensor out, Tensor a, Tensor b)
+{
+    const char *op = "row_cosine_distance";
+    check_row_scores(op, out, a);
+    same_shape(op, a, b);
+    need(a.dtype == b.dtype, op, "a and b differ in dtype", a, b);
+    if (out.shape[0] > 0) CALL(row_cosine_distance, ctx, out, a, b);
+}
+
 void op_token_slice_forward(Ctx *ctx, Tensor out, Tensor in, int at)
 {
     check_slice("token_slice_forward", out, in, at);

@@ -220,6 +220,19 @@ void op_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at);
  * inference moves rows, training never does.                               */
 void op_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows);
 
+/* ---- exit scores: one number per row -----------------------------------
+ * An early-exit rule's per-image score, reduced where the rows live (on a
+ * GPU, downloading the rows would cost more than the block they decide on).
+ * A row is everything past the first dimension; out is F32 [rows]. Sums are
+ * in double, in an order fixed by the shape (the same bits however many
+ * threads). No backward: a score decides, nothing is trained through it.
+ *   row_mean:            out[r] = mean of in[r, :]          (in: F32)
+ *   row_cosine_distance: out[r] = 1 - <a_r, b_r> / (|a_r| |b_r|), and 1
+ *                        when either row is all zeros (a, b: one shape, F32
+ *                        or the context's activation dtype)              */
+void op_row_mean(Ctx *ctx, Tensor out, Tensor in);
+void op_row_cosine_distance(Ctx *ctx, Tensor out, Tensor a, Tensor b);
+
 /* ---- 2-D convolution (cross-correlation, as PyTorch) --------------------
  * out[B,Co,Ho,Wo] = conv(in[B,Ci,H,W], w[Co,Ci,kh,kw]) + b[Co]
  * Ho = (H + 2 pad_h - kh) / stride_h + 1, likewise Wo. b may be none.     */

@@ -274,7 +274,7 @@ typedef struct {
     const UViT *m;
     ExitActs e;
     float *u, *temb, *ln_rows;   /* [B,C,H,W], [B,D], [B,N,D] */
-    float *u_host;               /* host [B*C*H*W] */
+    float *u_mean;               /* [B]: each row's score, on the backend */
     int *bucket;                 /* host [B] */
     RowList rows;                /* the rows a head or a compaction moves */
     int B;
@@ -288,7 +288,8 @@ static void rule_begin(EarlyExitRule *r, Ctx *ctx, int B, const double *t, Tenso
     for (int b = 0; b < B; b++) q->bucket[b] = uem_bucket(t[b], d->o.buckets);
 }
 
-/* score = the mean of the uncertainty map u_i of each of rows [r0, r0 + n) */
+/* score = the mean of the uncertainty map u_i of each of rows [r0, r0 + n),
+   taken on the backend: one float a row comes down */
 static void rule_score_rows(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int r0, int n, float *score)
 {
     UemRule *q = r->state;
@@ -301,15 +302,10 @@ static void rule_score_rows(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, 
     Tensor hidden = uvit_hidden(a, block);   // hidden is (B, T, D); rows r0.. of it
     size_t row = (size_t)(dm.T * dm.D) * dtype_size(hidden.dtype);
     exit_head_norm(ctx, c, &h, &e, tensor3((char *)hidden.data + (size_t)r0 * row, hidden.dtype, n, dm.T, dm.D));
-    float *u = q->u + (size_t)r0 * per, *u_host = q->u_host + (size_t)r0 * per;
-    uem_forward(ctx, c, &w, &e, n, tensor2(q->temb + (size_t)r0 * dm.D, DT_F32, n, dm.D), q->bucket + r0,
-                tensor4(u, DT_F32, n, dm.C, dm.H, dm.H));
-    ctx_download(ctx, u_host, u, (size_t)(n * per) * sizeof(float));
-    for (int b = 0; b < n; b++) {
-        double sum = 0;
-        for (int64_t j = 0; j < per; j++) sum += u_host[b * per + j];
-        score[b] = (float)(sum / (double)per);
-    }
+    Tensor u = tensor4(q->u + (size_t)r0 * per, DT_F32, n, dm.C, dm.H, dm.H);
+    uem_forward(ctx, c, &w, &e, n, tensor2(q->temb + (size_t)r0 * dm.D, DT_F32, n, dm.D), q->bucket + r0, u);
+    op_row_mean(ctx, tensor1(q->u_mean + r0, DT_F32, n), u);
+    ctx_download(ctx, score, q->u_mean + r0, (size_t)n * sizeof(float));
 }
 
 static void rule_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B, float *score)
@@ -352,7 +348,7 @@ static EarlyExitRule *deediff_exit_rule(Method *me, Ctx *ctx, const UViT *bb, in
     q->u = ctx_alloc(ctx, (size_t)B * dm.C * dm.H * dm.H * sizeof(float));
     q->temb = ctx_alloc(ctx, (size_t)B * dm.D * sizeof(float));
     q->ln_rows = ctx_alloc(ctx, (size_t)B * dm.N * dm.D * sizeof(float));
-    q->u_host = xmalloc((size_t)B * dm.C * dm.H * dm.H * sizeof(float));
+    q->u_mean = ctx_alloc(ctx, (size_t)B * sizeof(float));
     q->bucket = xmalloc((size_t)B * sizeof(int));
     row_list_create(&q->rows, ctx, B);
     q->rule = (EarlyExitRule){.begin = rule_begin, .score = rule_score, .score_rows = rule_score_rows,
@@ -370,7 +366,7 @@ static void deediff_exit_rule_free(Method *me, Ctx *ctx, EarlyExitRule *rule)
     ctx_free(ctx, q->u);
     ctx_free(ctx, q->temb);
     ctx_free(ctx, q->ln_rows);
-    free(q->u_host);
+    ctx_free(ctx, q->u_mean);
     free(q->bucket);
     row_list_destroy(&q->rows, ctx);
     free(q);

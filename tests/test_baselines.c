@@ -95,39 +95,6 @@ Test(baselines_rules, calm_anytime_weights_grow_with_depth_and_sum_to_one)
     }
 }
 
-Test(baselines_rules, calm_unsaturation_is_one_minus_the_cosine_of_each_row)
-{
-    enum { R = 7, NV = 6 };
-    float prev[R * NV], cur[R * NV], score[R];
-    fill_uniform(prev, R * NV, -2, 2, 1);
-    memcpy(cur, prev, sizeof cur);
-    /* row 0 identical; row 1 scaled by 3 */
-    for (int j = 0; j < NV; j++) cur[1 * NV + j] = 3 * prev[1 * NV + j];
-    /* row 2 orthogonal: (1,2,0,..) and (-2,1,0,..) */
-    for (int j = 0; j < NV; j++) prev[2 * NV + j] = cur[2 * NV + j] = 0;
-    prev[2 * NV + 0] = 1, prev[2 * NV + 1] = 2, cur[2 * NV + 0] = -2, cur[2 * NV + 1] = 1;
-    /* row 3 opposite; row 4 a zero current state; row 5 a zero previous one */
-    for (int j = 0; j < NV; j++) cur[3 * NV + j] = -prev[3 * NV + j];
-    for (int j = 0; j < NV; j++) cur[4 * NV + j] = 0;
-    for (int j = 0; j < NV; j++) prev[5 * NV + j] = 0;
-    /* row 6 generic: against the formula in double */
-    fill_uniform(cur + 6 * NV, NV, -2, 2, 2);
-    calm_unsaturation(prev, cur, R, NV, score);
-    cr_expect(fabsf(score[0]) < 1e-6f, "identical rows: %g", score[0]);
-    cr_expect(fabsf(score[1]) < 1e-6f, "a row scaled by 3: %g", score[1]);
-    cr_expect(fabsf(score[2] - 1) < 1e-6f, "orthogonal rows: %g", score[2]);
-    cr_expect(fabsf(score[3] - 2) < 1e-6f, "opposite rows: %g", score[3]);
-    cr_expect_eq(score[4], 1.0f, "a zero current row: %g", score[4]);
-    cr_expect_eq(score[5], 1.0f, "a zero previous row: %g", score[5]);
-    double pc = 0, pp = 0, cc = 0;
-    for (int j = 0; j < NV; j++) {
-        pc += (double)prev[6 * NV + j] * cur[6 * NV + j];
-        pp += (double)prev[6 * NV + j] * prev[6 * NV + j];
-        cc += (double)cur[6 * NV + j] * cur[6 * NV + j];
-    }
-    cr_expect(fabs(score[6] - (1 - pc / sqrt(pp * cc))) < 1e-6, "generic row: %g", score[6]);
-}
-
 Test(baselines_rules, calm_batch_rule_gives_every_image_the_largest_score)
 {
     float s[5] = {0.1f, 0.7f, 0.3f, -0.2f, 0.69f};

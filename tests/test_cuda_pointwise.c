@@ -187,6 +187,32 @@ Test(cuda, rows_copy)
     rows_copy_case(3, DT_BF16);
 }
 
+/* the exit scores: row_mean of F32 maps, row_cosine_distance of F32 and of
+   BF16 hidden states (with a zero row), against the CPU */
+Test(cuda, row_scores)
+{
+    cc_start();
+    int64_t R = 9, n = 3 * 17 * 17;
+    float *x = cc_values(R * n, -1, 3, 31, DT_F32), *mean = cc_values(R, 0, 0, 0, DT_F32);
+    Tensor hx = tensor2(x, DT_F32, R, n), hm = tensor1(mean, DT_F32, R), dm = cc_zeros(hm, DT_F32);
+    op_row_mean(&cc_cpu, hm, hx);
+    op_row_mean(&cc_gpu, dm, cc_upload(hx, DT_F32));
+    cc_expect_close("row_mean", dm, mean, 1e-6);
+    for (int bf = 0; bf < 2; bf++) {
+        DType dt = bf ? DT_BF16 : DT_F32;
+        int64_t T = 65, D = 40;
+        float *a = cc_values(R * T * D, -1, 1, 32, dt), *b = cc_values(R * T * D, -1, 1, 33, dt);
+        for (int64_t j = 0; j < T * D; j++) b[2 * T * D + j] = 0.0f;   /* row 2: zero, scores 1 */
+        float *score = cc_values(R, 0, 0, 0, DT_F32);
+        Tensor ha = tensor3(a, DT_F32, R, T, D), hb = tensor3(b, DT_F32, R, T, D), hs = tensor1(score, DT_F32, R);
+        Tensor ds = cc_zeros(hs, DT_F32);
+        op_row_cosine_distance(&cc_cpu, hs, ha, hb);
+        op_row_cosine_distance(&cc_gpu, ds, cc_upload(ha, dt), cc_upload(hb, dt));
+        cc_expect_close(bf ? "row_cosine_distance bf16" : "row_cosine_distance f32", ds, score, 1e-6);
+    }
+    cc_finish();
+}
+
 /* an exit head slices F32 rows out of the backbone's BF16 activations: the
    copies convert when the two sides' dtypes differ (BF16 values, so exact) */
 Test(cuda, token_slice_place_concat_mixed_dtypes)

@@ -539,3 +539,63 @@ Test(ops_core, rows_copy)
     for (int k = 0; k < 4; k++)
         cr_assert(memcmp(out + 3 * k, in + 3 * rows[k], 6) == 0, "bf16 row %d", k);
 }
+
+/* row_mean: each row's mean against a double sum, rows of a 4-d tensor
+   (DeeDiff's uncertainty maps), the same bits on one thread and on all */
+Test(ops_core, row_mean)
+{
+    for (int big = 0; big < 2; big++) {
+        int64_t R = 5, C = 2, H = big ? 200 : 3, n = C * H * H;   /* big: past CPU_PARALLEL_MIN */
+        float *x = uniform(R * n, -1, 3), out[5], one[5];
+        op_row_mean(&ctx, tensor1(out, DT_F32, R), tensor4(x, DT_F32, R, C, H, H));
+        for (int64_t r = 0; r < R; r++) {
+            double sum = 0;
+            for (int64_t j = 0; j < n; j++) sum += x[r * n + j];
+            cr_expect(fabs(out[r] - sum / n) <= 1e-6 * fabs(sum / n), "row %lld: %g against %g", (long long)r,
+                      out[r], sum / n);
+        }
+        Ctx one_thread;
+        ctx_init_cpu(&one_thread, 1);
+        op_row_mean(&one_thread, tensor1(one, DT_F32, R), tensor4(x, DT_F32, R, C, H, H));
+        cr_expect(memcmp(out, one, sizeof out) == 0, "thread count changed the bits");
+        ctx_destroy(&one_thread);
+        free(x);
+    }
+}
+
+/* row_cosine_distance: 1 - cos of each row pair (CALM's unsaturation) on
+   constructed rows, a zero row scoring 1, and a generic row against the
+   formula in double */
+Test(ops_core, row_cosine_distance)
+{
+    enum { R = 7, NV = 13 };
+    float *prev = uniform(R * NV, -2, 2), *cur = malloc(sizeof(float) * R * NV), score[R];
+    memcpy(cur, prev, sizeof(float) * R * NV);
+    /* row 0 identical; row 1 scaled by 3 */
+    for (int j = 0; j < NV; j++) cur[1 * NV + j] = 3 * prev[1 * NV + j];
+    /* row 2 orthogonal: (1,2,0,..) and (-2,1,0,..) */
+    for (int j = 0; j < NV; j++) prev[2 * NV + j] = cur[2 * NV + j] = 0;
+    prev[2 * NV + 0] = 1, prev[2 * NV + 1] = 2, cur[2 * NV + 0] = -2, cur[2 * NV + 1] = 1;
+    /* row 3 opposite; row 4 a zero current state; row 5 a zero previous one */
+    for (int j = 0; j < NV; j++) cur[3 * NV + j] = -prev[3 * NV + j];
+    for (int j = 0; j < NV; j++) cur[4 * NV + j] = 0;
+    for (int j = 0; j < NV; j++) prev[5 * NV + j] = 0;
+    /* row 6 generic (13 values: the 8 lanes and a tail of 5) */
+    for (int j = 0; j < NV; j++) cur[6 * NV + j] = prev[6 * NV + j] * 0.5f + (float)(j % 3) - 1;
+    op_row_cosine_distance(&ctx, tensor1(score, DT_F32, R), tensor2(prev, DT_F32, R, NV),
+                           tensor2(cur, DT_F32, R, NV));
+    cr_expect(fabsf(score[0]) < 1e-6f, "identical rows: %g", score[0]);
+    cr_expect(fabsf(score[1]) < 1e-6f, "a row scaled by 3: %g", score[1]);
+    cr_expect(fabsf(score[2] - 1) < 1e-6f, "orthogonal rows: %g", score[2]);
+    cr_expect(fabsf(score[3] - 2) < 1e-6f, "opposite rows: %g", score[3]);
+    cr_expect_eq(score[4], 1.0f, "a zero current row: %g", score[4]);
+    cr_expect_eq(score[5], 1.0f, "a zero previous row: %g", score[5]);
+    double pc = 0, pp = 0, cc = 0;
+    for (int j = 0; j < NV; j++) {
+        pc += (double)prev[6 * NV + j] * cur[6 * NV + j];
+        pp += (double)prev[6 * NV + j] * prev[6 * NV + j];
+        cc += (double)cur[6 * NV + j] * cur[6 * NV + j];
+    }
+    cr_expect(fabs(score[6] - (1 - pc / sqrt(pp * cc))) < 1e-6, "generic row: %g", score[6]);
+    free(prev), free(cur);
+}

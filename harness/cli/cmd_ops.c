@@ -76,7 +76,7 @@ int cmd_ops(int argc, char **argv)
         ops++, backwards += b != NULL;
         printf("%-28s %-5s %-10s %-5s %s\n", base, cell[0][0], cell[0][1], cell[1][0], cell[1][1]);
     }
-    printf("\n(none): an update, a sampler step or a row copy, no backward; (ops.c): kernels/ops.c builds the "
+    printf("\n(none): an update, a sampler step, a row copy or an exit score, no backward; (ops.c): kernels/ops.c builds the "
            "op (a fused form) or its backward from other ops\n");
     for (int k = 0; k < 2; k++) {
         if (be[k].table)

@@ -87,6 +87,10 @@ void cpu_randn(Ctx *ctx, Tensor out, const int64_t *ids, uint64_t seed,
 void cpu_add_randn(Ctx *ctx, Tensor out, const float *c, const int64_t *ids,
                    uint64_t seed, uint32_t purpose, uint32_t step);
 
+/* row_scores.c: early exit's per-row scores (no backward) */
+void cpu_row_mean(Ctx *ctx, Tensor out, Tensor in);
+void cpu_row_cosine_distance(Ctx *ctx, Tensor out, Tensor a, Tensor b);
+
 /* optim.c: optimizer updates (no backward) */
 void cpu_adamw_step(Ctx *ctx, Tensor params, Tensor grads, Tensor m, Tensor v,
                     AdamWParams p);

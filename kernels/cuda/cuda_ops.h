@@ -62,6 +62,8 @@ void cuda_token_slice_backward(Ctx *ctx, Tensor din, Tensor dout, int at);
 void cuda_token_place_forward(Ctx *ctx, Tensor seq, Tensor src, int at);
 void cuda_token_place_backward(Ctx *ctx, Tensor dsrc, Tensor dseq, int at);
 void cuda_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows);
+void cuda_row_mean(Ctx *ctx, Tensor out, Tensor in);
+void cuda_row_cosine_distance(Ctx *ctx, Tensor out, Tensor a, Tensor b);
 void cuda_conv2d_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b,
                          Conv2dParams p);
 void cuda_conv2d_backward(Ctx *ctx, Tensor din, Tensor dw, Tensor db,

@@ -71,6 +71,10 @@ void emu_check(const EmuCall *c, const Tensor *a, int n)
         if (PRES(1)) AS(7, DT(6));
     } else if (is_op(c, "rows_copy")) {
         SAME(1, 3);
+    } else if (is_op(c, "row_mean")) {   /* cuda_row_scores.cu */
+        F32(1), F32(2);
+    } else if (is_op(c, "row_cosine_distance")) {
+        F32(1);
     } else if (is_op(c, "layernorm_forward")) {
         F32(2), F32(3), F32(5), F32(6);
     } else if (is_op(c, "layernorm_backward")) {
