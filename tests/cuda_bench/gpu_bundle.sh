@@ -36,10 +36,12 @@ done
     while read -r lib; do cp -L "$lib" "$stage/lib/"; done
 tar cf - -C "$stage" . | xz -9 -T0 > "$out.tmp"
 mv "$out.tmp" "$out"
-# a device call carries the tracked tree and this archive, 64 MiB at most
-tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1)
+# a device call carries the working tree (tracked files and untracked ones
+# git does not ignore) and this archive, 64 MiB at most
+tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1)
 size=$(stat -c %s "$out")
 awk -v a="$size" -v t="$tree" -v o="$out" 'BEGIN { m = 1048576
-    printf "%s: %.1f MiB; with the tracked tree (%.1f MiB) %.1f of the 64 MiB a device call carries\n",
+    printf "%s: %.1f MiB; with the working tree (%.1f MiB) %.1f of the 64 MiB a device call carries\n",
            o, a / m, t / m, (a + t) / m }'
-[ $((size + tree)) -le $((64 << 20)) ] || echo "gpu_bundle.sh: too large for one device call" >&2
+[ $((size + tree)) -le $((64 << 20)) ] ||
+    { echo "gpu_bundle.sh: $out and the working tree are too large for one device call" >&2; exit 1; }
