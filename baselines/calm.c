@@ -182,9 +182,6 @@ typedef struct {
     EarlyExitRule rule;
     ExitHeadRows hr;
     const Calm *x;
-    /* the arena's hidden state before the block is the one to compare:
-       compaction moves the rows of the block that just ran, so the state
-       the next block reads is already in the rows' new order */
     float *unsat;                    /* backend [B]: 1 - cos(h_i-1, h_i) of each row */
     float *pooled, *z;               /* backend [B,D], [B,2] (calm-meta) */
     float *z_host;                   /* host [B*2] */
@@ -207,10 +204,11 @@ static void calm_score(EarlyExitRule *r, Ctx *ctx, UViTActs *a, int block, int B
         for (int b = 0; b < B; b++)   // 1 - softmax(z)[1] = sigmoid(z0 - z1)
             score[b] = 1.0f / (1.0f + expf(q->z_host[2 * b + 1] - q->z_host[2 * b]));
     } else {
-        // block -1's hidden state: the embedded tokens; rows past B are other evaluations'
-        Tensor prev = uvit_hidden(a, block - 1), cur = uvit_hidden(a, block);
-        prev.shape[0] = cur.shape[0] = B;
-        op_row_cosine_distance(ctx, tensor1(q->unsat, DT_F32, B), prev, cur);
+        /* the arena's hidden state before the block is the one to compare
+           (block -1's: the embedded tokens): compaction moves the rows of
+           the block that just ran, so the state the next block reads is
+           already in the rows' new order. Both are [B, T, D]. */
+        op_row_cosine_distance(ctx, tensor1(q->unsat, DT_F32, B), uvit_hidden(a, block - 1), uvit_hidden(a, block));
         ctx_download(ctx, score, q->unsat, (size_t)B * sizeof(float));
     }
     if (x->batch_all) calm_batch_rule(score, B);

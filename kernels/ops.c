@@ -490,18 +490,10 @@ static int64_t index_count(const char *op, Tensor rows, Tensor t)
     return rows.shape[0];
 }
 
-/* the elements of one row: everything past the first dimension */
-static int64_t row_numel(Tensor t)
-{
-    int64_t n = 1;
-    for (int i = 1; i < t.ndim; i++) n *= t.shape[i];
-    return n;
-}
-
 void op_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_rows)
 {
     const char *op = "rows_copy";
-    need(out.ndim >= 1 && in.ndim >= 1 && out.dtype == in.dtype && row_numel(out) == row_numel(in), op,
+    need(out.ndim >= 1 && in.ndim >= 1 && out.dtype == in.dtype && tensor_item_numel(out) == tensor_item_numel(in), op,
          "out and in differ in dtype or row size", out, in);
     int has_out = tensor_present(out_rows), has_in = tensor_present(in_rows);
     int64_t n_out = has_out ? index_count(op, out_rows, out) : -1, n_in = has_in ? index_count(op, in_rows, in) : -1;
@@ -511,7 +503,7 @@ void op_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_ro
     need(has_in || n <= in.shape[0], op, "more rows than in has", out, in);
     if (out.data == in.data)
         need(!has_out && has_in && n <= in.shape[0], op, "in place needs in_rows alone (a compaction)", out, in);
-    if (n == 0 || row_numel(in) == 0) return;
+    if (n == 0 || tensor_item_numel(in) == 0) return;
     CALL(rows_copy, ctx, out, out_rows, in, in_rows);
 }
 
@@ -524,8 +516,9 @@ static void check_row_scores(const char *op, Tensor out, Tensor in)
 
 void op_row_mean(Ctx *ctx, Tensor out, Tensor in)
 {
-    check_row_scores("row_mean", out, in);
-    need(in.dtype == DT_F32 && row_numel(in) > 0, "row_mean", "in must be F32 with non-empty rows", out, in);
+    const char *op = "row_mean";
+    check_row_scores(op, out, in);
+    need(in.dtype == DT_F32 && tensor_item_numel(in) > 0, op, "in must be F32 with non-empty rows", out, in);
     if (out.shape[0] > 0) CALL(row_mean, ctx, out, in);
 }
 
@@ -534,7 +527,8 @@ void op_row_cosine_distance(Ctx *ctx, Tensor out, Tensor a, Tensor b)
     const char *op = "row_cosine_distance";
     check_row_scores(op, out, a);
     same_shape(op, a, b);
-    need(a.dtype == b.dtype, op, "a and b differ in dtype", a, b);
+    need(a.dtype == b.dtype && (a.dtype == DT_F32 || a.dtype == ctx->act_dtype), op,
+         "a and b must share a dtype, F32 or the context's activations'", a, b);
     if (out.shape[0] > 0) CALL(row_cosine_distance, ctx, out, a, b);
 }
 

@@ -27,6 +27,12 @@ int64_t tensor_numel(Tensor t)
     for (int i = 0; i < t.ndim; i++) n *= t.shape[i];
     return n;
 }
+int64_t tensor_item_numel(Tensor t)
+{
+    int64_t n = 1;
+    for (int i = 1; i < t.ndim; i++) n *= t.shape[i];
+    return n;
+}
 size_t tensor_bytes(Tensor t) { return (size_t)tensor_numel(t) * dtype_size(t.dtype); }
 int64_t tensor_cols(Tensor t) { return t.ndim ? t.shape[t.ndim - 1] : 1; }
 int64_t tensor_rows(Tensor t)

@@ -40,6 +40,9 @@ int dtype_from_name(const char *name, DType *out);
 /* number of elements (1 for a 0-d tensor) */
 int64_t tensor_numel(Tensor t);
 size_t tensor_bytes(Tensor t);
+/* product of all dimensions but the first (one item's elements of a [B, ...]
+   tensor: an image, or an early-exit row); 1 for a 1-d tensor */
+int64_t tensor_item_numel(Tensor t);
 /* product of all dimensions but the last (the "rows" of a [..., C] tensor) */
 int64_t tensor_rows(Tensor t);
 /* size of the last dimension */

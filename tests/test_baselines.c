@@ -2,8 +2,9 @@
  * test_baselines.c: the paper's baselines as Methods (baselines/): BERxiT,
  * CALM (calm, calm-meta) and the static exit.
  *   - the rules' arithmetic (exit_rules.h) on constructed values: BERxiT's
- *     alternation, CALM's anytime weights, saturation, batch rule and
- *     meta label, the static exit's block;
+ *     alternation, CALM's anytime weights, batch rule and meta label, the
+ *     static exit's block (CALM's saturation is an op: ops_core/
+ *     row_cosine_distance);
  *   - gradients against finite differences: the pooled probe (BERxiT's
  *     LTE, calm-meta's classifier) for its weights and its input, and each
  *     method's training step (calm, static: every parameter and the

@@ -3,8 +3,8 @@
  * ops against the CPU reference, forward and backward, F32 and BF16:
  * activations (GELU, SiLU, sigmoid, ReLU, affine), sums (add, accumulate,
  * the broadcast add), token slices, concatenation, patches, the timestep and
- * label embeddings, row copies (rules: tests/support/cuda_compare.h). Copies must be
- * exact. Every backward starts from a nonzero gradient: ops must add.
+ * label embeddings, row copies, the early-exit scores (row mean, cosine
+ * distance) (rules: tests/support/cuda_compare.h). Copies must be exact. Every backward starts from a nonzero gradient: ops must add.
  */
 #include <criterion/criterion.h>
 #include <string.h>

@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -598,4 +599,44 @@ Test(ops_core, row_cosine_distance)
     }
     cr_expect(fabs(score[6] - (1 - pc / sqrt(pp * cc))) < 1e-6, "generic row: %g", score[6]);
     free(prev), free(cur);
+
+    /* rows past CPU_PARALLEL_MIN in all: the threaded loop, the same bits on one thread */
+    enum { BR = 6, BN = 65 * 128 };
+    float *a = uniform(BR * BN, -1, 1), *b = uniform(BR * BN, -1, 1), many[BR], one[BR];
+    op_row_cosine_distance(&ctx, tensor1(many, DT_F32, BR), tensor3(a, DT_F32, BR, 65, 128),
+                           tensor3(b, DT_F32, BR, 65, 128));
+    Ctx one_thread;
+    ctx_init_cpu(&one_thread, 1);
+    op_row_cosine_distance(&one_thread, tensor1(one, DT_F32, BR), tensor3(a, DT_F32, BR, 65, 128),
+                           tensor3(b, DT_F32, BR, 65, 128));
+    ctx_destroy(&one_thread);
+    cr_expect(memcmp(many, one, sizeof many) == 0, "thread count changed the bits");
+    free(a), free(b);
+}
+
+/* the exit scores' front door: out one F32 score a row; a and b alike */
+Test(ops_core, row_scores_refuse_a_short_out, .signal = SIGABRT)
+{
+    float x[6] = {0}, out[2];
+    op_row_mean(&ctx, tensor1(out, DT_F32, 2), tensor2(x, DT_F32, 3, 2));
+}
+
+Test(ops_core, row_mean_refuses_bf16, .signal = SIGABRT)
+{
+    uint16_t x[6] = {0};
+    float out[3];
+    op_row_mean(&ctx, tensor1(out, DT_F32, 3), tensor2(x, DT_BF16, 3, 2));
+}
+
+Test(ops_core, row_cosine_distance_refuses_unlike_rows, .signal = SIGABRT)
+{
+    float a[6] = {0}, b[6] = {0}, out[3];
+    op_row_cosine_distance(&ctx, tensor1(out, DT_F32, 3), tensor2(a, DT_F32, 3, 2), tensor2(b, DT_F32, 2, 3));
+}
+
+Test(ops_core, row_cosine_distance_refuses_bf16_on_the_cpu, .signal = SIGABRT)
+{
+    uint16_t a[6] = {0}, b[6] = {0};
+    float out[3];
+    op_row_cosine_distance(&ctx, tensor1(out, DT_F32, 3), tensor2(a, DT_BF16, 3, 2), tensor2(b, DT_BF16, 3, 2));
 }

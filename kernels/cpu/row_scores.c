@@ -17,12 +17,9 @@
 
 #define LANES 8
 
-/* the elements of one row: everything past the first dimension */
-static int64_t row_length(Tensor t) { return t.shape[0] > 0 ? tensor_numel(t) / t.shape[0] : 0; }
-
 void cpu_row_mean(Ctx *ctx, Tensor out, Tensor in)
 {
-    int64_t R = in.shape[0], n = row_length(in);
+    int64_t R = in.shape[0], n = tensor_item_numel(in);
     const float *x = tensor_f32(in);  // x is (R, n)
     float *y = tensor_f32(out);       // y is (R)
     #pragma omp parallel for num_threads(cpu_threads(ctx)) if (R * n > CPU_PARALLEL_MIN) schedule(static)
@@ -35,7 +32,7 @@ void cpu_row_mean(Ctx *ctx, Tensor out, Tensor in)
 
 void cpu_row_cosine_distance(Ctx *ctx, Tensor out, Tensor a, Tensor b)
 {
-    int64_t R = a.shape[0], n = row_length(a);
+    int64_t R = a.shape[0], n = tensor_item_numel(a);
     const float *pa = tensor_f32(a), *pb = tensor_f32(b);  // pa, pb are (R, n)
     float *y = tensor_f32(out);                            // y is (R)
     #pragma omp parallel for num_threads(cpu_threads(ctx)) if (R * n > CPU_PARALLEL_MIN) schedule(static)

@@ -19,7 +19,8 @@
  *                         order.
  *   cuda_channel_sum<NV>: per channel c of an NCHW tensor [B, C, N], the sum
  *                         over (b, i) in F64, then f.finish(c, sums) (conv
- *                         and BatchNorm parameter gradients): one block per
+ *                         and BatchNorm parameter gradients; with B = 1, the
+ *                         early-exit scores of each row): one block per
  *                         channel.
  * Workspaces come from the caller (an op carves all its scratch at once, see
  * cuda_common.h): cuda_*_workspace_bytes() says how much.
@@ -166,7 +167,10 @@ __global__ void channel_sum_kernel(int64_t B, int64_t C, int64_t N, F f)
     int64_t c = blockIdx.x;
     double acc[NV];
     for (int v = 0; v < NV; v++) acc[v] = 0.0;
-    for (int64_t j = threadIdx.x; j < B * N; j += blockDim.x) f(j / N, c, j % N, acc);
+    if (B == 1)   /* a row of its own (the exit scores): no 64-bit division per element */
+        for (int64_t j = threadIdx.x; j < N; j += blockDim.x) f(0, c, j, acc);
+    else
+        for (int64_t j = threadIdx.x; j < B * N; j += blockDim.x) f(j / N, c, j % N, acc);
     double sums[NV];
     for (int v = 0; v < NV; v++) sums[v] = block_sum(acc[v]);
     if (threadIdx.x == 0) f.finish(c, sums);

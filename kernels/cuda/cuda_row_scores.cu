@@ -45,7 +45,7 @@ void cuda_row_mean(Ctx *ctx, Tensor out, Tensor in)
     const char *op = "row_mean";
     cuda_need_f32(op, "out", out), cuda_need_f32(op, "in", in);
     int64_t R = in.shape[0];
-    RowMean f = {(const float *)in.data, (float *)out.data, tensor_numel(in) / R};
+    RowMean f = {(const float *)in.data, (float *)out.data, tensor_item_numel(in)};
     cuda_channel_sum<1>(ctx, 1, R, f.n, f);
 }
 
@@ -54,6 +54,6 @@ void cuda_row_cosine_distance(Ctx *ctx, Tensor out, Tensor a, Tensor b)
     const char *op = "row_cosine_distance";
     cuda_need_f32(op, "out", out);
     int64_t R = a.shape[0];
-    RowCosineDistance f = {cuda_in(op, a), cuda_in(op, b), (float *)out.data, tensor_numel(a) / R};
+    RowCosineDistance f = {cuda_in(op, a), cuda_in(op, b), (float *)out.data, tensor_item_numel(a)};
     cuda_channel_sum<3>(ctx, 1, R, f.n, f);
 }
