@@ -450,7 +450,8 @@ gpu-bundle: $(BUILD)/deediff $(BUILD)/deediff-tests $(BUILD)/bench_cuda_ops
 # (tests/cuda_emu/emu_check.sh). Needs no GPU and no nvcc; the CUDA kernels
 # themselves never run.
 EMU_OBJ = $(BUILD)/obj/tests/cuda_emu/emu.o $(BUILD)/obj/tests/cuda_emu/emu_rules.o $(BUILD)/obj/gen/emu_ops.o
-EMU_WRAP = -Wl,--wrap=ctx_init_cuda -Wl,--wrap=ctx_cuda_available
+# (-rdynamic: the emulator's fault backtraces name our functions)
+EMU_WRAP = -Wl,--wrap=ctx_init_cuda -Wl,--wrap=ctx_cuda_available -rdynamic
 
 # the emulator's wrapper of every op, from the table itself
 $(BUILD)/gen/emu_ops.c: kernels/op_table.h tests/cuda_emu/gen_ops.awk

@@ -19,6 +19,7 @@
 #include "kernels/errors.h"
 #include "kernels/op_coverage.h"
 #include "tests/support/cuda_compare.h"
+#include "tests/support/cuda_composed.h"
 
 /* ---- contexts and the table ------------------------------------------------------ */
 
@@ -38,14 +39,6 @@ Test(cuda, init_fails_cleanly_without_device)
                   "want a one-line message, got '%s'", err_msg());
     }
 }
-
-/* the optional entries the CUDA table leaves to ops.c's composition, each
-   for a stated reason (kernels/cuda/NOTES.md); every other one is filled */
-static const char *const cuda_composed[] = {
-    "linear_gelu_forward",  /* erf GELU: no cuBLASLt epilogue, the composition is the best form */
-    "conv2d_relu_forward",  /* im2col + GEMM, then ReLU: no fused conv yet */
-    NULL,
-};
 
 static int cuda_leaves_composed(const char *name)
 {

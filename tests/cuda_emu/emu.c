@@ -33,8 +33,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kernels/cpu/cpu_bf16.h"
 #include "kernels/errors.h"
+#include "kernels/op_coverage.h"
 #include "tests/cuda_emu/emu.h"
+#include "tests/support/cuda_composed.h"
 
 #ifdef DEEDIFF_CUDA
 #error "the CUDA emulator replaces the CUDA backend: build it with CUDA=0 (make emu-check)"
@@ -193,23 +196,6 @@ static void e_destroy(Ctx *ctx)
 
 /* ---- one op call: BF16 seen as F32 --------------------------------------------- */
 
-static inline uint16_t bf16_of(float f)   /* round to nearest even, as __float2bfloat16_rn */
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* a quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-static inline float f32_of(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 void emu_begin(EmuCall *c, Ctx *ctx, const char *op)
 {
     memset(c, 0, sizeof *c);
@@ -245,7 +231,7 @@ Tensor emu_tensor(EmuCall *c, Tensor t, int idx, const Tensor *args)
         e->host_bf16 = h;
         e->orig = xmalloc((size_t)(n ? n : 1) * 4);
         const uint16_t *s = h;
-        for (int64_t i = 0; i < n; i++) e->tmp[i] = e->orig[i] = f32_of(s[i]);
+        for (int64_t i = 0; i < n; i++) e->tmp[i] = e->orig[i] = cpu_f32_from_bf16(s[i]);
         t.data = e->tmp, t.dtype = DT_F32;
         return t;
     }
@@ -254,7 +240,7 @@ Tensor emu_tensor(EmuCall *c, Tensor t, int idx, const Tensor *args)
         EmuTmp *e = new_tmp(c, n);
         e->readonly = 1;
         const float *s = h;
-        for (int64_t i = 0; i < n; i++) e->tmp[i] = f32_of(bf16_of(s[i]));
+        for (int64_t i = 0; i < n; i++) e->tmp[i] = cpu_f32_from_bf16(cpu_bf16_from_f32(s[i]));
         t.data = e->tmp;
     }
     return t;
@@ -269,7 +255,7 @@ void emu_end(EmuCall *c)
         if (!e->readonly) {
             uint16_t *d = e->host_bf16;
             for (int64_t i = 0; i < e->n; i++)
-                if (memcmp(&e->tmp[i], &e->orig[i], 4)) d[i] = bf16_of(e->tmp[i]);
+                if (memcmp(&e->tmp[i], &e->orig[i], 4)) d[i] = cpu_bf16_from_f32(e->tmp[i]);
         }
         free(e->tmp);
         free(e->orig);
@@ -364,9 +350,9 @@ int __wrap_ctx_init_cuda(Ctx *ctx, int device)
         conv2d_backward_wrapped = emu_table.conv2d_backward;
         emu_table.conv2d_backward = conv2d_backward_op;
         /* what kernels/cuda/cuda_context.cu's cuda_op_table leaves to
-           ops.c's composition (tests/test_cuda_ops.c checks that list) */
-        emu_table.linear_gelu_forward = NULL;
-        emu_table.conv2d_relu_forward = NULL;
+           ops.c's composition (the list tests/test_cuda_ops.c checks) */
+        for (int i = 0; cuda_composed[i]; i++)
+            *(void **)((char *)&emu_table + op_entry_find(cuda_composed[i])->offset) = NULL;
     }
     EmuState *s = xcalloc(1, sizeof *s);
     ctx_init_cpu(&s->inner, 0);

@@ -92,8 +92,17 @@ step_bf16() {
     awk -v a="$fd_cpu" -v b="$fd_emu" -v c="$lr_cpu" -v d="$lr_emu" \
         'BEGIN { e = (b - a) / a; f = d - c; exit !(e < 0.05 && e > -0.05 && f < 0.05 && f > -0.05) }' ||
         { fail bf16 "FD-FMNIST-128 $fd_emu vs the CPU's $fd_cpu, layers ratio $lr_emu vs $lr_cpu: too far"; return; }
+    # the baselines' rules on BF16 states (CALM's cosine reads BF16 hidden states)
+    local spec methods=""
+    for spec in fmnist-berxit:0.1 fmnist-calm:0.035 fmnist-calm-meta:0.1; do
+        "$emu" sample --model "results/weights/${spec%:*}.safetensors" --threshold "${spec#*:}" --sampler dpm \
+            --steps 10 --n 64 --batch 64 --backend cuda --out "$tmp/bf16" > "$tmp/emu.log" 2>&1 ||
+            { fail bf16 "${spec%:*} sampling on the emulated device" "$tmp/emu.log"; return; }
+        grep -q '^exits.*| block ' "$tmp/emu.log" || { fail bf16 "${spec%:*}: no image left early" "$tmp/emu.log"; return; }
+        methods="$methods ${spec%:*}"
+    done
     echo "emu-check: bf16: FD-FMNIST-128 $fd_emu (CPU $fd_cpu), layers ratio $lr_emu (CPU $lr_cpu)," \
-         "$rows rows_copy calls"
+         "$rows rows_copy calls; exits on BF16 states:$methods"
 }
 
 # ---- tests --------------------------------------------------------------------------
