@@ -7,6 +7,7 @@
  *     naive double-precision product on odd shapes: every transpose pair,
  *     M, N or K of 1, 65 tokens (U-ViT's 64 patches + 1), row strides wider
  *     than the matrix, alpha and beta, beta = 0 over NaN, K = 0;
+ *   - the tiles schedule's packed blocks (cpu_matmul.h) likewise;
  *   - the OpenBLAS core-type rule, and the library auto picks, on tables of
  *     CPU flag sets;
  *   - provenance lines, the environment bookkeeping, the DEEDIFF_GEMM
@@ -23,6 +24,7 @@
 
 #include "harness/bench/bench_util.h"
 #include "kernels/cpu/cpu_gemm.h"
+#include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/cpu_startup.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/gradcheck.h"
@@ -205,6 +207,38 @@ Test(cpu_gemm, products_on_one_thread_use_the_one_thread_library)
     cr_assert(!memcmp(got[1], want[1], sizeof got[1]), "one-thread product: not oneDNN's bits");
     free(A);
     free(B);
+}
+
+/* the tiles schedule's packed blocks (cpu_matmul.h) against double loops,
+   on one thread of a parallel region as a piece's worker runs them: taken
+   exactly when that thread's products go through oneDNN */
+Test(cpu_gemm, packed_blocks_match_double)
+{
+    static const int64_t shapes[][3] = {{17, 65, 33}, {128, 384, 128}, {40, 7, 513}, {3, 1, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t R = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *in = malloc(sizeof(float) * (size_t)(R * K)), *w = malloc(sizeof(float) * (size_t)(N * K));
+        float *d = malloc(sizeof(float) * (size_t)(R * N));
+        fill_uniform(in, R * K, -1, 1, 21);
+        fill_uniform(w, N * K, -1, 1, 22);
+        int taken = -1;
+        #pragma omp parallel num_threads(2)
+        if (omp_get_thread_num() == 0) {
+            CpuMatmul mm;
+            taken = cpu_matmul_begin(&mm, w, R, N, K);
+            if (taken) cpu_matmul_block(&mm, in, d);
+        }
+        cr_assert_eq(taken, cpu_gemm_library_one_thread() == GEMM_ONEDNN, "packed path taken: %d", taken);
+        for (int64_t i = 0; taken && i < R; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double want = 0;
+                for (int64_t k = 0; k < K; k++) want += (double)in[i * K + k] * w[j * K + k];
+                cr_assert(fabs(d[i * N + j] - want) <= 4e-7 * (K + 4) * (1 + fabs(want)),
+                          "%lldx%lldx%lld: d[%lld,%lld] = %.9g, want %.9g", (long long)R, (long long)N,
+                          (long long)K, (long long)i, (long long)j, d[i * N + j], want);
+            }
+        free(in), free(w), free(d);
+    }
 }
 
 Test(cpu_gemm, bad_library_name_exits_2, .exit_code = 2)

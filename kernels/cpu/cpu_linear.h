@@ -20,6 +20,9 @@
  *          thread-team wake-up per layer instead of three, and no pass
  *          over out in memory after the GEMM. Measured on U-ViT's small shapes (M 1600,
  *          N*K 16-64 Ki floats, Zen 5): as fast as the threaded GEMM alone.
+ *          Where oneDNN makes a thread's products, the full blocks run
+ *          oneDNN's matmul on w packed once per call (cpu_matmul.h), the
+ *          last shorter block cpu_sgemm.
  *   whole  larger weights (U-ViT-S/2: 0.25-1 Mi floats): one threaded
  *          GEMM, then the bias, residual or GELU pass; repacking 4 MB of
  *          weights for every block would cost more than the passes save.

@@ -18,6 +18,7 @@
 #include "cpu_gelu.h"
 #include "cpu_gemm.h"
 #include "cpu_linear.h"
+#include "cpu_matmul.h"
 #include "cpu_ops.h"
 #include "cpu_parallel.h"
 
@@ -89,9 +90,12 @@ static void finish_rows(float *out, float *d, const CpuLinearEpilogue *e, int64_
 static void tile_rows_run(float *out, float *d, const float *in, const float *w, int64_t N, int64_t K,
                           const CpuLinearEpilogue *e, int64_t lo, int64_t hi, int64_t rows)
 {
+    CpuMatmul mm;   /* w packed once for every full block, when oneDNN makes them (cpu_matmul.h) */
+    int packed = hi - lo >= rows && cpu_matmul_begin(&mm, w, rows, N, K);
     for (int64_t r0 = lo; r0 < hi; r0 += rows) {
         int64_t r1 = hi - r0 < rows ? hi : r0 + rows;
-        cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, 0.0f, d + r0 * N, N);
+        if (packed && r1 - r0 == rows) cpu_matmul_block(&mm, in + r0 * K, d + r0 * N);
+        else cpu_sgemm(GEMM_N, GEMM_T, r1 - r0, N, K, 1.0f, in + r0 * K, K, w, K, 0.0f, d + r0 * N, N);
         finish_rows(out, d, e, N, r0, r1);
     }
 }
