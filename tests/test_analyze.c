@@ -9,6 +9,7 @@
  * flags exit 2 with one line and write no database.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,11 @@ Test(analyze, stores_every_figure)
                                "(y < 0 OR y > 1)"), 0);
     cr_expect_gt(db_number(db, "SELECT MAX(y) - MIN(y) FROM figure_points WHERE series = 'map eval 3 block 0 image 0'"),
                  0);
+    // a mean is its maps' mean (evaluation 3: the fourth largest t, time running down)
+    double mean3 = db_number(db, "SELECT y FROM figure_points WHERE figure = 'fig4_uncertainty' AND "
+                                 "series = 'mean block 2' ORDER BY x DESC LIMIT 1 OFFSET 3");
+    double maps3 = db_number(db, "SELECT AVG(y) FROM figure_points WHERE series LIKE 'map eval 3 block 2 image %'");
+    cr_expect(maps3 > 0 && fabs(mean3 - maps3) <= 1e-6 * maps3, "mean %.9g against its maps' %.9g", mean3, maps3);
     // fig 6: threshold 0 is the full model bit for bit; threshold 1 (every image at exit 0) is not
     cr_expect_eq(points("fig6_error_accumulation", "threshold 0"), EVALS);
     cr_expect_eq(db_number(db, "SELECT MAX(ABS(y)) FROM figure_points WHERE series = 'threshold 0'"), 0);

@@ -31,7 +31,8 @@ typedef struct {
     const AnalyzeSampling *s;
     ProbeResult *r;
     float *g, *u;               /* backend [batch, C, H, W]: one exit's prediction and map */
-    float *u_host;              /* host [C, H, W] */
+    float *u_mean;              /* backend [batch]: each map's mean, DeeDiff's exit score */
+    float *score;               /* host [batch] */
 } ProbePredictor;
 
 /* the index of eval in maps_at, or -1 */
@@ -42,20 +43,18 @@ static int map_slot(const ProbeResult *r, int eval)
     return -1;
 }
 
-/* image id's map u_row[C,H,W] (backend) of exit `exit` at evaluation eval:
-   its mean into map_mean, the map itself into maps at a chosen evaluation */
-static void record_map(Ctx *ctx, ProbePredictor *p, int eval, int exit, int64_t id, const float *u_row)
+/* image id's map u_row[C,H,W] (backend) of exit `exit` at evaluation eval,
+   whose mean is `mean` (op_row_mean: the score early exit compares): the
+   mean into map_mean, the map itself into maps at a chosen evaluation */
+static void record_map(Ctx *ctx, ProbePredictor *p, int eval, int exit, int64_t id, const float *u_row, float mean)
 {
     ProbeResult *r = p->r;
     int64_t chw = r->chw;
-    ctx_download(ctx, p->u_host, u_row, (size_t)chw * sizeof(float));
-    double sum = 0;
-    for (int64_t j = 0; j < chw; j++) sum += p->u_host[j];
-    r->map_mean[(size_t)eval * r->exits + exit] += sum / (double)chw / r->map_images;
+    r->map_mean[(size_t)eval * r->exits + exit] += (double)mean / r->map_images;
     int slot = map_slot(r, eval);
     if (slot >= 0)
-        memcpy(r->maps + (((size_t)slot * r->exits + exit) * r->map_images + id) * chw, p->u_host,
-               (size_t)chw * sizeof(float));
+        ctx_download(ctx, r->maps + (((size_t)slot * r->exits + exit) * r->map_images + id) * chw, u_row,
+                     (size_t)chw * sizeof(float));
 }
 
 static int probe_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double *t, Conditioning cond,
@@ -81,8 +80,10 @@ static int probe_predict(NoisePredictor *self, Ctx *ctx, Tensor x, const double 
     for (int i = 0; i < r->exits; i++) {
         method_probe(s->me, ctx, s->m, p->den.acts, i, t, net_t, g, u);
         r->layer_mse[(size_t)eval * r->exits + i] += (double)op_mse_forward(ctx, g, eps_out) * B / s->n;
+        op_row_mean(ctx, tensor1(p->u_mean, DT_F32, B), u);
+        ctx_download(ctx, p->score, p->u_mean, (size_t)B * sizeof(float));
         for (int64_t b = 0; b < B; b++)
-            if (ids[b] < r->map_images) record_map(ctx, p, eval, i, ids[b], p->u + b * chw);
+            if (ids[b] < r->map_images) record_map(ctx, p, eval, i, ids[b], p->u + b * chw, p->score[b]);
     }
     return 0;
 }
@@ -111,9 +112,11 @@ int analyze_probe_run(Ctx *ctx, const AnalyzeSampling *s, int map_images, const 
     p.base = (NoisePredictor){.predict = probe_predict, .state = &p, .max_batch = s->batch};
     p.g = ctx_alloc(ctx, (size_t)s->batch * chw * sizeof(float));
     p.u = ctx_alloc(ctx, (size_t)s->batch * chw * sizeof(float));
-    p.u_host = xmalloc(chw * sizeof(float));
+    p.u_mean = ctx_alloc(ctx, (size_t)s->batch * sizeof(float));
+    p.score = xmalloc((size_t)s->batch * sizeof(float));
     int rc = sample_run(ctx, &p.base, s->sc, C, H, H, s->n, s->ids, s->labels, r->final);
-    free(p.u_host);
+    free(p.score);
+    ctx_free(ctx, p.u_mean);
     ctx_free(ctx, p.u);
     ctx_free(ctx, p.g);
     uvit_denoiser_destroy(&p.den, ctx);
