@@ -110,29 +110,6 @@ static void drop(ConvPlan *p)
     free(p);
 }
 
-static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-/* runs prim on (from -> to) or the convolution's arguments, with its scratchpad */
-static void run(dnnl_primitive_t prim, dnnl_exec_arg_t *args, int n, const dnnl_memory_desc_t *pad,
-                size_t pad_bytes, void *pad_ptr)
-{
-    dnnl_memory_t pm = NULL;
-    if (pad_bytes) {
-        DNNL_OK(dnnl_memory_create(&pm, pad, cpu_dnnl_engine(), pad_ptr), "a scratchpad");
-        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pm};
-    }
-    DNNL_OK(dnnl_primitive_execute(prim, cpu_dnnl_stream(), n, args), "dnnl_primitive_execute");
-    DNNL_OK(dnnl_stream_wait(cpu_dnnl_stream()), "dnnl_stream_wait");
-    if (pm) dnnl_memory_destroy(pm);
-}
-
-static dnnl_memory_t mem(const dnnl_memory_desc_t *md, void *ptr)
-{
-    dnnl_memory_t m;
-    DNNL_OK(dnnl_memory_create(&m, md, cpu_dnnl_engine(), ptr), "dnnl_memory_create");
-    return m;
-}
-
 void cpu_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b, Conv2dParams cp)
 {
     // in is (B,Ci,H,W), w is (Co,Ci,kh,kw), b is (Co) or none, out is (B,Co,Ho,Wo)
@@ -147,24 +124,24 @@ void cpu_conv2d_relu_forward(Ctx *ctx, Tensor out, Tensor in, Tensor w, Tensor b
     ConvPlan *p = cpu_dnnl_plan(&k, sizeof k, build, &keep);
     size_t pad_max = 0;
     for (int i = 0; i < 4; i++) pad_max = p->pad_bytes[i] > pad_max ? p->pad_bytes[i] : pad_max;
-    char *s = cpu_dnnl_scratch(up64(p->src_bytes) + up64(p->dst_bytes) + up64(p->w_bytes) + up64(pad_max));
-    char *src = s, *dst = src + up64(p->src_bytes), *wf = dst + up64(p->dst_bytes), *pad = wf + up64(p->w_bytes);
-    dnnl_memory_t m_in = mem(&p->in, in.data), m_src = mem(&p->src, src), m_dst = mem(&p->dst, dst);
-    dnnl_memory_t m_out = mem(&p->out, out.data), m_w = mem(&p->w, w.data), m_wf = mem(&p->wfmt, wf);
-    dnnl_memory_t m_b = k.bias ? mem(&p->b, b.data) : NULL;
+    char *s = cpu_dnnl_scratch(cpu_dnnl_up64(p->src_bytes) + cpu_dnnl_up64(p->dst_bytes) + cpu_dnnl_up64(p->w_bytes) + cpu_dnnl_up64(pad_max));
+    char *src = s, *dst = src + cpu_dnnl_up64(p->src_bytes), *wf = dst + cpu_dnnl_up64(p->dst_bytes), *pad = wf + cpu_dnnl_up64(p->w_bytes);
+    dnnl_memory_t m_in = cpu_dnnl_memory(&p->in, in.data), m_src = cpu_dnnl_memory(&p->src, src), m_dst = cpu_dnnl_memory(&p->dst, dst);
+    dnnl_memory_t m_out = cpu_dnnl_memory(&p->out, out.data), m_w = cpu_dnnl_memory(&p->w, w.data), m_wf = cpu_dnnl_memory(&p->wfmt, wf);
+    dnnl_memory_t m_b = k.bias ? cpu_dnnl_memory(&p->b, b.data) : NULL;
     dnnl_exec_arg_t a[5];
     a[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, m_in}, a[1] = (dnnl_exec_arg_t){DNNL_ARG_TO, m_src};
-    run(p->to_nhwc, a, 2, &p->pad[1], p->pad_bytes[1], pad);
+    cpu_dnnl_run(p->to_nhwc, a, 2, &p->pad[1], pad);
     a[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, m_w}, a[1] = (dnnl_exec_arg_t){DNNL_ARG_TO, m_wf};
-    run(p->to_wfmt, a, 2, &p->pad[2], p->pad_bytes[2], pad);
+    cpu_dnnl_run(p->to_wfmt, a, 2, &p->pad[2], pad);
     int n = 0;
     a[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, m_src};
     a[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, m_wf};
     if (m_b) a[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, m_b};
     a[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, m_dst};
-    run(p->conv, a, n, &p->pad[0], p->pad_bytes[0], pad);
+    cpu_dnnl_run(p->conv, a, n, &p->pad[0], pad);
     a[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, m_dst}, a[1] = (dnnl_exec_arg_t){DNNL_ARG_TO, m_out};
-    run(p->to_nchw, a, 2, &p->pad[3], p->pad_bytes[3], pad);
+    cpu_dnnl_run(p->to_nchw, a, 2, &p->pad[3], pad);
     dnnl_memory_t ms[] = {m_in, m_src, m_dst, m_out, m_w, m_wf, m_b};
     for (int i = 0; i < 7; i++)
         if (ms[i]) dnnl_memory_destroy(ms[i]);

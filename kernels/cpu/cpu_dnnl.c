@@ -57,6 +57,29 @@ void *cpu_dnnl_plan(const void *key, size_t key_bytes, void *(*build)(const void
     return plan;
 }
 
+dnnl_memory_t cpu_dnnl_memory(const dnnl_memory_desc_t *md, void *ptr)
+{
+    dnnl_memory_t m;
+    DNNL_OK(dnnl_memory_create(&m, md, cpu_dnnl_engine(), ptr), "dnnl_memory_create");
+    return m;
+}
+
+void cpu_dnnl_run(dnnl_primitive_t prim, const dnnl_exec_arg_t *args, int n, const dnnl_memory_desc_t *pad,
+                  void *pad_ptr)
+{
+    dnnl_exec_arg_t all[9];
+    CHECK(n >= 0 && n <= 8, "cpu_dnnl_run: %d arguments", n);
+    memcpy(all, args, (size_t)n * sizeof *all);
+    dnnl_memory_t pm = NULL;
+    if (pad && dnnl_memory_desc_get_size(pad) > 0) {
+        pm = cpu_dnnl_memory(pad, pad_ptr);
+        all[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pm};
+    }
+    DNNL_OK(dnnl_primitive_execute(prim, cpu_dnnl_stream(), n, all), "dnnl_primitive_execute");
+    DNNL_OK(dnnl_stream_wait(cpu_dnnl_stream()), "dnnl_stream_wait");
+    if (pm) dnnl_memory_destroy(pm);
+}
+
 void *cpu_dnnl_scratch(size_t bytes)
 {
     static _Thread_local void *buf;

@@ -38,4 +38,16 @@ void *cpu_dnnl_plan(const void *key, size_t key_bytes, void *(*build)(const void
    (one buffer per thread, reused by every call on it) */
 void *cpu_dnnl_scratch(size_t bytes);
 
+/* bytes rounded up to whole 64-byte lines (carving scratch into parts) */
+static inline size_t cpu_dnnl_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+/* a memory object of descriptor md over ptr; the caller destroys it */
+dnnl_memory_t cpu_dnnl_memory(const dnnl_memory_desc_t *md, void *ptr);
+
+/* runs prim with args[0..n) (n <= 8) on this thread's stream and waits;
+   when the descriptor pad (a user scratchpad) has bytes, pad_ptr is passed
+   as DNNL_ARG_SCRATCHPAD. pad may be NULL.                                */
+void cpu_dnnl_run(dnnl_primitive_t prim, const dnnl_exec_arg_t *args, int n, const dnnl_memory_desc_t *pad,
+                  void *pad_ptr);
+
 #endif

@@ -88,14 +88,9 @@ void cpu_gemm_bf16(GemmTrans ta, GemmTrans tb, int64_t M, int64_t N, int64_t K, 
     dnnl_primitive_t prim = cpu_dnnl_plan(&p, sizeof p, build, &keep);
     dnnl_memory_desc_t ad, bd, cd;
     descs(&p, &ad, &bd, &cd);
-    dnnl_memory_t am, bm, cm;
-    dnnl_engine_t eng = cpu_dnnl_engine();
-    DNNL_OK(dnnl_memory_create(&am, &ad, eng, a16), "the A memory");
-    DNNL_OK(dnnl_memory_create(&bm, &bd, eng, b16), "the B memory");
-    DNNL_OK(dnnl_memory_create(&cm, &cd, eng, C), "the C memory");
+    dnnl_memory_t am = cpu_dnnl_memory(&ad, a16), bm = cpu_dnnl_memory(&bd, b16), cm = cpu_dnnl_memory(&cd, C);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
-    DNNL_OK(dnnl_primitive_execute(prim, cpu_dnnl_stream(), 3, args), "dnnl_primitive_execute");
-    DNNL_OK(dnnl_stream_wait(cpu_dnnl_stream()), "dnnl_stream_wait");
+    cpu_dnnl_run(prim, args, 3, NULL, NULL);
     dnnl_memory_destroy(am), dnnl_memory_destroy(bm), dnnl_memory_destroy(cm);
     if (!keep) dnnl_primitive_destroy(prim);
 }

@@ -52,7 +52,7 @@ static void *build(const void *key)
             "the weights' reorder descriptor");
     p->reorder_pad = *dnnl_primitive_desc_query_md(rpd, dnnl_query_scratchpad_md, 0);
     DNNL_OK(dnnl_primitive_create(&p->reorder, rpd), "the weights' reorder");
-    p->packed_bytes = (dnnl_memory_desc_get_size(&p->packed_w) + 63) & ~(size_t)63;
+    p->packed_bytes = cpu_dnnl_up64(dnnl_memory_desc_get_size(&p->packed_w));
     p->scratch_bytes = larger(dnnl_memory_desc_get_size(&p->matmul_pad), dnnl_memory_desc_get_size(&p->reorder_pad));
     dnnl_primitive_desc_destroy(rpd);
     dnnl_primitive_desc_destroy(pd);
@@ -67,56 +67,43 @@ static void drop(CpuMatmulPlan *p)
     free(p);
 }
 
-/* one operand of a primitive: its argument, descriptor and data */
-typedef struct {
-    int arg;
-    const dnnl_memory_desc_t *md;
-    void *data;
-} Operand;
-
-/* executes prim on this thread's stream; a scratchpad of no bytes is left out */
-static void run(dnnl_primitive_t prim, const Operand *op, int n)
+/* prim on args[0..n), whose memory objects are destroyed after it, with
+   the scratchpad `pad` at scratch */
+static void run(dnnl_primitive_t prim, dnnl_exec_arg_t *args, int n, const dnnl_memory_desc_t *pad, void *scratch)
 {
-    dnnl_memory_t mem[4];
-    dnnl_exec_arg_t args[4];
-    int used = 0;
-    for (int i = 0; i < n; i++) {
-        if (dnnl_memory_desc_get_size(op[i].md) == 0) continue;
-        DNNL_OK(dnnl_memory_create(&mem[used], op[i].md, cpu_dnnl_engine(), op[i].data), "a matmul memory");
-        args[used] = (dnnl_exec_arg_t){op[i].arg, mem[used]};
-        used++;
-    }
-    DNNL_OK(dnnl_primitive_execute(prim, cpu_dnnl_stream(), used, args), "dnnl_primitive_execute");
-    DNNL_OK(dnnl_stream_wait(cpu_dnnl_stream()), "dnnl_stream_wait");
-    for (int i = 0; i < used; i++) dnnl_memory_destroy(mem[i]);
+    cpu_dnnl_run(prim, args, n, pad, scratch);
+    for (int i = 0; i < n; i++) dnnl_memory_destroy(args[i].memory);
 }
 
 int cpu_matmul_begin(CpuMatmul *mm, const float *w, int64_t rows, int64_t N, int64_t K)
 {
+    /* once cpu_dnnl's table is full, every new shape would be a plan built
+       (milliseconds of JIT) for one call: the path stays off from then on */
+    static int table_full;
     GemmLibrary lib = cpu_gemm_library_for(cpu_gemm_threads_here(), cpu_gemm_library(), cpu_gemm_library_one_thread());
-    if (lib != GEMM_ONEDNN || rows <= 0 || N <= 0 || K <= 0) return 0;
+    if (lib != GEMM_ONEDNN || rows <= 0 || N <= 0 || K <= 0 || __atomic_load_n(&table_full, __ATOMIC_RELAXED))
+        return 0;
     Shape s = {rows, N, K};
     int keep;
     CpuMatmulPlan *p = cpu_dnnl_plan(&s, sizeof s, build, &keep);
-    if (!keep) {   /* a full table: cpu_sgemm, not a primitive built for each call (milliseconds of JIT) */
+    if (!keep) {
+        __atomic_store_n(&table_full, 1, __ATOMIC_RELAXED);
         drop(p);
         return 0;
     }
     char *buf = cpu_dnnl_scratch(p->packed_bytes + p->scratch_bytes);
     mm->plan = p, mm->packed = buf, mm->scratch = buf + p->packed_bytes;
-    Operand op[3] = {{DNNL_ARG_FROM, &p->plain_w, (void *)w},
-                     {DNNL_ARG_TO, &p->packed_w, mm->packed},
-                     {DNNL_ARG_SCRATCHPAD, &p->reorder_pad, mm->scratch}};
-    run(p->reorder, op, 3);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, cpu_dnnl_memory(&p->plain_w, (void *)w)},
+                               {DNNL_ARG_TO, cpu_dnnl_memory(&p->packed_w, mm->packed)}};
+    run(p->reorder, args, 2, &p->reorder_pad, mm->scratch);
     return 1;
 }
 
 void cpu_matmul_block(const CpuMatmul *mm, const float *in, float *d)
 {
     const CpuMatmulPlan *p = mm->plan;
-    Operand op[4] = {{DNNL_ARG_SRC, &p->src, (void *)in},
-                     {DNNL_ARG_WEIGHTS, &p->packed_w, mm->packed},
-                     {DNNL_ARG_DST, &p->dst, d},
-                     {DNNL_ARG_SCRATCHPAD, &p->matmul_pad, mm->scratch}};
-    run(p->matmul, op, 4);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, cpu_dnnl_memory(&p->src, (void *)in)},
+                               {DNNL_ARG_WEIGHTS, cpu_dnnl_memory(&p->packed_w, mm->packed)},
+                               {DNNL_ARG_DST, cpu_dnnl_memory(&p->dst, d)}};
+    run(p->matmul, args, 3, &p->matmul_pad, mm->scratch);
 }

@@ -177,7 +177,7 @@ void cpu_rows_copy(Ctx *ctx, Tensor out, Tensor out_rows, Tensor in, Tensor in_r
     const int64_t *dst = tensor_present(out_rows) ? (const int64_t *)out_rows.data : NULL;
     const int64_t *src = tensor_present(in_rows) ? (const int64_t *)in_rows.data : NULL;
     int64_t n = dst ? out_rows.shape[0] : src ? in_rows.shape[0] : out.shape[0];
-    size_t row = tensor_bytes(in) / (size_t)in.shape[0];
+    size_t row = (size_t)tensor_item_numel(in) * dtype_size(in.dtype);
     char *o = out.data;
     const char *i = in.data;
     if (out.data == in.data) {

@@ -44,4 +44,4 @@ awk -v a="$size" -v t="$tree" -v o="$out" 'BEGIN { m = 1048576
     printf "%s: %.1f MiB; with the working tree (%.1f MiB) %.1f of the 64 MiB a device call carries\n",
            o, a / m, t / m, (a + t) / m }'
 [ $((size + tree)) -le $((64 << 20)) ] ||
-    { echo "gpu_bundle.sh: $out and the working tree are too large for one device call" >&2; exit 1; }
+    { echo "gpu_bundle.sh: $out and the working tree are too large for one device call" >&2; exit 2; }
