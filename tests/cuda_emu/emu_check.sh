@@ -18,7 +18,8 @@
 #               as it is, BF16: images exit at early blocks, rows_copy ran,
 #               the layers ratio is within 0.05 of the CPU's and
 #               FD-FMNIST-128 within 5% of it (a NaN image is drawn black:
-#               the distance would move far)
+#               the distance would move far); then BERxiT, CALM and
+#               CALM-meta sample on BF16 states and must exit images early
 #   tests       the tests of suite cuda (each CUDA op, the model, a
 #               training step against the CPU reference); the emulation's
 #               known failures and skips (EXPECTED_* below) are allowed by
