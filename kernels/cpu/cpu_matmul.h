@@ -10,9 +10,9 @@
  * on it. Measured on an Emerald Rapids, 2 threads, session 13: the small
  * U-ViT's layers (800 rows a thread, K 128-512, one product per core)
  * 1-17% faster than dnnl_sgemm, the reorder included; that model's forward
- * 2-17% faster (old and new in turn: `bench --quick` 3 pairs, a forward
- * loop 4 pairs), its training step within the machine's noise (-3% to
- * +16%). The block's rows are fixed per plan (a runtime row count makes
+ * loop 3.6% faster (the median of 14 runs of the old and the new build in
+ * turn, 12 of them faster), its training step unchanged within the
+ * machine's noise (8 pairs, median 1.0). The block's rows are fixed per plan (a runtime row count makes
  * oneDNN fall back to its gemm kernels), so a shorter last block goes
  * through cpu_sgemm.
  *
